@@ -1,0 +1,35 @@
+"""Connectors: one real source each. ``REGISTRY`` maps a connector type name to its module.
+
+Adding a source touches three places: its module, one line here, its tests.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from portfolio.errors import SyncError
+
+#: type name (``type = "..."`` in portfolio.toml) -> module path
+REGISTRY: dict[str, str] = {
+    "demo": "connectors.demo",
+    "focus": "connectors.focus",
+    "opencost": "connectors.opencost",
+    "prometheus": "connectors.prometheus",
+    "mlflow": "connectors.mlflow",
+    "github_issues": "connectors.github_issues",
+    "jira": "connectors.jira",
+    "pagerduty": "connectors.pagerduty",
+    "timesheet": "connectors.timesheet",
+    "outcomes_file": "connectors.outcomes_file",
+    "sql": "connectors.sql",
+}
+
+
+def load(type_name: str) -> ModuleType:
+    """The connector module registered under ``type_name``."""
+    try:
+        return importlib.import_module(REGISTRY[type_name])
+    except KeyError:
+        known = ", ".join(sorted(REGISTRY))
+        raise SyncError(f"unknown connector type {type_name!r}; known types: {known}") from None

@@ -1,0 +1,154 @@
+"""What every connector shares: the protocol, the ``Replace`` marker, the HTTP session, errors.
+
+A connector is a module with ``NAME`` (its type name in portfolio.toml) and
+``pull(config, since) -> Iterator[record]``. It yields typed records from :mod:`portfolio.records`
+(and optionally :class:`Replace` markers) and never opens a database session; :mod:`portfolio.sync`
+owns the transaction, the cursor and the SyncRun ledger. The module docstring's first line is what
+the Data health page shows.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from portfolio.config import ConnectorConfig
+from portfolio.errors import ConnectorError, InputFileError, redact
+
+__all__ = [
+    "Connector",
+    "ConnectorConfig",
+    "ConnectorError",
+    "InputFileError",
+    "Replace",
+    "Rows",
+    "get_json",
+    "http_session",
+    "paginate",
+    "safe_path",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT = (5.0, 60.0)  # (connect, read) seconds
+MAX_PAGES = 10_000
+
+
+@dataclass(frozen=True)
+class Replace:
+    """Marker a connector yields to say: "for this table, my records with ``start <= day <= end``
+    are exactly the ones I yield in this pull".
+
+    :mod:`portfolio.sync` then deletes this source's rows of that table in the window whose natural
+    key was not yielded — how a restated bill that drops a line replaces the old figures.
+    ``field`` is the date column the window applies to (``day``, or ``month`` for outcomes).
+    """
+
+    table: type
+    start: date
+    end: date
+    field: str = "day"
+
+
+@dataclass(frozen=True)
+class Rows:
+    """Many records of one table at once, as a DataFrame whose columns are the table's field names.
+
+    The bulk path for connectors that aggregate large inputs (a billing export of millions of
+    lines): no per-row model objects. ``source`` may be omitted; sync fills it in.
+    """
+
+    table: type
+    frame: Any  # pandas.DataFrame
+
+
+class Connector(Protocol):
+    """The shape of a connector module (checked by the contract test)."""
+
+    NAME: str
+
+    def pull(self, config: ConnectorConfig, since: datetime | None) -> Iterator[Any]: ...
+
+
+def safe_path(url: str) -> str:
+    """The path of a URL, without scheme, credentials, host or query: safe for an error message."""
+    return urlsplit(url).path or "/"
+
+
+def http_session(retries: int = 3, backoff: float = 0.5) -> requests.Session:
+    """A requests session with retries + backoff on 429/5xx, honouring ``Retry-After``."""
+    session = requests.Session()
+    retry = Retry(
+        total=retries,
+        connect=retries,
+        read=retries,
+        status=retries,
+        backoff_factor=backoff,
+        status_forcelist=(429, 500, 502, 503, 504),
+        allowed_methods=frozenset({"GET", "POST", "HEAD"}),
+        respect_retry_after_header=True,
+        raise_on_status=False,
+    )
+    adapter = HTTPAdapter(max_retries=retry)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    session.headers["User-Agent"] = "ml-portfolio/0.1"
+    return session
+
+
+def get_json(
+    session: requests.Session,
+    connector: str,
+    method: str,
+    url: str,
+    *,
+    secret_envs: tuple[str, ...] = (),
+    timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+    **kwargs: Any,
+) -> tuple[Any, requests.Response]:
+    """Send a request and return ``(parsed JSON, response)``.
+
+    Raises :class:`ConnectorError` naming the connector, HTTP status and URL path — never the host
+    with credentials, the query string or a token — for a source that is down, answers 4xx/5xx, or
+    answers something that is not JSON.
+    """
+    path = safe_path(url)
+    try:
+        resp = session.request(method, url, timeout=timeout, **kwargs)
+    except requests.RequestException as exc:
+        reason = type(exc).__name__
+        raise ConnectorError(connector, f"source unreachable ({reason})", path=path) from None
+    if resp.status_code in (401, 403):
+        raise ConnectorError(connector, "authentication refused: check the token variable", status=resp.status_code, path=path)
+    if resp.status_code >= 400:
+        body = redact(resp.text[:500], secret_envs).strip()
+        raise ConnectorError(connector, body or resp.reason or "error", status=resp.status_code, path=path)
+    try:
+        return resp.json(), resp
+    except ValueError:
+        raise ConnectorError(connector, "answer is not JSON", status=resp.status_code, path=path) from None
+
+
+def paginate(connector: str, first_url: str, max_pages: int = MAX_PAGES) -> Iterator[str]:
+    """Yield page URLs from a ``next_url = yield url`` style loop, guarding against loops.
+
+    Use: ``pages = paginate(...); url = next(pages); ... url = pages.send(next_url)`` — it raises
+    ConnectorError if a URL repeats or ``max_pages`` is passed.
+    """
+    seen: set[str] = set()
+    url: str | None = first_url
+    while url:
+        if url in seen:
+            raise ConnectorError(connector, "pagination loop: a page link repeats", path=safe_path(url))
+        if len(seen) >= max_pages:
+            raise ConnectorError(connector, f"more than {max_pages} pages: stopping", path=safe_path(url))
+        seen.add(url)
+        url = yield url

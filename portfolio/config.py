@@ -1,0 +1,195 @@
+"""portfolio.toml + environment: the one place settings come from.
+
+Path: ``--config``, else ``PORTFOLIO_CONFIG``, else ``./portfolio.toml``. ``PORTFOLIO_DB_URL``
+overrides ``database_url``. Secrets are never in the file: a key ending in ``_env`` names an
+environment variable (``token_env = "GITHUB_TOKEN"``), read with :meth:`ConnectorConfig.secret`.
+Validation errors name the key and what was expected.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from datetime import date
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from portfolio.errors import ConfigError
+
+DEFAULT_PATH = "portfolio.toml"
+
+
+class Team(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    hourly_rate: float = Field(120.0, ge=0, description="loaded cost of one engineer-hour")
+    capacity_hours: float = Field(640.0, gt=0, description="engineer-hours available per month")
+    name: str | None = None
+
+
+class AppConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1)
+    name: str | None = None
+    team: str = Field(min_length=1)
+    owner: str | None = None
+    sponsor: str | None = None
+    stage: Literal["pilot", "production", "retired"] = "production"
+    value_kind: Literal["revenue_capture", "cost_avoidance", "both"] = "cost_avoidance"
+    launched: date | None = None
+    slo_availability: float = Field(0.99, ge=0, le=1)
+    review_every_days: int = Field(90, gt=0)
+    cost_tags: list[str] = Field(default_factory=list)
+    description: str | None = None
+
+
+class Rules(BaseModel):
+    """Thresholds of the retirement rules. Every rule has a default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    zombie_max_daily_requests: float = Field(10, ge=0)
+    zombie_window_days: int = Field(30, gt=0)
+    zombie_min_monthly_cost: float = Field(100, ge=0)
+    underwater_months: int = Field(6, gt=0)
+    decaying_min_drop: float = Field(0.25, gt=0, le=1, description="quarter-over-quarter value drop share")
+    maintenance_sink_share: float = Field(0.5, gt=0, description="people cost / value above this")
+    maintenance_sink_months: int = Field(6, gt=0)
+    unreliable_window_months: int = Field(3, gt=0)
+    unreliable_min_missed: int = Field(2, gt=0)
+    orphan_grace_days: int = Field(30, ge=0, description="review overdue by more than this")
+
+
+class ConnectorConfig(BaseModel):
+    """One ``[connectors.<name>]`` table. Keys other than the common ones are the connector's params."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str = ""
+    type: str = Field(min_length=1)
+    schedule: str | None = Field(None, description="cron expression used by `mlportfolio up`")
+    enabled: bool = True
+    lookback_days: int = Field(3, ge=0, description="re-read this many days before the cursor (restated data)")
+    # filled by Config so connectors can map spend / tickets to apps without touching the DB
+    apps: list[AppConfig] = Field(default_factory=list, exclude=True)
+    base_dir: str = Field(".", exclude=True)
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The connector-specific keys."""
+        return dict(self.model_extra or {})
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return (self.model_extra or {}).get(key, default)
+
+    def secret(self, key: str) -> str | None:
+        """Value of the environment variable named by ``key`` (e.g. ``token_env``), or None."""
+        var = self.get(key)
+        if not var:
+            return None
+        return os.environ.get(str(var))
+
+    def secret_env_names(self) -> tuple[str, ...]:
+        return tuple(str(v) for k, v in (self.model_extra or {}).items() if k.endswith("_env") and v)
+
+    def path(self, key: str = "path") -> Path:
+        """A path parameter resolved against the config file's folder."""
+        raw = self.get(key)
+        if raw is None:
+            raise ConfigError(f"connectors.{self.name}.{key}: required, expected a file path")
+        p = Path(str(raw)).expanduser()
+        return p if p.is_absolute() else Path(self.base_dir) / p
+
+
+class Config(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    database_url: str = "sqlite:///portfolio.db"
+    currency: str = "USD"
+    default_hourly_rate: float = Field(100.0, ge=0)
+    default_capacity_hours: float = Field(640.0, gt=0)
+    teams: dict[str, Team] = Field(default_factory=dict)
+    apps: list[AppConfig] = Field(default_factory=list)
+    connectors: dict[str, ConnectorConfig] = Field(default_factory=dict)
+    rules: Rules = Field(default_factory=lambda: Rules())
+    source_path: str | None = Field(None, exclude=True)
+
+    @field_validator("apps")
+    @classmethod
+    def _unique_app_ids(cls, apps: list[AppConfig]) -> list[AppConfig]:
+        seen: set[str] = set()
+        for i, app in enumerate(apps):
+            if app.id in seen:
+                raise ValueError(f"apps[{i}].id {app.id!r} is declared twice")
+            seen.add(app.id)
+        return apps
+
+    def team(self, name: str) -> Team:
+        return self.teams.get(name) or Team(
+            hourly_rate=self.default_hourly_rate, capacity_hours=self.default_capacity_hours
+        )
+
+    def hourly_rates(self) -> dict[str, float]:
+        return {k: t.hourly_rate for k, t in self.teams.items()}
+
+    def capacity(self) -> dict[str, float]:
+        return {k: t.capacity_hours for k, t in self.teams.items()}
+
+
+def _format_errors(exc: ValidationError, where: str) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"])
+        got = err.get("input")
+        got_s = "" if isinstance(got, dict | list) else f" (got {got!r})"
+        lines.append(f"  {loc}: {err['msg']}{got_s}")
+    return f"{where}: invalid configuration\n" + "\n".join(lines)
+
+
+def parse(data: dict[str, Any], *, where: str = "portfolio.toml", base_dir: str = ".") -> Config:
+    """Validate a parsed TOML document into a :class:`Config`."""
+    try:
+        cfg = Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc, where)) from None
+    env_url = os.environ.get("PORTFOLIO_DB_URL")
+    if env_url:
+        cfg.database_url = env_url
+    for name, conn in cfg.connectors.items():
+        conn.name = name
+        conn.apps = cfg.apps
+        conn.base_dir = base_dir
+    cfg.source_path = where
+    return cfg
+
+
+def load(path: str | os.PathLike[str] | None = None) -> Config:
+    """Load and validate portfolio.toml (``path`` > ``PORTFOLIO_CONFIG`` > ``./portfolio.toml``)."""
+    p = Path(path or os.environ.get("PORTFOLIO_CONFIG") or DEFAULT_PATH)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: config file not found (use --config, PORTFOLIO_CONFIG, or `mlportfolio demo`)") from None
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read config file ({exc.strerror})") from None
+    return loads(text, where=str(p), base_dir=str(p.resolve().parent))
+
+
+def loads(text: str, *, where: str = "portfolio.toml", base_dir: str = ".") -> Config:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{where}: not valid TOML: {exc}") from None
+    return parse(data, where=where, base_dir=base_dir)
+
+
+def demo_config(database_url: str) -> Config:
+    """The embedded demo portfolio's configuration, pointed at ``database_url``."""
+    text = resources.files("portfolio").joinpath("demo.toml").read_text(encoding="utf-8")
+    cfg = loads(text, where="<embedded demo.toml>")
+    cfg.database_url = database_url
+    return cfg

@@ -1,0 +1,265 @@
+"""The data contract: typed SQLModel tables, one per kind of fact (see DESIGN.md, "Records").
+
+Every table has a ``NATURAL_KEY`` mirrored by a unique constraint, so re-running a sync window is
+a no-op and restated amounts overwrite the old ones. Money is ``Decimal`` (stored exactly: NUMERIC
+on PostgreSQL, integer micro-units on SQLite); days are ``date``; instants are tz-aware UTC.
+
+This is a leaf module: it imports nothing of ours.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any, ClassVar
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+from sqlmodel import Field, SQLModel
+
+UNALLOCATED = "_unallocated"
+
+STAGES = ("pilot", "production", "retired")
+VALUE_KINDS = ("revenue_capture", "cost_avoidance", "both")
+OUTCOME_KINDS = ("revenue_capture", "cost_avoidance")
+EVIDENCE = ("experiment", "observational", "estimate")
+COST_CATEGORIES = ("infra", "people", "vendor", "other")
+MAINTENANCE_KINDS = ("klo", "incident", "improvement")
+DECISIONS = ("keep", "invest", "retire", "review")
+USAGE_METRICS = ("requests", "predictions", "active_users")
+
+_MICRO = Decimal("0.000001")
+
+
+class Money(sa.types.TypeDecorator[Decimal]):
+    """Exact money: NUMERIC(20, 6) where the database has it, integer micro-units on SQLite.
+
+    SQLite has no decimal type (it would store a float); micro-units keep sums exact to the cent
+    and still let SQL ``SUM`` work.
+    """
+
+    impl = sa.Numeric(20, 6)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> sa.types.TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(sa.BigInteger())
+        return dialect.type_descriptor(sa.Numeric(20, 6))
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        amount = Decimal(str(value)) if not isinstance(value, Decimal) else value
+        amount = amount.quantize(_MICRO)
+        if dialect.name == "sqlite":
+            return int(amount.scaleb(6))
+        return amount
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        if value is None:
+            return None
+        if dialect.name == "sqlite":
+            return Decimal(int(value)).scaleb(-6).quantize(_MICRO)
+        return Decimal(value).quantize(_MICRO)
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """A timestamp that is always tz-aware UTC in Python (SQLite stores it naive)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: instants must be tz-aware UTC")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def _money(nullable: bool = False, default: Any = ...) -> Any:
+    return Field(default=default, sa_type=Money, nullable=nullable)
+
+
+def _instant(nullable: bool = False, default: Any = ...) -> Any:
+    return Field(default=default, sa_type=UTCDateTime, nullable=nullable)
+
+
+def _unique(table: str, *cols: str) -> tuple[sa.UniqueConstraint]:
+    return (sa.UniqueConstraint(*cols, name=f"uq_{table}_natural_key"),)
+
+
+class App(SQLModel, table=True):
+    """Inventory: one deployed ML app."""
+
+    NATURAL_KEY: ClassVar[tuple[str, ...]] = ("app_id",)
+
+    app_id: str = Field(primary_key=True)
+    name: str
+    team: str
+    owner: str | None = None
+    sponsor: str | None = None
+    stage: str = "production"
+    value_kind: str = "cost_avoidance"
+    launched: date | None = None
+    slo_availability: float = 0.99
+    review_every_days: int = 90
+    cost_tags: str = ""  # comma-separated tag values that identify the app's spend
+    description: str | None = None
+    last_model_version_at: datetime | None = _instant(nullable=True, default=None)
+    source: str = "config"
+
+
+class CostRecord(SQLModel, table=True):
+    """Spend per app, day, category and service. ``app_id = "_unallocated"`` for unclaimed spend."""
+
+    NATURAL_KEY: ClassVar[tuple[str, ...]] = ("source", "app_id", "day", "category", "service")
+    __table_args__ = _unique("costrecord", *NATURAL_KEY)
+
+    id: int | None = Field(default=None, primary_key=True)
+    source: str = Field(index=True)
+    app_id: str = Field(index=True)
+    day: date = Field(index=True)
+    category: str  # infra | people | vendor | other
+    service: str
+    amount: Decimal = _money()
+    currency: str = "USD"
+    billing_period: str | None = None  # YYYY-MM of the bill the amount comes from
+
+
+class UsageRecord(SQLModel, table=True):
+    """Usage per app, day and metric: requests, predictions, active users."""
+
+    NATURAL_KEY: ClassVar[tuple[str, ...]] = ("source", "app_id", "day", "metric")
+    __table_args__ = _unique("usagerecord", *NATURAL_KEY)
+
+    id: int | None = Field(default=None, primary_key=True)
+    source: str = Field(index=True)
+    app_id: str = Field(index=True)
+    day: date = Field(index=True)
+    metric: str
+    value: float
+
+
+class UptimeRecord(SQLModel, table=True):
+    """Daily availability 0..1 of an app and the number of samples it rests on."""
+
+    NATURAL_KEY: ClassVar[tuple[str, ...]] = ("source", "app_id", "day")
+    __table_args__ = _unique("uptimerecord", *NATURAL_KEY)
+
+    id: int | None = Field(default=None, primary_key=True)
+    source: str = Field(index=True)
+    app_id: str = Field(index=True)
+    day: date = Field(index=True)
+    availability: float
+    samples: int = 0
+
+
+class OutcomeRecord(SQLModel, table=True):
+    """Realised value of an app in a month, with its evidence grade and bounds."""
+
+    NATURAL_KEY: ClassVar[tuple[str, ...]] = ("source", "app_id", "month", "kind")
+    __table_args__ = _unique("outcomerecord", *NATURAL_KEY)
+
+    id: int | None = Field(default=None, primary_key=True)
+    source: str = Field(index=True)
+    app_id: str = Field(index=True)
+    month: date = Field(index=True)  # first day of the month
+    kind: str  # revenue_capture | cost_avoidance
+    amount: Decimal = _money()
+    currency: str = "USD"
+    attribution: float = 1.0
+    evidence: str = "estimate"  # experiment | observational | estimate
+    low: Decimal | None = _money(nullable=True, default=None)
+    high: Decimal | None = _money(nullable=True, default=None)
+    note: str | None = None
+
+
+class MaintenanceRecord(SQLModel, table=True):
+    """Engineering time spent on an app: a ticket, an incident, a timesheet line."""
+
+    NATURAL_KEY: ClassVar[tuple[str, ...]] = ("source", "app_id", "day", "ref")
+    __table_args__ = _unique("maintenancerecord", *NATURAL_KEY)
+
+    id: int | None = Field(default=None, primary_key=True)
+    source: str = Field(index=True)
+    app_id: str = Field(index=True)
+    day: date = Field(index=True)
+    ref: str  # ticket key / incident id / timesheet line id
+    hours: float = 0.0
+    kind: str = "klo"  # klo | incident | improvement
+    incidents: int = 0
+    ttr_hours: float | None = None  # time to restore, for incidents
+    url: str | None = None
+    title: str | None = None
+
+
+class BillingTotal(SQLModel, table=True):
+    """What a bill itself says it totals, per billing period and currency: the reconciliation anchor.
+
+    A cost connector that reads a bill records the bill's own total next to the per-app rows it
+    derives, so allocated + unallocated can be checked against it to the cent.
+    """
+
+    NATURAL_KEY: ClassVar[tuple[str, ...]] = ("source", "billing_period", "currency")
+    __table_args__ = _unique("billingtotal", *NATURAL_KEY)
+
+    id: int | None = Field(default=None, primary_key=True)
+    source: str = Field(index=True)
+    billing_period: str  # YYYY-MM
+    currency: str = "USD"
+    total: Decimal = _money()
+    lines: int = 0  # how many bill lines the total covers
+    detail: str | None = None  # e.g. which files, which cost column
+
+
+class SyncRun(SQLModel, table=True):
+    """The ledger of every sync: one row per connector run."""
+
+    NATURAL_KEY: ClassVar[tuple[str, ...]] = ("id",)
+
+    id: int | None = Field(default=None, primary_key=True)
+    connector: str = Field(index=True)
+    connector_type: str = ""
+    started: datetime = _instant()
+    finished: datetime | None = _instant(nullable=True, default=None)
+    status: str = "running"  # running | success | failed
+    rows_written: int = 0
+    rows_deleted: int = 0
+    since: datetime | None = _instant(nullable=True, default=None)
+    error: str | None = None
+
+
+class Decision(SQLModel, table=True):
+    """The audit trail: a recorded decision about an app. Never updated or deleted by the UI."""
+
+    NATURAL_KEY: ClassVar[tuple[str, ...]] = ("id",)
+
+    id: str = Field(primary_key=True)  # uuid4 hex for user decisions; stable ids for seeded ones
+    app_id: str = Field(index=True)
+    decided_at: datetime = _instant()
+    decision: str  # keep | invest | retire | review
+    decided_by: str
+    rationale: str = ""
+    next_review: date | None = None
+
+
+#: every table a connector may yield, by class
+RECORD_TYPES: tuple[type[SQLModel], ...] = (
+    App,
+    CostRecord,
+    UsageRecord,
+    UptimeRecord,
+    OutcomeRecord,
+    MaintenanceRecord,
+    BillingTotal,
+    Decision,
+)

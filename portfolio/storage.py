@@ -1,0 +1,204 @@
+"""The database: engine (SQLite in WAL mode by default, PostgreSQL for a team), idempotent upsert,
+the deletes that make a restated window replace the old one, and reads into DataFrames.
+
+Upserts go by each table's ``NATURAL_KEY`` with ``INSERT ... ON CONFLICT (key) DO UPDATE ... WHERE
+<something differs>``, so re-syncing identical data changes no row and counts zero rows written.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+from sqlmodel import SQLModel
+
+from portfolio import records
+from portfolio.errors import StorageError, redact
+
+BATCH = 2_000
+
+_engines: dict[str, Engine] = {}
+_lock = threading.Lock()
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")  # readers never block the writer (dashboard during sync)
+    cur.execute("PRAGMA synchronous=NORMAL")  # safe with WAL; a crash loses at most the last commit
+    cur.execute("PRAGMA busy_timeout=30000")  # wait for a writer instead of failing with 'locked'
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+def make_engine(url: str) -> Engine:
+    """Create (or reuse) the engine for ``url`` and make sure the schema exists."""
+    with _lock:
+        if url in _engines:
+            return _engines[url]
+        try:
+            if url.startswith("sqlite"):
+                db = sa.engine.make_url(url).database
+                if db and db != ":memory:":
+                    Path(db).expanduser().parent.mkdir(parents=True, exist_ok=True)
+                engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+                sa.event.listen(engine, "connect", _sqlite_pragmas)
+            else:
+                engine = sa.create_engine(url, pool_pre_ping=True)
+            SQLModel.metadata.create_all(engine)
+        except sa.exc.SQLAlchemyError as exc:
+            raise StorageError(f"cannot open database: {redact(str(exc.__cause__ or exc))[:300]}") from None
+        _engines[url] = engine
+        return engine
+
+
+def dispose_all() -> None:
+    """Close every engine (tests, process shutdown)."""
+    with _lock:
+        for engine in _engines.values():
+            engine.dispose()
+        _engines.clear()
+
+
+def table_of(model: type[SQLModel]) -> sa.Table:
+    return model.__table__  # type: ignore[attr-defined,no-any-return]
+
+
+def _value_columns(model: type[SQLModel]) -> list[sa.Column[Any]]:
+    """Columns written by an upsert: all but a surrogate autoincrement id."""
+    table = table_of(model)
+    key = set(model.NATURAL_KEY)  # type: ignore[attr-defined]
+    return [c for c in table.columns if not (c.name == "id" and "id" not in key)]
+
+
+def _upsert_sql(conn: Connection, model: type[SQLModel], cols: Sequence[sa.Column[Any]]) -> str:
+    dialect = conn.dialect
+    q = dialect.identifier_preparer.quote
+    table = table_of(model)
+    key = list(model.NATURAL_KEY)  # type: ignore[attr-defined]
+    names = [c.name for c in cols]
+    mark = "?" if dialect.paramstyle == "qmark" else "%s"
+    update = [n for n in names if n not in key]
+    sql = (
+        f"INSERT INTO {q(table.name)} ({', '.join(q(n) for n in names)}) "
+        f"VALUES ({', '.join(mark for _ in names)}) "
+        f"ON CONFLICT ({', '.join(q(k) for k in key)}) "
+    )
+    if not update:
+        return sql + "DO NOTHING"
+    differs = "IS NOT" if dialect.name == "sqlite" else "IS DISTINCT FROM"
+    sql += "DO UPDATE SET " + ", ".join(f"{q(n)} = excluded.{q(n)}" for n in update)
+    sql += " WHERE " + " OR ".join(f"{q(table.name)}.{q(n)} {differs} excluded.{q(n)}" for n in update)
+    return sql
+
+
+def _processors(conn: Connection, cols: Sequence[sa.Column[Any]]) -> list[Any]:
+    return [c.type.bind_processor(conn.dialect) for c in cols]
+
+
+def upsert_tuples(
+    conn: Connection, model: type[SQLModel], names: Sequence[str], rows: Iterable[Sequence[Any]]
+) -> int:
+    """Upsert rows given as tuples in the order of ``names`` (Python values). Returns rows changed."""
+    by_name = {c.name: c for c in _value_columns(model)}
+    missing = [n for n in by_name if n not in names and n not in ("id",)]
+    cols = [by_name[n] for n in names]
+    if missing:
+        # columns the caller did not give take their model defaults
+        defaults = {n: model.model_fields[n].get_default(call_default_factory=True) for n in missing}
+        cols += [by_name[n] for n in missing]
+        extra = tuple(defaults[n] for n in missing)
+        rows = (tuple(r) + extra for r in rows)
+    sql = _upsert_sql(conn, model, cols)
+    procs = _processors(conn, cols)
+    changed = 0
+    batch: list[tuple[Any, ...]] = []
+
+    def flush() -> int:
+        if not batch:
+            return 0
+        result = conn.exec_driver_sql(sql, batch)  # type: ignore[arg-type]
+        n = max(result.rowcount, 0)
+        batch.clear()
+        return n
+
+    for row in rows:
+        batch.append(tuple(p(v) if p and v is not None else v for p, v in zip(procs, row, strict=True)))
+        if len(batch) >= BATCH:
+            changed += flush()
+    changed += flush()
+    return changed
+
+
+def upsert(conn: Connection, model: type[SQLModel], objs: Sequence[SQLModel]) -> int:
+    """Upsert model instances by natural key. Returns how many rows were inserted or changed."""
+    if not objs:
+        return 0
+    names = [c.name for c in _value_columns(model)]
+    return upsert_tuples(conn, model, names, ([getattr(o, n) for n in names] for o in objs))
+
+
+def upsert_frame(conn: Connection, model: type[SQLModel], frame: pd.DataFrame) -> int:
+    """Upsert a DataFrame whose columns are the model's field names (bulk path for big connectors)."""
+    if frame.empty:
+        return 0
+    names = list(frame.columns)
+    unknown = set(names) - {c.name for c in _value_columns(model)}
+    if unknown:
+        raise StorageError(f"{model.__name__}: unknown columns {sorted(unknown)}")
+    return upsert_tuples(conn, model, names, frame.itertuples(index=False, name=None))
+
+
+def existing_keys(
+    conn: Connection, model: type[SQLModel], source: str, field: str, start: date, end: date
+) -> Iterator[tuple[Any, ...]]:
+    """Natural keys of ``source``'s rows with ``start <= field <= end``."""
+    table = table_of(model)
+    key = list(model.NATURAL_KEY)  # type: ignore[attr-defined]
+    stmt = sa.select(*(table.c[k] for k in key)).where(
+        table.c.source == source, table.c[field] >= start, table.c[field] <= end
+    )
+    for row in conn.execute(stmt):
+        yield tuple(row)
+
+
+def delete_keys(conn: Connection, model: type[SQLModel], keys: Sequence[tuple[Any, ...]]) -> int:
+    """Delete rows by natural key."""
+    if not keys:
+        return 0
+    table = table_of(model)
+    key = list(model.NATURAL_KEY)  # type: ignore[attr-defined]
+    stmt = sa.delete(table).where(*(table.c[k] == sa.bindparam(f"k_{k}") for k in key))
+    conn.execute(stmt, [{f"k_{k}": v for k, v in zip(key, ks, strict=True)} for ks in keys])
+    return len(keys)
+
+
+def read_frame(engine: Engine | Connection, model: type[SQLModel], *where: Any) -> pd.DataFrame:
+    """All rows of a table (optionally filtered) as a DataFrame of Python values (Decimal money)."""
+    table = table_of(model)
+    stmt = sa.select(table).where(*where) if where else sa.select(table)
+    if isinstance(engine, Engine):
+        with engine.connect() as conn:
+            rows = conn.execute(stmt).all()
+    else:
+        rows = engine.execute(stmt).all()
+    return pd.DataFrame([tuple(r) for r in rows], columns=[c.name for c in table.columns])
+
+
+def add(engine: Engine, obj: SQLModel) -> SQLModel:
+    """Insert one object (a Decision, a SyncRun) and return it refreshed."""
+    from sqlmodel import Session
+
+    with Session(engine, expire_on_commit=False) as session:
+        session.add(obj)
+        session.commit()
+        session.refresh(obj)
+    return obj
+
+
+ALL_TABLES = records.RECORD_TYPES + (records.SyncRun,)

@@ -1,0 +1,253 @@
+"""Runs connectors: owns the cursor, the transaction and the SyncRun ledger of every run.
+
+One connector's pull runs inside one database transaction: either everything it yielded is
+written, or — on any error — nothing is, and earlier data stays as it was. One failing connector
+never stops the others. The cursor is data: the ``started`` time of the connector's last
+successful run, minus its ``lookback_days`` (restated bills), never later than the current run's
+start.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+from sqlmodel import SQLModel
+
+import connectors
+from connectors.base import Replace, Rows
+from portfolio import records, storage
+from portfolio.config import Config, ConnectorConfig
+from portfolio.errors import ConnectorError, PortfolioError, SyncError, redact
+
+log = logging.getLogger(__name__)
+
+FLUSH_EVERY = 5_000
+
+#: allowed values of enumerated fields, checked before anything is written
+_ALLOWED: dict[type[SQLModel], dict[str, tuple[str, ...]]] = {
+    records.App: {"stage": records.STAGES, "value_kind": records.VALUE_KINDS},
+    records.CostRecord: {"category": records.COST_CATEGORIES},
+    records.OutcomeRecord: {"kind": records.OUTCOME_KINDS, "evidence": records.EVIDENCE},
+    records.MaintenanceRecord: {"kind": records.MAINTENANCE_KINDS},
+    records.Decision: {"decision": records.DECISIONS},
+}
+
+
+@dataclass
+class Outcome:
+    """What one sync pass did, per connector."""
+
+    runs: list[records.SyncRun]
+
+    @property
+    def ok(self) -> bool:
+        return all(r.status == "success" for r in self.runs)
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+def cursor(engine: Engine, name: str, lookback_days: int, started: datetime) -> datetime | None:
+    """Where the next pull of ``name`` starts: last successful start − look-back, or None (full)."""
+    t = records.SyncRun.__table__  # type: ignore[attr-defined]
+    with engine.connect() as conn:
+        last = conn.execute(
+            sa.select(sa.func.max(t.c.started)).where(t.c.connector == name, t.c.status == "success")
+        ).scalar()
+    if last is None:
+        return None
+    if last.tzinfo is None:
+        last = last.replace(tzinfo=UTC)
+    return min(last - timedelta(days=lookback_days), started)
+
+
+def sync_inventory(cfg: Config, engine: Engine) -> int:
+    """Write the apps declared in portfolio.toml (source "config")."""
+    apps = [
+        records.App(
+            app_id=a.id,
+            name=a.name or a.id,
+            team=a.team,
+            owner=a.owner,
+            sponsor=a.sponsor,
+            stage=a.stage,
+            value_kind=a.value_kind,
+            launched=a.launched,
+            slo_availability=a.slo_availability,
+            review_every_days=a.review_every_days,
+            cost_tags=",".join(a.cost_tags),
+            description=a.description,
+            source="config",
+        )
+        for a in cfg.apps
+    ]
+    with engine.begin() as conn:
+        return storage.upsert(conn, records.App, apps)
+
+
+class _Writer:
+    """Buffers what a pull yields and writes it in batches inside one transaction."""
+
+    def __init__(self, conn: Connection, source: str):
+        self.conn = conn
+        self.source = source
+        self.buffers: dict[type[SQLModel], list[SQLModel]] = defaultdict(list)
+        self.keys: dict[type[SQLModel], set[tuple[Any, ...]]] = defaultdict(set)
+        self.replaces: list[Replace] = []
+        self.written = 0
+        self.count = 0
+
+    def add(self, item: Any) -> None:
+        if isinstance(item, Replace):
+            self.replaces.append(item)
+            return
+        if isinstance(item, Rows):
+            self._add_rows(item)
+            return
+        model = type(item)
+        if model not in records.RECORD_TYPES:
+            raise SyncError(f"{self.source}: connector yielded {model.__name__}, not a record type")
+        if "source" in model.model_fields:
+            item.source = self.source  # type: ignore[attr-defined]
+        key = self._check(model, {k: getattr(item, k) for k in model.model_fields})
+        if key in self.keys[model]:
+            raise SyncError(f"{self.source}: {model.__name__} {dict(zip(model.NATURAL_KEY, key, strict=True))} yielded twice")  # type: ignore[attr-defined]
+        self.keys[model].add(key)
+        buf = self.buffers[model]
+        buf.append(item)
+        self.count += 1
+        if len(buf) >= FLUSH_EVERY:
+            self.flush(model)
+
+    def _check(self, model: type[SQLModel], values: dict[str, Any]) -> tuple[Any, ...]:
+        key = tuple(values[k] for k in model.NATURAL_KEY)  # type: ignore[attr-defined]
+        if any(v is None or v == "" for k, v in zip(model.NATURAL_KEY, key, strict=True) if k != "id"):  # type: ignore[attr-defined]
+            raise SyncError(f"{self.source}: {model.__name__} with an empty natural key field: {values}")
+        for field, allowed in _ALLOWED.get(model, {}).items():
+            if values.get(field) not in allowed:
+                raise SyncError(
+                    f"{self.source}: {model.__name__}.{field} = {values.get(field)!r}; expected one of {', '.join(allowed)}"
+                )
+        return key
+
+    def _add_rows(self, rows: Rows) -> None:
+        model: Any = rows.table
+        frame = rows.frame
+        if "source" in model.model_fields:
+            frame = frame.assign(source=self.source)
+        nk = list(model.NATURAL_KEY)
+        missing = [k for k in nk if k not in frame.columns and k != "id"]
+        if missing:
+            raise SyncError(f"{self.source}: {model.__name__} rows lack key columns {missing}")
+        if frame[nk].isna().any().any():
+            raise SyncError(f"{self.source}: {model.__name__} rows with an empty natural key field")
+        for field, allowed in _ALLOWED.get(model, {}).items():
+            if field in frame.columns:
+                bad = set(frame[field].unique()) - set(allowed)
+                if bad:
+                    raise SyncError(f"{self.source}: {model.__name__}.{field} values {sorted(map(str, bad))} not in {allowed}")
+        new_keys = set(frame[nk].itertuples(index=False, name=None))
+        if len(new_keys) != len(frame) or new_keys & self.keys[model]:
+            raise SyncError(f"{self.source}: {model.__name__} rows repeat a natural key")
+        self.keys[model] |= new_keys
+        self.count += len(frame)
+        self.written += storage.upsert_frame(self.conn, model, frame)
+
+    def flush(self, model: type[SQLModel] | None = None) -> None:
+        for m in [model] if model else list(self.buffers):
+            buf = self.buffers[m]
+            if buf:
+                self.written += storage.upsert(self.conn, m, buf)
+                buf.clear()
+
+    def finish(self) -> int:
+        """Flush, then apply the Replace windows. Returns the number of rows deleted."""
+        self.flush()
+        deleted = 0
+        for rep in self.replaces:
+            seen = self.keys.get(rep.table, set())
+            stale = [
+                k
+                for k in storage.existing_keys(self.conn, rep.table, self.source, rep.field, rep.start, rep.end)
+                if k not in seen
+            ]
+            deleted += storage.delete_keys(self.conn, rep.table, stale)
+        return deleted
+
+
+def run_connector(
+    cfg: Config, engine: Engine, conn_cfg: ConnectorConfig, *, full: bool = False, now: datetime | None = None
+) -> records.SyncRun:
+    """Run one connector once, record it in the ledger, and return its SyncRun (never raises for
+    a connector failure: the run's status and error say what happened)."""
+    started = now or now_utc()
+    since = None if full else cursor(engine, conn_cfg.name, conn_cfg.lookback_days, started)
+    run = records.SyncRun(connector=conn_cfg.name, connector_type=conn_cfg.type, started=started, since=since)
+    storage.add(engine, run)
+    secret_envs = conn_cfg.secret_env_names()
+    try:
+        module = connectors.load(conn_cfg.type)
+        with engine.begin() as conn:
+            writer = _Writer(conn, conn_cfg.name)
+            for item in module.pull(conn_cfg, since):
+                writer.add(item)
+            run.rows_deleted = writer.finish()
+            run.rows_written = writer.written
+        run.status = "success"
+        log.info("sync %s: %d rows written, %d deleted", conn_cfg.name, run.rows_written, run.rows_deleted)
+    except Exception as exc:  # one failing connector never stops the others
+        run.status = "failed"
+        run.rows_written = 0
+        run.rows_deleted = 0
+        if isinstance(exc, PortfolioError):
+            message = str(exc)
+        else:
+            message = f"{conn_cfg.name}: {type(exc).__name__}: {exc}"
+        run.error = redact(message, secret_envs)[:4000]
+        level = logging.WARNING if isinstance(exc, ConnectorError | SyncError) else logging.ERROR
+        log.log(level, "sync %s failed: %s", conn_cfg.name, run.error)
+    run.finished = now_utc()
+    _save_run(engine, run)
+    return run
+
+
+def _save_run(engine: Engine, run: records.SyncRun) -> None:
+    t = records.SyncRun.__table__  # type: ignore[attr-defined]
+    with engine.begin() as conn:
+        conn.execute(
+            sa.update(t)
+            .where(t.c.id == run.id)
+            .values(
+                status=run.status,
+                finished=run.finished,
+                rows_written=run.rows_written,
+                rows_deleted=run.rows_deleted,
+                error=run.error,
+            )
+        )
+
+
+def sync(
+    cfg: Config,
+    engine: Engine | None = None,
+    only: Iterable[str] | None = None,
+    *,
+    full: bool = False,
+    now: datetime | None = None,
+) -> Outcome:
+    """One pass over the configured (enabled) connectors, or only those named."""
+    engine = engine or storage.make_engine(cfg.database_url)
+    names = list(only) if only else [n for n, c in cfg.connectors.items() if c.enabled]
+    unknown = [n for n in names if n not in cfg.connectors]
+    if unknown:
+        raise SyncError(f"no connector named {', '.join(unknown)} in config; configured: {', '.join(cfg.connectors) or 'none'}")
+    sync_inventory(cfg, engine)
+    return Outcome([run_connector(cfg, engine, cfg.connectors[n], full=full, now=now) for n in names])
