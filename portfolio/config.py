@@ -115,7 +115,7 @@ class Config(BaseModel):
     teams: dict[str, Team] = Field(default_factory=dict)
     apps: list[AppConfig] = Field(default_factory=list)
     connectors: dict[str, ConnectorConfig] = Field(default_factory=dict)
-    rules: Rules = Field(default_factory=lambda: Rules())
+    rules: Rules = Field(default_factory=Rules)
     source_path: str | None = Field(None, exclude=True)
 
     @field_validator("apps")
