@@ -50,11 +50,33 @@ def make_engine(url: str) -> Engine:
                 sa.event.listen(engine, "connect", _sqlite_pragmas)
             else:
                 engine = sa.create_engine(url, pool_pre_ping=True)
-            SQLModel.metadata.create_all(engine)
+            migrate(engine)
         except sa.exc.SQLAlchemyError as exc:
             raise StorageError(f"cannot open database: {redact(str(exc.__cause__ or exc))[:300]}") from None
         _engines[url] = engine
         return engine
+
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+def alembic_config(connection: Connection | None = None) -> Any:
+    """Alembic's config for our migrations, bound to ``connection`` when given."""
+    from alembic.config import Config as AlembicConfig
+
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    if connection is not None:
+        cfg.attributes["connection"] = connection
+    return cfg
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest revision (Alembic; a no-op when it is current)."""
+    from alembic import command
+
+    with engine.begin() as conn:
+        command.upgrade(alembic_config(conn), "head")
 
 
 def dispose_all() -> None:

@@ -1,0 +1,1 @@
+"""Alembic migrations of the ML Portfolio schema (applied by :func:`portfolio.storage.make_engine`)."""

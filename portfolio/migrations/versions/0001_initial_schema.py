@@ -1,0 +1,217 @@
+"""initial schema
+
+Revision ID: 0001
+Revises:
+Create Date: 2026-11-23 13:34:50.670035
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+import sqlmodel
+from alembic import op
+
+import portfolio.records
+
+revision = '0001'
+down_revision = None
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table('app',
+    sa.Column('app_id', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('name', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('team', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('owner', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+    sa.Column('sponsor', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+    sa.Column('stage', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('value_kind', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('launched', sa.Date(), nullable=True),
+    sa.Column('slo_availability', sa.Float(), nullable=False),
+    sa.Column('review_every_days', sa.Integer(), nullable=False),
+    sa.Column('cost_tags', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('description', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+    sa.Column('last_model_version_at', portfolio.records.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('source', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.PrimaryKeyConstraint('app_id')
+    )
+    op.create_table('billingtotal',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('source', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('billing_period', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('currency', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('total', portfolio.records.Money(precision=20, scale=6), nullable=False),
+    sa.Column('lines', sa.Integer(), nullable=False),
+    sa.Column('detail', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('source', 'billing_period', 'currency', name='uq_billingtotal_natural_key')
+    )
+    with op.batch_alter_table('billingtotal', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_billingtotal_source'), ['source'], unique=False)
+
+    op.create_table('costrecord',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('source', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('app_id', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('day', sa.Date(), nullable=False),
+    sa.Column('category', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('service', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('amount', portfolio.records.Money(precision=20, scale=6), nullable=False),
+    sa.Column('currency', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('billing_period', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('source', 'app_id', 'day', 'category', 'service', name='uq_costrecord_natural_key')
+    )
+    with op.batch_alter_table('costrecord', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_costrecord_app_id'), ['app_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_costrecord_day'), ['day'], unique=False)
+        batch_op.create_index(batch_op.f('ix_costrecord_source'), ['source'], unique=False)
+
+    op.create_table('decision',
+    sa.Column('id', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('app_id', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('decided_at', portfolio.records.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('decision', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('decided_by', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('rationale', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('next_review', sa.Date(), nullable=True),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('decision', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_decision_app_id'), ['app_id'], unique=False)
+
+    op.create_table('maintenancerecord',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('source', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('app_id', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('day', sa.Date(), nullable=False),
+    sa.Column('ref', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('hours', sa.Float(), nullable=False),
+    sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('incidents', sa.Integer(), nullable=False),
+    sa.Column('ttr_hours', sa.Float(), nullable=True),
+    sa.Column('url', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+    sa.Column('title', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('source', 'app_id', 'day', 'ref', name='uq_maintenancerecord_natural_key')
+    )
+    with op.batch_alter_table('maintenancerecord', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_maintenancerecord_app_id'), ['app_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_maintenancerecord_day'), ['day'], unique=False)
+        batch_op.create_index(batch_op.f('ix_maintenancerecord_source'), ['source'], unique=False)
+
+    op.create_table('outcomerecord',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('source', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('app_id', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('month', sa.Date(), nullable=False),
+    sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('amount', portfolio.records.Money(precision=20, scale=6), nullable=False),
+    sa.Column('currency', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('attribution', sa.Float(), nullable=False),
+    sa.Column('evidence', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('low', portfolio.records.Money(precision=20, scale=6), nullable=True),
+    sa.Column('high', portfolio.records.Money(precision=20, scale=6), nullable=True),
+    sa.Column('note', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('source', 'app_id', 'month', 'kind', name='uq_outcomerecord_natural_key')
+    )
+    with op.batch_alter_table('outcomerecord', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_outcomerecord_app_id'), ['app_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_outcomerecord_month'), ['month'], unique=False)
+        batch_op.create_index(batch_op.f('ix_outcomerecord_source'), ['source'], unique=False)
+
+    op.create_table('syncrun',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('connector', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('connector_type', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('started', portfolio.records.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('finished', portfolio.records.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('status', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('rows_written', sa.Integer(), nullable=False),
+    sa.Column('rows_deleted', sa.Integer(), nullable=False),
+    sa.Column('since', portfolio.records.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('error', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('syncrun', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_syncrun_connector'), ['connector'], unique=False)
+
+    op.create_table('uptimerecord',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('source', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('app_id', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('day', sa.Date(), nullable=False),
+    sa.Column('availability', sa.Float(), nullable=False),
+    sa.Column('samples', sa.Integer(), nullable=False),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('source', 'app_id', 'day', name='uq_uptimerecord_natural_key')
+    )
+    with op.batch_alter_table('uptimerecord', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_uptimerecord_app_id'), ['app_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_uptimerecord_day'), ['day'], unique=False)
+        batch_op.create_index(batch_op.f('ix_uptimerecord_source'), ['source'], unique=False)
+
+    op.create_table('usagerecord',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('source', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('app_id', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('day', sa.Date(), nullable=False),
+    sa.Column('metric', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('value', sa.Float(), nullable=False),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('source', 'app_id', 'day', 'metric', name='uq_usagerecord_natural_key')
+    )
+    with op.batch_alter_table('usagerecord', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_usagerecord_app_id'), ['app_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_usagerecord_day'), ['day'], unique=False)
+        batch_op.create_index(batch_op.f('ix_usagerecord_source'), ['source'], unique=False)
+
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('usagerecord', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_usagerecord_source'))
+        batch_op.drop_index(batch_op.f('ix_usagerecord_day'))
+        batch_op.drop_index(batch_op.f('ix_usagerecord_app_id'))
+
+    op.drop_table('usagerecord')
+    with op.batch_alter_table('uptimerecord', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_uptimerecord_source'))
+        batch_op.drop_index(batch_op.f('ix_uptimerecord_day'))
+        batch_op.drop_index(batch_op.f('ix_uptimerecord_app_id'))
+
+    op.drop_table('uptimerecord')
+    with op.batch_alter_table('syncrun', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_syncrun_connector'))
+
+    op.drop_table('syncrun')
+    with op.batch_alter_table('outcomerecord', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_outcomerecord_source'))
+        batch_op.drop_index(batch_op.f('ix_outcomerecord_month'))
+        batch_op.drop_index(batch_op.f('ix_outcomerecord_app_id'))
+
+    op.drop_table('outcomerecord')
+    with op.batch_alter_table('maintenancerecord', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_maintenancerecord_source'))
+        batch_op.drop_index(batch_op.f('ix_maintenancerecord_day'))
+        batch_op.drop_index(batch_op.f('ix_maintenancerecord_app_id'))
+
+    op.drop_table('maintenancerecord')
+    with op.batch_alter_table('decision', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_decision_app_id'))
+
+    op.drop_table('decision')
+    with op.batch_alter_table('costrecord', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_costrecord_source'))
+        batch_op.drop_index(batch_op.f('ix_costrecord_day'))
+        batch_op.drop_index(batch_op.f('ix_costrecord_app_id'))
+
+    op.drop_table('costrecord')
+    with op.batch_alter_table('billingtotal', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_billingtotal_source'))
+
+    op.drop_table('billingtotal')
+    op.drop_table('app')
