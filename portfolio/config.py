@@ -64,6 +64,31 @@ class Rules(BaseModel):
     orphan_grace_days: int = Field(30, ge=0, description="review overdue by more than this")
 
 
+class Alerts(BaseModel):
+    """Webhook alerts (Slack-compatible JSON ``{"text": ...}``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    webhook_url_env: str | None = Field(None, description="env variable holding the webhook URL (a secret)")
+    connector_failures: int = Field(3, gt=0, description="alert when a connector failed this many runs in a row")
+    dashboard_url: str | None = Field(None, description="link put in alert messages")
+
+
+class Auth(BaseModel):
+    """Sign-in and roles. Sign-in itself is Streamlit's OIDC (``st.login``), configured in
+    ``.streamlit/secrets.toml`` ([auth] section); this maps identities to roles."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = False
+    provider: str | None = Field(None, description="name of the [auth.<provider>] section in secrets.toml, if several")
+    admins: list[str] = Field(default_factory=list, description="e-mails, or @domain, or group names")
+    editors: list[str] = Field(default_factory=list)
+    viewers: list[str] = Field(default_factory=list)
+    default_role: Literal["none", "viewer", "editor", "admin"] = "viewer"
+    group_claim: str = "groups"
+
+
 class ConnectorConfig(BaseModel):
     """One ``[connectors.<name>]`` table. Keys other than the common ones are the connector's params."""
 
@@ -116,6 +141,8 @@ class Config(BaseModel):
     apps: list[AppConfig] = Field(default_factory=list)
     connectors: dict[str, ConnectorConfig] = Field(default_factory=dict)
     rules: Rules = Field(default_factory=Rules)
+    alerts: Alerts = Field(default_factory=Alerts)
+    auth: Auth = Field(default_factory=Auth)
     source_path: str | None = Field(None, exclude=True)
 
     @field_validator("apps")

@@ -252,6 +252,18 @@ class Decision(SQLModel, table=True):
     next_review: date | None = None
 
 
+class AlertLog(SQLModel, table=True):
+    """Alerts already sent, so each event is announced once (a candidate, an overdue review, a failing connector)."""
+
+    NATURAL_KEY: ClassVar[tuple[str, ...]] = ("key",)
+
+    key: str = Field(primary_key=True)  # e.g. "candidate:churn-predictor:zombie"
+    kind: str  # candidate | review_due | connector_failing
+    sent_at: datetime = _instant()
+    message: str = ""
+    delivered: bool = True
+
+
 #: every table a connector may yield, by class
 RECORD_TYPES: tuple[type[SQLModel], ...] = (
     App,

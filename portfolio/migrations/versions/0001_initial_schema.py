@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 13:34:50.670035
+Create Date: 2026-11-23 13:35:37.785753
 """
 
 from __future__ import annotations
@@ -20,6 +20,14 @@ depends_on = None
 
 
 def upgrade() -> None:
+    op.create_table('alertlog',
+    sa.Column('key', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('sent_at', portfolio.records.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('message', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('delivered', sa.Boolean(), nullable=False),
+    sa.PrimaryKeyConstraint('key')
+    )
     op.create_table('app',
     sa.Column('app_id', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('name', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
@@ -215,3 +223,4 @@ def downgrade() -> None:
 
     op.drop_table('billingtotal')
     op.drop_table('app')
+    op.drop_table('alertlog')
