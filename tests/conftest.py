@@ -63,3 +63,30 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         raise RuntimeError(f"{SHARED_DATA} is missing: tests read the real sample files in ../shared/data")
     return SHARED_DATA
+
+
+DEMO_AS_OF = "2026-06-15"  # tests pin the demo's as-of date so their numbers never drift with the calendar
+
+
+@pytest.fixture(scope="session")
+def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A demo portfolio database built once per session (as of DEMO_AS_OF). Copy it before writing."""
+    from portfolio import config, sync
+
+    path = tmp_path_factory.mktemp("demo") / "demo.db"
+    cfg = config.demo_config(f"sqlite:///{path}")
+    cfg.connectors["demo"].as_of = DEMO_AS_OF  # type: ignore[attr-defined]
+    outcome = sync.sync(cfg, only=["demo"])
+    assert outcome.ok, [r.error for r in outcome.runs]
+    storage.dispose_all()
+    return path
+
+
+@pytest.fixture
+def demo_copy(demo_db: Path, tmp_path: Path) -> str:
+    """A private, writable copy of the demo database; returns its SQLAlchemy URL."""
+    import shutil
+
+    target = tmp_path / "demo.db"
+    shutil.copy(demo_db, target)
+    return f"sqlite:///{target}"

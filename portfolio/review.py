@@ -1,0 +1,166 @@
+"""The quarterly portfolio review: the document a director takes to the meeting.
+
+``mlportfolio report review --quarter 2026Q3 --format html|md`` and the dashboard's download
+render the same :class:`Review`: the quarter's P&L by app with the change against the previous
+quarter, retirement candidates with reasons and savings, and the decisions taken in the quarter.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import pandas as pd
+
+from portfolio import pnl, retirement
+from portfolio.config import Config
+from portfolio.facts import Facts
+from portfolio.periods import Period
+
+_QUARTER = re.compile(r"^(\d{4})\s*-?\s*Q([1-4])$", re.I)
+
+
+def quarter_period(quarter: str, today: date) -> Period:
+    """``"2026Q3"`` -> Period(2026-07-01, 2026-09-30), cut at the last complete day."""
+    m = _QUARTER.match(quarter.strip())
+    if not m:
+        raise ValueError(f"quarter {quarter!r}: expected YYYYQn, e.g. 2026Q3")
+    year, q = int(m.group(1)), int(m.group(2))
+    start = date(year, 3 * q - 2, 1)
+    end = (date(year + 1, 1, 1) if q == 4 else date(year, 3 * q + 1, 1)) - timedelta(days=1)
+    last = today - timedelta(days=1)
+    if start > last:
+        raise ValueError(f"quarter {quarter}: has not started yet (last complete day {last})")
+    return Period(start, min(end, last))
+
+
+@dataclass(frozen=True)
+class Review:
+    quarter: str
+    period: Period
+    currency: str
+    kpis: dict[str, float]
+    apps: pd.DataFrame  # app_pnl of the quarter (prev_* = previous quarter)
+    candidates: pd.DataFrame  # retirement.candidates
+    decisions: pd.DataFrame  # decisions taken in the quarter
+
+
+def build(facts: Facts, cfg: Config, quarter: str) -> Review:
+    period = quarter_period(quarter, facts.today)
+    apps = pnl.app_pnl(facts, cfg, period)
+    kpis = pnl.kpis(facts, cfg, period)
+    findings = retirement.retirement_findings(facts, cfg)
+    cands = retirement.candidates(findings)
+    dec = facts.decisions
+    if not dec.empty:
+        days = pd.to_datetime(dec["decided_at"], utc=True).dt.date
+        dec = dec[(days >= period.start) & (days <= period.end)].sort_values("decided_at")
+    return Review(quarter.upper(), period, cfg.currency, {k: float(v) for k, v in kpis.items()}, apps, cands, dec)
+
+
+def _m(x: object) -> str:
+    try:
+        v = float(x)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return ""
+    if pd.isna(v):
+        return "–"
+    return f"-${abs(v):,.0f}" if v < 0 else f"${v:,.0f}"
+
+
+def _pct(x: object) -> str:
+    try:
+        v = float(x)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return "–"
+    return "–" if pd.isna(v) else f"{v:.0%}"
+
+
+def _tables(r: Review) -> list[tuple[str, list[str], list[list[str]]]]:
+    k = r.kpis
+    summary = [
+        ["Value", _m(k.get("value")), _m(k.get("prev_value"))],
+        ["Cost", _m(k.get("cost")), _m(k.get("prev_cost"))],
+        ["Net", _m(k.get("net")), _m(k.get("prev_net"))],
+        ["ROI", _pct(k.get("roi")), _pct(k.get("prev_roi"))],
+        ["Apps", f"{k.get('apps', 0):.0f}", ""],
+        ["Retirement candidates", f"{k.get('candidates', 0):.0f}", ""],
+    ]
+    apps = r.apps.sort_values("net", ascending=False)
+    app_rows = [
+        [
+            str(a.app_id),
+            str(a.team),
+            _m(a.value),
+            _m(a.cost),
+            _m(a.net),
+            _m(a.prev_net),
+            _m(a.net - a.prev_net) if not pd.isna(a.prev_net) else "–",
+            _pct(a.roi),
+        ]
+        for a in apps.itertuples(index=False)
+    ]
+    cand_rows = [
+        [str(c.app_id), str(c.team), str(c.rules), str(c.reasons), _m(c.annual_savings), _m(c.value_at_risk)]
+        for c in r.candidates.itertuples(index=False)
+    ]
+    dec_rows = [
+        [f"{d.decided_at:%Y-%m-%d}", str(d.app_id), str(d.decision), str(d.decided_by), str(d.rationale), str(d.next_review or "")]
+        for d in r.decisions.itertuples(index=False)
+    ]
+    return [
+        ("Summary (this quarter vs previous)", ["", "This quarter", "Previous quarter"], summary),
+        ("P&L by app", ["App", "Team", "Value", "Cost", "Net", "Net prev. quarter", "Change", "ROI"], app_rows),
+        ("Retirement candidates", ["App", "Team", "Rules", "Reasons", "Annual savings", "Value at risk"], cand_rows),
+        ("Decisions taken this quarter", ["Date", "App", "Decision", "By", "Rationale", "Next review"], dec_rows),
+    ]
+
+
+def _title(r: Review) -> str:
+    return f"ML portfolio review {r.quarter} ({r.period.start} – {r.period.end}, {r.currency})"
+
+
+def to_markdown(r: Review) -> str:
+    out = [f"# {_title(r)}", ""]
+    for title, header, rows in _tables(r):
+        out += [f"## {title}", ""]
+        if not rows:
+            out += ["None.", ""]
+            continue
+        out.append("| " + " | ".join(header) + " |")
+        out.append("|" + "---|" * len(header))
+        out += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
+        out.append("")
+    return "\n".join(out)
+
+
+def to_html(r: Review) -> str:
+    e = html.escape
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        f"<title>{e(_title(r))}</title>",
+        "<style>body{font-family:system-ui,sans-serif;margin:2em}table{border-collapse:collapse;margin-bottom:2em}"
+        "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}th{background:#f3f3f3}</style>",
+        f"</head><body><h1>{e(_title(r))}</h1>",
+    ]
+    for title, header, rows in _tables(r):
+        parts.append(f"<h2>{e(title)}</h2>")
+        if not rows:
+            parts.append("<p>None.</p>")
+            continue
+        parts.append("<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in header) + "</tr>")
+        parts += ["<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in rows]
+        parts.append("</table>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def render(facts: Facts, cfg: Config, quarter: str, fmt: str = "md") -> str:
+    review = build(facts, cfg, quarter)
+    if fmt == "html":
+        return to_html(review)
+    if fmt == "md":
+        return to_markdown(review)
+    raise ValueError(f"format {fmt!r}: expected html or md")

@@ -1,0 +1,101 @@
+"""Webhook alerts against a real local HTTP receiver: sent once per event, retried when the hook fails."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+
+import pytest
+
+from portfolio import alerts, config, records, retirement, storage
+from portfolio.facts import Facts, load_facts
+from tests.conftest import DEMO_AS_OF
+from tests.servers import PayloadServer, Reply
+
+TODAY = date.fromisoformat(DEMO_AS_OF)
+
+
+@pytest.fixture
+def receiver():
+    with PayloadServer(lambda method, path, headers, body: Reply(200, b"ok", {"Content-Type": "text/plain"})) as srv:
+        yield srv
+
+
+def _cfg(url: str) -> config.Config:
+    cfg = config.demo_config(url)
+    cfg.alerts.webhook_url_env = "PORTFOLIO_TEST_HOOK"
+    return cfg
+
+
+def test_candidates_are_announced_once(demo_copy, receiver, monkeypatch):
+    monkeypatch.setenv("PORTFOLIO_TEST_HOOK", receiver.url + "/hook")
+    cfg = _cfg(demo_copy)
+    engine = storage.make_engine(demo_copy)
+    expected_apps = set(retirement.retirement_findings(load_facts(engine, TODAY), cfg)["app_id"])
+    sent = alerts.check_and_send(cfg, engine, today=TODAY)
+    candidate_keys = {a.key for a in sent if a.kind == "candidate"}
+    assert candidate_keys == {f"candidate:{a}" for a in expected_apps}
+    assert len(receiver.requests) == len(sent)
+    method, path, headers, body = receiver.requests[0]
+    assert (method, path) == ("POST", "/hook")
+    assert set(json.loads(body)) == {"text"}  # Slack-compatible
+    # the same facts again: nothing new to say
+    assert alerts.check_and_send(cfg, engine, today=TODAY) == []
+    assert len(receiver.requests) == len(sent)
+
+
+def test_failing_hook_is_retried_next_time(demo_copy, monkeypatch):
+    with PayloadServer(lambda *a: Reply(500, b"boom")) as broken:
+        monkeypatch.setenv("PORTFOLIO_TEST_HOOK", broken.url + "/hook")
+        cfg = _cfg(demo_copy)
+        engine = storage.make_engine(demo_copy)
+        assert alerts.check_and_send(cfg, engine, today=TODAY) == []
+        assert storage.read_frame(engine, records.AlertLog).empty
+    with PayloadServer(lambda *a: Reply(200, b"ok")) as fixed:
+        monkeypatch.setenv("PORTFOLIO_TEST_HOOK", fixed.url + "/hook")
+        assert alerts.check_and_send(cfg, engine, today=TODAY)
+
+
+def test_no_webhook_configured_sends_nothing(demo_copy):
+    cfg = config.demo_config(demo_copy)
+    assert alerts.check_and_send(cfg, storage.make_engine(demo_copy), today=TODAY) == []
+
+
+def _runs(statuses: list[str]) -> Facts:
+    import pandas as pd
+
+    rows = [
+        {"id": i + 1, "connector": "bill", "status": s, "started": datetime(2026, 1, i + 1, tzinfo=UTC), "error": f"err {i}"}
+        for i, s in enumerate(statuses)
+    ]
+    return Facts.from_frames(today=date(2026, 2, 1), runs=pd.DataFrame(rows))
+
+
+@pytest.mark.parametrize(
+    ("statuses", "threshold", "expected_keys"),
+    [
+        pytest.param(["success", "failed", "failed", "failed"], 3, ["connector_failing:bill:2"], id="three-in-a-row"),
+        pytest.param(["failed", "failed", "success", "failed", "failed"], 3, [], id="streak-broken"),
+        pytest.param(["failed", "failed"], 2, ["connector_failing:bill:1"], id="threshold-2"),
+        pytest.param(["success"], 1, [], id="healthy"),
+    ],
+)
+def test_failing_connector_streaks(statuses, threshold, expected_keys):
+    facts = _runs(statuses)
+    assert [a.key for a in alerts.failing_connector_alerts(facts.runs, threshold)] == expected_keys
+
+
+def test_review_due_only_after_the_date():
+    import pandas as pd
+
+    decisions = pd.DataFrame(
+        [
+            {"app_id": "a", "decided_at": datetime(2026, 1, 1, tzinfo=UTC), "decision": "keep", "decided_by": "x", "next_review": date(2026, 3, 1)},
+            {"app_id": "b", "decided_at": datetime(2026, 1, 1, tzinfo=UTC), "decision": "keep", "decided_by": "x", "next_review": date(2026, 4, 1)},
+            # a newer decision for "a" with a later date supersedes the overdue one
+            {"app_id": "c", "decided_at": datetime(2026, 1, 1, tzinfo=UTC), "decision": "keep", "decided_by": "x", "next_review": date(2026, 2, 1)},
+            {"app_id": "c", "decided_at": datetime(2026, 2, 15, tzinfo=UTC), "decision": "invest", "decided_by": "y", "next_review": date(2026, 9, 1)},
+        ]
+    )
+    keys = [a.key for a in alerts.review_due_alerts(decisions, date(2026, 3, 15))]
+    assert keys == ["review_due:a:2026-03-01"]
