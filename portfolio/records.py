@@ -231,11 +231,12 @@ class SyncRun(SQLModel, table=True):
     connector_type: str = ""
     started: datetime = _instant()
     finished: datetime | None = _instant(nullable=True, default=None)
-    status: str = "running"  # running | success | failed
+    status: str = "running"  # running | success | failed | skipped (another run of it was in progress)
     rows_written: int = 0
     rows_deleted: int = 0
     since: datetime | None = _instant(nullable=True, default=None)
     error: str | None = None
+    worker: str = ""  # host:pid of the process running it, to tell a live run from a killed one
 
 
 class Decision(SQLModel, table=True):

@@ -10,6 +10,8 @@ start.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -29,6 +31,8 @@ from portfolio.errors import ConnectorError, PortfolioError, SyncError, redact
 log = logging.getLogger(__name__)
 
 FLUSH_EVERY = 5_000
+WORKER = f"{socket.gethostname()}:{os.getpid()}"
+STALE_AFTER = timedelta(hours=12)  # a run on another host still "running" after this is presumed dead
 
 #: allowed values of enumerated fields, checked before anything is written
 _ALLOWED: dict[type[SQLModel], dict[str, tuple[str, ...]]] = {
@@ -183,14 +187,62 @@ class _Writer:
         return deleted
 
 
+def _alive(worker: str) -> bool:
+    """Whether the process that owns a running SyncRun still exists (only knowable on this host)."""
+    host, _, pid = worker.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def reap_interrupted(engine: Engine, name: str, now: datetime) -> list[str]:
+    """Mark runs of ``name`` left "running" by a process that died (killed mid-sync) as failed.
+
+    Their transaction never committed, so none of their rows exist; the next run starts from the
+    last successful cursor and writes them. Returns the workers of runs still genuinely in progress.
+    """
+    t = records.SyncRun.__table__  # type: ignore[attr-defined]
+    live = []
+    with engine.begin() as conn:
+        rows = conn.execute(sa.select(t.c.id, t.c.worker, t.c.started).where(t.c.connector == name, t.c.status == "running")).all()
+        for run_id, worker, started in rows:
+            started = started if started.tzinfo else started.replace(tzinfo=UTC)
+            if worker == WORKER:
+                continue  # our own process: a scheduler thread (max_instances=1 keeps these apart)
+            if _alive(worker) and now - started < STALE_AFTER:
+                live.append(worker)
+                continue
+            conn.execute(
+                sa.update(t)
+                .where(t.c.id == run_id)
+                .values(status="failed", finished=now, error=f"{name}: interrupted: the process running it ({worker}) ended before it finished; nothing of it was written")
+            )
+    return live
+
+
 def run_connector(
     cfg: Config, engine: Engine, conn_cfg: ConnectorConfig, *, full: bool = False, now: datetime | None = None
 ) -> records.SyncRun:
     """Run one connector once, record it in the ledger, and return its SyncRun (never raises for
     a connector failure: the run's status and error say what happened)."""
     started = now or now_utc()
+    live = reap_interrupted(engine, conn_cfg.name, now_utc())
     since = None if full else cursor(engine, conn_cfg.name, conn_cfg.lookback_days, started)
-    run = records.SyncRun(connector=conn_cfg.name, connector_type=conn_cfg.type, started=started, since=since)
+    run = records.SyncRun(
+        connector=conn_cfg.name, connector_type=conn_cfg.type, started=started, since=since, worker=WORKER
+    )
+    if live:  # one run at a time per connector, across processes (scheduler, dashboard, CLI)
+        run.status = "skipped"
+        run.finished = now_utc()
+        run.error = f"{conn_cfg.name}: skipped: a run is already in progress in {', '.join(live)}"
+        storage.add(engine, run)
+        return run
     storage.add(engine, run)
     secret_envs = conn_cfg.secret_env_names()
     try:

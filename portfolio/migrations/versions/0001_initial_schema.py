@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 13:35:37.785753
+Create Date: 2026-11-23 13:49:45.405316
 """
 
 from __future__ import annotations
@@ -142,6 +142,7 @@ def upgrade() -> None:
     sa.Column('rows_deleted', sa.Integer(), nullable=False),
     sa.Column('since', portfolio.records.UTCDateTime(timezone=True), nullable=True),
     sa.Column('error', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+    sa.Column('worker', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('syncrun', schema=None) as batch_op:
