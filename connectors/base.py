@@ -28,6 +28,7 @@ __all__ = [
     "ConnectorConfig",
     "ConnectorError",
     "InputFileError",
+    "Notice",
     "Replace",
     "Rows",
     "get_json",
@@ -56,6 +57,14 @@ class Replace:
     start: date
     end: date
     field: str = "day"
+
+
+@dataclass(frozen=True)
+class Notice:
+    """Something a person should know about a pull that still succeeded: a conflict between
+    sources, items skipped because no app claims them. Kept in the run's ``SyncRun.warnings``."""
+
+    text: str
 
 
 @dataclass(frozen=True)

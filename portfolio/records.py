@@ -236,6 +236,7 @@ class SyncRun(SQLModel, table=True):
     rows_deleted: int = 0
     since: datetime | None = _instant(nullable=True, default=None)
     error: str | None = None
+    warnings: str | None = None  # notices of a successful run, one per line (conflicts, skipped items)
     worker: str = ""  # host:pid of the process running it, to tell a live run from a killed one
 
 

@@ -23,7 +23,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlmodel import SQLModel
 
 import connectors
-from connectors.base import Replace, Rows
+from connectors.base import Notice, Replace, Rows
 from portfolio import records, storage
 from portfolio.config import Config, ConnectorConfig
 from portfolio.errors import ConnectorError, PortfolioError, SyncError, redact
@@ -106,10 +106,14 @@ class _Writer:
         self.buffers: dict[type[SQLModel], list[SQLModel]] = defaultdict(list)
         self.keys: dict[type[SQLModel], set[tuple[Any, ...]]] = defaultdict(set)
         self.replaces: list[Replace] = []
+        self.notices: list[str] = []
         self.written = 0
         self.count = 0
 
     def add(self, item: Any) -> None:
+        if isinstance(item, Notice):
+            self.notices.append(item.text)
+            return
         if isinstance(item, Replace):
             self.replaces.append(item)
             return
@@ -253,6 +257,7 @@ def run_connector(
                 writer.add(item)
             run.rows_deleted = writer.finish()
             run.rows_written = writer.written
+            run.warnings = redact("\n".join(writer.notices), secret_envs)[:4000] or None
         run.status = "success"
         log.info("sync %s: %d rows written, %d deleted", conn_cfg.name, run.rows_written, run.rows_deleted)
     except Exception as exc:  # one failing connector never stops the others
@@ -283,6 +288,7 @@ def _save_run(engine: Engine, run: records.SyncRun) -> None:
                 rows_written=run.rows_written,
                 rows_deleted=run.rows_deleted,
                 error=run.error,
+                warnings=run.warnings,
             )
         )
 

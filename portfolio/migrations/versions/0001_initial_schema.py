@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 13:49:45.405316
+Create Date: 2026-11-23 13:55:24.885099
 """
 
 from __future__ import annotations
@@ -142,6 +142,7 @@ def upgrade() -> None:
     sa.Column('rows_deleted', sa.Integer(), nullable=False),
     sa.Column('since', portfolio.records.UTCDateTime(timezone=True), nullable=True),
     sa.Column('error', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+    sa.Column('warnings', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
     sa.Column('worker', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )

@@ -1,0 +1,277 @@
+"""App inventory from the MLflow Model Registry: owners, teams, production aliases, last model version.
+
+Config::
+
+    [connectors.registry]
+    type = "mlflow"
+    url = "http://mlflow.internal:5000"
+    token_env = "MLFLOW_TRACKING_TOKEN"      # bearer token, or basic auth:
+    # username_env = "MLFLOW_TRACKING_USERNAME"
+    # password_env = "MLFLOW_TRACKING_PASSWORD"
+    app_id_tag = "app"          # registered-model tag holding the app id (else the model's name)
+    team_tag = "team"
+    owner_tag = "owner"         # else the registered model's user_id
+    production_alias = ["production", "champion"]   # an alias among these => stage "production"
+    default_team = "unassigned"
+
+Reads ``GET /api/2.0/mlflow/registered-models/search`` page by page (``max_results``,
+``page_token``; https://mlflow.org/docs/latest/rest-api.html#search-registeredmodels). Its
+registered models carry ``tags``, ``aliases`` (``[{alias, version}]``, which
+``model-versions/search`` does not return) and ``latest_versions`` (the newest version per
+stage; the newest of those is the model's last version). For a registry whose search answer
+lacks aliases, ``fetch_aliases = true`` asks ``registered-models/get`` per model; when
+``latest_versions`` is missing, ``model-versions/search`` (newest first, one result) gives the
+last version.
+
+Apps declared in portfolio.toml win: an MLflow model mapping to a declared app id is not
+written (sync writes declared apps with source "config"), and a differing team or owner is
+reported as a conflict (logged as a warning) instead of being silently resolved.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+import requests
+
+from connectors.base import ConnectorConfig, ConnectorError, Notice, http_session, safe_path
+from portfolio import records
+from portfolio.config import AppConfig
+from portfolio.errors import redact
+
+NAME = "mlflow"
+
+log = logging.getLogger(__name__)
+
+API = "/api/2.0/mlflow"
+PAGE_SIZE = 100
+MAX_PAGES = 10_000
+DEFAULT_PRODUCTION_ALIASES = ("production", "champion")
+
+#: conflicts found by the last pull, per connector name (read by tests and, later, by sync)
+last_conflicts: dict[str, list[str]] = {}
+
+
+@dataclass
+class _Model:
+    """What one registered model says about its app."""
+
+    name: str
+    app_id: str
+    team: str | None
+    owner: str | None
+    aliases: set[str] = field(default_factory=set)
+    last_version_at: datetime | None = None
+    created: date | None = None
+    description: str | None = None
+    value_kind: str | None = None
+
+
+class _Client:
+    """The registry's REST API, with MLflow's own error messages on failure."""
+
+    def __init__(self, config: ConnectorConfig):
+        self.name = config.name or NAME
+        url = config.get("url") or config.get("tracking_uri")
+        if not url:
+            raise ConnectorError(self.name, "url: required, the MLflow tracking server (e.g. http://mlflow:5000)")
+        self.base = str(url).rstrip("/")
+        self.secret_envs = config.secret_env_names()
+        self.session = http_session()
+        verify = config.get("verify_tls", True)
+        self.session.verify = verify if isinstance(verify, bool | str) else True
+        token = config.secret("token_env")
+        user, password = config.secret("username_env"), config.secret("password_env")
+        if config.get("token_env") and not token:
+            raise ConnectorError(self.name, f"environment variable {config.get('token_env')} (token_env) is not set")
+        if token:
+            self.session.headers["Authorization"] = f"Bearer {token}"
+        elif user is not None and password is not None:
+            self.session.auth = (user, password)
+        timeout = float(config.get("timeout_seconds", 30))
+        self.timeout = (min(5.0, timeout), timeout)
+
+    def get(self, path: str, params: dict[str, Any]) -> dict[str, Any]:
+        url = f"{self.base}{API}/{path}"
+        where = safe_path(url)
+        try:
+            resp = self.session.get(url, params=params, timeout=self.timeout)
+        except requests.RequestException as exc:
+            raise ConnectorError(self.name, f"MLflow server unreachable ({type(exc).__name__})", path=where) from None
+        try:
+            body = resp.json()
+        except ValueError:
+            body = None
+        if resp.status_code >= 400:
+            if resp.status_code in (401, 403) and not isinstance(body, dict):
+                message = "authentication refused: check token_env / username_env, password_env"
+            elif isinstance(body, dict) and body.get("message"):
+                # MLflow's own error: {"error_code": "INVALID_PARAMETER_VALUE", "message": "..."}
+                message = f"{body.get('error_code', 'error')}: {body['message']}"
+            else:
+                message = resp.text[:300].strip() or resp.reason or "error"
+            raise ConnectorError(self.name, redact(message, self.secret_envs), status=resp.status_code, path=where)
+        if not isinstance(body, dict):
+            raise ConnectorError(self.name, "answer is not a JSON object", status=resp.status_code, path=where)
+        return body
+
+    def registered_models(self, page_size: int) -> Iterator[dict[str, Any]]:
+        token: str | None = None
+        seen: set[str] = set()
+        for _ in range(MAX_PAGES):
+            params: dict[str, Any] = {"max_results": page_size}
+            if token:
+                params["page_token"] = token
+            body = self.get("registered-models/search", params)
+            models = body.get("registered_models", [])
+            if not isinstance(models, list):
+                raise ConnectorError(self.name, "registered_models is not a list", path=f"{API}/registered-models/search")
+            yield from models
+            token = body.get("next_page_token") or None
+            if not token:
+                return
+            if token in seen:
+                raise ConnectorError(self.name, "pagination loop: a page token repeats", path=f"{API}/registered-models/search")
+            seen.add(token)
+        raise ConnectorError(self.name, f"more than {MAX_PAGES} pages: stopping", path=f"{API}/registered-models/search")
+
+    def aliases(self, model: str) -> list[dict[str, Any]]:
+        body = self.get("registered-models/get", {"name": model})
+        return list(body.get("registered_model", {}).get("aliases", []) or [])
+
+    def last_version_ms(self, model: str) -> int | None:
+        escaped = model.replace("'", "\\'")
+        body = self.get(
+            "model-versions/search",
+            {"filter": f"name='{escaped}'", "max_results": 1, "order_by": "creation_timestamp DESC"},
+        )
+        versions = body.get("model_versions") or []
+        stamps = [int(v["creation_timestamp"]) for v in versions if v.get("creation_timestamp") is not None]
+        return max(stamps) if stamps else None
+
+
+def _instant(ms: Any) -> datetime | None:
+    if ms is None or ms == "":
+        return None
+    return datetime.fromtimestamp(int(ms) / 1000, tz=UTC)
+
+
+def _tags(model: dict[str, Any]) -> dict[str, str]:
+    tags = model.get("tags") or []
+    if isinstance(tags, dict):  # some gateways return a mapping
+        return {str(k): str(v) for k, v in tags.items()}
+    return {str(t.get("key")): str(t.get("value", "")) for t in tags if isinstance(t, dict) and t.get("key")}
+
+
+def _production_aliases(config: ConnectorConfig) -> set[str]:
+    raw = config.get("production_alias", list(DEFAULT_PRODUCTION_ALIASES))
+    return {raw} if isinstance(raw, str) else {str(a) for a in raw}
+
+
+def read_models(config: ConnectorConfig) -> list[_Model]:
+    """Every registered model, as what it says about its app."""
+    client = _Client(config)
+    page_size = int(config.get("page_size", PAGE_SIZE))
+    app_tag = str(config.get("app_id_tag", "app"))
+    team_tag = str(config.get("team_tag", "team"))
+    owner_tag = str(config.get("owner_tag", "owner"))
+    kind_tag = str(config.get("value_kind_tag", "value_kind"))
+    fetch_aliases = bool(config.get("fetch_aliases", False))
+    out = []
+    for rm in client.registered_models(page_size):
+        name = rm.get("name")
+        if not name:
+            raise ConnectorError(client.name, "a registered model without a name", path=f"{API}/registered-models/search")
+        tags = _tags(rm)
+        aliases = client.aliases(name) if fetch_aliases else rm.get("aliases") or []
+        if "latest_versions" in rm:
+            stamps = [v.get("creation_timestamp") for v in rm.get("latest_versions") or []]
+            ms = max((int(s) for s in stamps if s is not None), default=None)
+        else:
+            ms = client.last_version_ms(name)
+        created = _instant(rm.get("creation_timestamp"))
+        kind = tags.get(kind_tag)
+        out.append(
+            _Model(
+                name=name,
+                app_id=tags.get(app_tag) or name,
+                team=tags.get(team_tag) or None,
+                owner=tags.get(owner_tag) or rm.get("user_id") or None,
+                aliases={str(a.get("alias")) for a in aliases if isinstance(a, dict)},
+                last_version_at=_instant(ms),
+                created=created.date() if created else None,
+                description=rm.get("description") or None,
+                value_kind=kind if kind in records.VALUE_KINDS else None,
+            )
+        )
+    return out
+
+
+def to_apps(models: Sequence[_Model], config: ConnectorConfig) -> list[records.App]:
+    """One App per app id; several models of one app merge (newest version, production if any is)."""
+    production = _production_aliases(config)
+    default_team = str(config.get("default_team", "unassigned"))
+    by_app: dict[str, list[_Model]] = {}
+    for m in sorted(models, key=lambda m: m.name):
+        by_app.setdefault(m.app_id, []).append(m)
+    apps = []
+    for app_id, group in sorted(by_app.items()):
+        stamps = [m.last_version_at for m in group if m.last_version_at]
+        created = [m.created for m in group if m.created]
+        apps.append(
+            records.App(
+                app_id=app_id,
+                name=group[0].name if len(group) == 1 else app_id,
+                team=next((m.team for m in group if m.team), default_team),
+                owner=next((m.owner for m in group if m.owner), None),
+                stage="production" if any(m.aliases & production for m in group) else "pilot",
+                value_kind=next((m.value_kind for m in group if m.value_kind), "cost_avoidance"),
+                launched=min(created) if created else None,
+                description=next((m.description for m in group if m.description), None),
+                last_model_version_at=max(stamps) if stamps else None,
+                source="",
+            )
+        )
+    return apps
+
+
+def conflicts(config_apps: Sequence[AppConfig], mlflow_apps: Sequence[records.App]) -> list[str]:
+    """Apps both declared in portfolio.toml and found in MLflow whose team or owner differ.
+
+    portfolio.toml wins (its apps are what sync writes); each difference is a sentence naming the
+    app, the field and both values, so a person can fix one side.
+    """
+    declared = {a.id: a for a in config_apps}
+    out = []
+    for app in mlflow_apps:
+        cfg = declared.get(app.app_id)
+        if cfg is None:
+            continue
+        for fld, ours, theirs in (("team", cfg.team, app.team), ("owner", cfg.owner, app.owner)):
+            if theirs and (ours or None) != theirs:
+                out.append(
+                    f"app {app.app_id}: {fld} is {ours!r} in portfolio.toml but {theirs!r} in MLflow "
+                    f"(model {app.name}); portfolio.toml wins"
+                )
+    return out
+
+
+def pull(config: ConnectorConfig, since: datetime | None) -> Iterator[Any]:
+    """Yield an App per app id found in the registry, except apps declared in portfolio.toml.
+
+    ``since`` is ignored: the inventory is small and read whole (a model may lose its alias).
+    """
+    apps = to_apps(read_models(config), config)
+    found = conflicts(config.apps, apps)
+    last_conflicts[config.name or NAME] = found
+    for line in found:
+        log.warning("%s: conflict: %s", config.name or NAME, line)
+        yield Notice(f"conflict with portfolio.toml: {line}")
+    declared = {a.id for a in config.apps}
+    for app in apps:
+        if app.app_id not in declared:
+            yield app

@@ -1,0 +1,95 @@
+"""Realised value from a CSV or Excel outcomes ledger (one row per app, month and value kind).
+
+Config::
+
+    [connectors.value-ledger]
+    type = "outcomes_file"
+    path = "value/ledger.csv"      # a file, a folder (every .csv/.xlsx in it) or a glob
+    currency = "USD"               # the reporting currency; rows in any other are refused
+
+All-or-nothing: any bad row in any file fails the sync with every bad row listed (file, row,
+column, reason) and nothing is written. The file is the truth for the months it holds: for each
+month present, this source's rows that the file no longer has are deleted (a :class:`Replace`
+per month), so a corrected ledger replaces the old figures.
+"""
+
+from __future__ import annotations
+
+import glob
+from collections.abc import Iterator
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from connectors.base import ConnectorConfig, InputFileError, Replace
+from portfolio import ledger, records
+
+NAME = "outcomes_file"
+
+SUFFIXES = (".csv", ".xlsx", ".xlsm")
+MAX_LISTED = 200  # error lines in the message; the SyncRun keeps 4,000 characters anyway
+
+
+def files(config: ConnectorConfig) -> list[Path]:
+    """The ledger files named by ``path``: a file, a folder or a glob (sorted)."""
+    base = config.path("path")
+    text = str(base)
+    if any(ch in text for ch in "*?["):
+        found = [Path(p) for p in glob.glob(text, recursive=True)]
+    elif base.is_dir():
+        found = [p for p in base.rglob("*")]
+    elif base.exists():
+        return [base]
+    else:
+        raise InputFileError(config.name or NAME, str(config.get("path")), "no such file or folder")
+    matched = sorted(p for p in found if p.is_file() and p.suffix.lower() in SUFFIXES and not p.name.startswith("~$"))
+    if not matched:
+        raise InputFileError(config.name or NAME, str(config.get("path")), f"no ledger file ({', '.join(SUFFIXES)}) matches")
+    return matched
+
+
+def pull(config: ConnectorConfig, since: datetime | None) -> Iterator[Any]:
+    """Yield every row of the ledger as an OutcomeRecord, then one Replace per month present.
+
+    ``since`` is ignored: a ledger is small and restated in place, so it is read whole every time.
+    """
+    currency = str(config.get("currency", ledger.DEFAULT_CURRENCY)).upper()
+    paths = files(config)
+    problems: list[str] = []
+    first_seen: dict[tuple[str, date, str], str] = {}
+    out: list[records.OutcomeRecord] = []
+    for path in paths:
+        try:
+            frame = ledger.read_ledger(path)
+        except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+            problems.append(f"file {path.name}: cannot read it as a ledger ({type(exc).__name__}: {str(exc)[:200]})")
+            continue
+        recs, errors = ledger.validate_ledger(frame, source_name="", currency=currency)
+        if not errors.empty:
+            problems.extend(ledger.describe_errors(errors, file=path.name).splitlines())
+            continue
+        for rec, row in zip(recs, frame.index, strict=True):
+            key = (rec.app_id, rec.month, rec.kind)
+            where = f"file {path.name}, row {int(row) + 2}"
+            if key in first_seen:
+                problems.append(
+                    f"{where}, column 'app_id,month,kind': duplicate of {first_seen[key]} "
+                    f"({rec.app_id}, {rec.month:%Y-%m}, {rec.kind})"
+                )
+            else:
+                first_seen[key] = where
+            out.append(rec)
+    if problems:
+        listed = problems[:MAX_LISTED]
+        if len(problems) > MAX_LISTED:
+            listed.append(f"... and {len(problems) - MAX_LISTED} more")
+        raise InputFileError(
+            config.name or NAME,
+            ", ".join(p.name for p in paths),
+            f"{len(problems)} problem(s); nothing was written:\n" + "\n".join(listed),
+        )
+    yield from out
+    for month in sorted({r.month for r in out}):
+        yield Replace(records.OutcomeRecord, month, month, field="month")

@@ -1,0 +1,1 @@
+"""Connector tests: real files, real servers, recorded or documented payloads."""
