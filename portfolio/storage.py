@@ -120,7 +120,9 @@ def _upsert_sql(conn: Connection, model: type[SQLModel], cols: Sequence[sa.Colum
 
 
 def _processors(conn: Connection, cols: Sequence[sa.Column[Any]]) -> list[Any]:
-    return [c.type.bind_processor(conn.dialect) for c in cols]
+    # the dialect's own type (Money -> BIGINT micro-units / NUMERIC), not the generic Numeric that
+    # would turn every amount into a float on the way in
+    return [c.type.dialect_impl(conn.dialect).bind_processor(conn.dialect) for c in cols]
 
 
 def upsert_tuples(

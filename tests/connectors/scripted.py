@@ -1,0 +1,53 @@
+"""Scripted test connector: yields the cost rows its config lists, then fails the way it is told.
+
+Used by tests/test_sync.py through a temporary ``connectors.REGISTRY["scripted"]`` entry, so the
+sync machinery (ledger, cursor, transactions, Replace, redaction) is exercised by a real module
+with ``NAME`` and ``pull`` like every connector. Params:
+
+``days``      list of "YYYY-MM-DD": one CostRecord (infra / compute) per day for ``app``
+``amount``    the amount of each row (string, default "1.00"); ``category`` default "infra"
+``replace``   ["start", "end"]: yield a Replace marker for CostRecord over that window
+``fail``      raise ConnectorError with this text after yielding (``{token}`` = the secret)
+``crash``     raise RuntimeError with this text after yielding (a bug, not a source failure)
+``repeat``    yield the first day twice (a connector bug sync must refuse)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from connectors.base import ConnectorConfig, ConnectorError, Replace
+from portfolio.records import CostRecord
+
+NAME = "scripted"
+
+#: (connector name, since) of every pull, for the cursor tests
+CALLS: list[tuple[str, datetime | None]] = []
+
+
+def pull(config: ConnectorConfig, since: datetime | None) -> Iterator[Any]:
+    CALLS.append((config.name, since))
+    days = [date.fromisoformat(d) for d in config.get("days", [])]
+    if config.get("repeat") and days:
+        days.append(days[0])
+    for day in days:
+        yield CostRecord(
+            source="",
+            app_id=config.get("app", "app-a"),
+            day=day,
+            category=config.get("category", "infra"),
+            service="compute",
+            amount=Decimal(str(config.get("amount", "1.00"))),
+            billing_period=f"{day:%Y-%m}",
+        )
+    window = config.get("replace")
+    if window:
+        yield Replace(CostRecord, date.fromisoformat(window[0]), date.fromisoformat(window[1]))
+    token = config.secret("token_env") or ""
+    if config.get("fail"):
+        raise ConnectorError(config.name, str(config.get("fail")).format(token=token))
+    if config.get("crash"):
+        raise RuntimeError(str(config.get("crash")).format(token=token))
