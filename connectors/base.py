@@ -10,7 +10,7 @@ the Data health page shows.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Protocol
@@ -146,7 +146,7 @@ def get_json(
         raise ConnectorError(connector, "answer is not JSON", status=resp.status_code, path=path) from None
 
 
-def paginate(connector: str, first_url: str, max_pages: int = MAX_PAGES) -> Iterator[str]:
+def paginate(connector: str, first_url: str, max_pages: int = MAX_PAGES) -> Generator[str, str | None, None]:
     """Yield page URLs from a ``next_url = yield url`` style loop, guarding against loops.
 
     Use: ``pages = paginate(...); url = next(pages); ... url = pages.send(next_url)`` — it raises
