@@ -30,6 +30,7 @@ __all__ = [
     "InputFileError",
     "Notice",
     "Replace",
+    "ReplaceKeys",
     "Rows",
     "get_json",
     "http_session",
@@ -57,6 +58,20 @@ class Replace:
     start: date
     end: date
     field: str = "day"
+
+
+@dataclass(frozen=True)
+class ReplaceKeys:
+    """Marker: "for these values of ``field`` (e.g. ticket refs), the rows I yield are the only ones".
+
+    Stale rows of this source whose ``field`` is one of ``values`` and whose natural key was not
+    yielded are deleted — how a ticket first counted on its created day and later closed (so now
+    dated on its closing day) does not stay counted twice after an incremental sync.
+    """
+
+    table: type
+    field: str
+    values: frozenset[Any]
 
 
 @dataclass(frozen=True)

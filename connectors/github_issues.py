@@ -36,15 +36,15 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, date, datetime
-from typing import Any, cast
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 import requests
 
 from connectors import _mapping as m
-from connectors.base import ConnectorError, Replace, get_json, http_session, paginate, safe_path
+from connectors.base import ConnectorError, Replace, ReplaceKeys, get_json, http_session, paginate, safe_path
 from portfolio.config import ConnectorConfig
 from portfolio.records import MaintenanceRecord
 
@@ -200,6 +200,7 @@ def pull(config: ConnectorConfig, since: datetime | None) -> Iterator[Any]:
         ) from None
     skipped = m.Skipped(client.name, "issues")
     seen: set[str] = set()
+    touched: set[str] = set()  # every issue this pull saw, mapped or not
 
     if since is None:
         yield Replace(MaintenanceRecord, *FULL_WINDOW)
@@ -208,8 +209,7 @@ def pull(config: ConnectorConfig, since: datetime | None) -> Iterator[Any]:
         url = f"{client.api_url}/repos/{quote(owner)}/{quote(name)}/issues?state=all&per_page=100"
         if since is not None:
             url += "&since=" + since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        # paginate() is a generator driven with send(); its annotation says Iterator
-        pages = cast(Generator[str, str | None, None], paginate(client.name, url))
+        pages = paginate(client.name, url)
         page_url: str | None = next(pages)
         while page_url:
             body, resp = client.fetch(page_url)
@@ -227,6 +227,7 @@ def pull(config: ConnectorConfig, since: datetime | None) -> Iterator[Any]:
                     item, repo, resolver, repo_apps, classifier, per_kind, rule, max_hours, hours_re
                 )
                 ref = f"{repo}#{item.get('number')}"
+                touched.add(ref)
                 if rec is None:
                     skipped.add(ref)
                     continue
@@ -241,6 +242,9 @@ def pull(config: ConnectorConfig, since: datetime | None) -> Iterator[Any]:
                 page_url = pages.send(next_url)
             except StopIteration:
                 page_url = None
+    if since is not None:
+        # an issue seen again (e.g. closed since) replaces its earlier row, whatever day that had
+        yield ReplaceKeys(MaintenanceRecord, "ref", frozenset(touched))
     yield from skipped.notices(log)
 
 

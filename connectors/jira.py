@@ -39,7 +39,7 @@ from typing import Any
 from urllib.parse import quote
 
 from connectors import _mapping as m
-from connectors.base import ConnectorError, Replace, get_json, http_session, safe_path
+from connectors.base import ConnectorError, Replace, ReplaceKeys, get_json, http_session, safe_path
 from portfolio.config import ConnectorConfig
 from portfolio.records import MaintenanceRecord
 
@@ -196,6 +196,7 @@ def pull(config: ConnectorConfig, since: datetime | None) -> Iterator[Any]:
     per_kind = m.default_hours(config)
     skipped = m.Skipped(jira.name, "issues")
     seen: set[str] = set()
+    touched: set[str] = set()  # every issue this pull saw, mapped or not
     if since is None:
         yield Replace(MaintenanceRecord, *FULL_WINDOW)
     for issue in jira.search(jql, fields, page_size):
@@ -210,6 +211,7 @@ def pull(config: ConnectorConfig, since: datetime | None) -> Iterator[Any]:
             or resolver.first(components)
             or resolver.first(labels)
         )
+        touched.add(key)
         if app is None:
             skipped.add(key)
             continue
@@ -236,6 +238,9 @@ def pull(config: ConnectorConfig, since: datetime | None) -> Iterator[Any]:
             url=f"{jira.url}/browse/{key}",
             title=(str(f.get("summary") or "")[:500]) or None,
         )
+    if since is not None:
+        # an issue seen again (e.g. resolved since) replaces its earlier row, whatever day that had
+        yield ReplaceKeys(MaintenanceRecord, "ref", frozenset(touched))
     yield from skipped.notices(log)
 
 

@@ -191,6 +191,21 @@ def existing_keys(
         yield tuple(row)
 
 
+def keys_where_in(
+    conn: Connection, model: type[SQLModel], source: str, field: str, values: Iterable[Any], chunk: int = 500
+) -> Iterator[tuple[Any, ...]]:
+    """Natural keys of ``source``'s rows whose ``field`` is one of ``values``."""
+    table = table_of(model)
+    key = list(model.NATURAL_KEY)  # type: ignore[attr-defined]
+    vals = list(values)
+    for i in range(0, len(vals), chunk):
+        stmt = sa.select(*(table.c[k] for k in key)).where(
+            table.c.source == source, table.c[field].in_(vals[i : i + chunk])
+        )
+        for row in conn.execute(stmt):
+            yield tuple(row)
+
+
 def delete_keys(conn: Connection, model: type[SQLModel], keys: Sequence[tuple[Any, ...]]) -> int:
     """Delete rows by natural key."""
     if not keys:

@@ -23,7 +23,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlmodel import SQLModel
 
 import connectors
-from connectors.base import Notice, Replace, Rows
+from connectors.base import Notice, Replace, ReplaceKeys, Rows
 from portfolio import records, storage
 from portfolio.config import Config, ConnectorConfig
 from portfolio.errors import ConnectorError, PortfolioError, SyncError, redact
@@ -105,7 +105,7 @@ class _Writer:
         self.source = source
         self.buffers: dict[type[SQLModel], list[SQLModel]] = defaultdict(list)
         self.keys: dict[type[SQLModel], set[tuple[Any, ...]]] = defaultdict(set)
-        self.replaces: list[Replace] = []
+        self.replaces: list[Replace | ReplaceKeys] = []
         self.notices: list[str] = []
         self.written = 0
         self.count = 0
@@ -114,7 +114,7 @@ class _Writer:
         if isinstance(item, Notice):
             self.notices.append(item.text)
             return
-        if isinstance(item, Replace):
+        if isinstance(item, Replace | ReplaceKeys):
             self.replaces.append(item)
             return
         if isinstance(item, Rows):
@@ -182,11 +182,11 @@ class _Writer:
         deleted = 0
         for rep in self.replaces:
             seen = self.keys.get(rep.table, set())
-            stale = [
-                k
-                for k in storage.existing_keys(self.conn, rep.table, self.source, rep.field, rep.start, rep.end)
-                if k not in seen
-            ]
+            if isinstance(rep, ReplaceKeys):
+                existing = storage.keys_where_in(self.conn, rep.table, self.source, rep.field, rep.values)
+            else:
+                existing = storage.existing_keys(self.conn, rep.table, self.source, rep.field, rep.start, rep.end)
+            stale = [k for k in existing if k not in seen]
             deleted += storage.delete_keys(self.conn, rep.table, stale)
         return deleted
 

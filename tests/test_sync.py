@@ -244,3 +244,12 @@ def test_config_errors_name_the_key(text: str, names: str) -> None:
         config.loads(text, where="portfolio.toml")
     assert str(exc.value).startswith("portfolio.toml: ")
     assert names in str(exc.value)
+
+
+def test_replace_keys_deletes_stale_rows_of_those_keys_only(engine: Engine) -> None:
+    """A ticket that moved day (opened -> closed) replaces its earlier row; other rows stay."""
+    sync.sync(make_cfg(a={"days": DAYS[:3]}), engine, now=T1)
+    # the row of DAYS[1] now belongs to another app (same day, new natural key); days 0 and 2 not re-read
+    run = sync.sync(make_cfg(a={"days": [DAYS[1]], "app": "app-b", "replace_days": [DAYS[1]]}), engine, now=T1 + timedelta(days=1)).runs[0]
+    assert (run.status, run.rows_written, run.rows_deleted) == ("success", 1, 1)
+    assert [(r[1], str(r[2])) for r in cost_rows(engine)] == [("app-a", DAYS[0]), ("app-a", DAYS[2]), ("app-b", DAYS[1])]

@@ -7,6 +7,7 @@ with ``NAME`` and ``pull`` like every connector. Params:
 ``days``      list of "YYYY-MM-DD": one CostRecord (infra / compute) per day for ``app``
 ``amount``    the amount of each row (string, default "1.00"); ``category`` default "infra"
 ``replace``   ["start", "end"]: yield a Replace marker for CostRecord over that window
+``replace_days`` list of "YYYY-MM-DD": yield ReplaceKeys(CostRecord, "day", those days)
 ``fail``      raise ConnectorError with this text after yielding (``{token}`` = the secret)
 ``crash``     raise RuntimeError with this text after yielding (a bug, not a source failure)
 ``repeat``    yield the first day twice (a connector bug sync must refuse)
@@ -19,7 +20,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from connectors.base import ConnectorConfig, ConnectorError, Replace
+from connectors.base import ConnectorConfig, ConnectorError, Replace, ReplaceKeys
 from portfolio.records import CostRecord
 
 NAME = "scripted"
@@ -46,6 +47,8 @@ def pull(config: ConnectorConfig, since: datetime | None) -> Iterator[Any]:
     window = config.get("replace")
     if window:
         yield Replace(CostRecord, date.fromisoformat(window[0]), date.fromisoformat(window[1]))
+    if config.get("replace_days"):
+        yield ReplaceKeys(CostRecord, "day", frozenset(date.fromisoformat(d) for d in config.get("replace_days")))
     token = config.secret("token_env") or ""
     if config.get("fail"):
         raise ConnectorError(config.name, str(config.get("fail")).format(token=token))
