@@ -1,0 +1,584 @@
+"""``mlportfolio``: the command line — demo, check, sync, report, up and scheduler.
+
+Exit codes: 0 done; 1 something failed (a connector, the database, the dashboard); 2 the
+configuration or the command line is wrong (the message names the key and what was expected);
+130 interrupted. Expected errors print one message on stderr, never a traceback and never a
+secret.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import webbrowser
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, date, datetime
+from glob import glob as glob_paths
+from glob import has_magic
+from pathlib import Path
+from typing import Any
+
+from portfolio import config as config_mod
+from portfolio import records, storage, sync
+from portfolio.config import Config
+from portfolio.errors import ConfigError, PortfolioError, redact
+
+log = logging.getLogger("portfolio.cli")
+
+DEFAULT_PORT = 8501
+STARTUP_TIMEOUT = 90.0  # seconds for the dashboard to answer its health check
+APP_NAME = "ml-portfolio"
+
+
+class UsageError(PortfolioError):
+    """The command line is wrong (bad date, bad month): exit 2 like a configuration error."""
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _today(raw: str | None) -> date:
+    """The as-of date: ``--today``, else ``PORTFOLIO_TODAY``, else today's UTC date."""
+    raw = raw or os.environ.get("PORTFOLIO_TODAY")
+    if not raw:
+        return datetime.now(UTC).date()
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise UsageError(f"today: {raw!r} is not a date (expected YYYY-MM-DD, from --today or PORTFOLIO_TODAY)") from None
+
+
+def _load_config(args: argparse.Namespace) -> Config:
+    cfg = config_mod.load(args.config)
+    if args.db:
+        cfg.database_url = args.db
+    args.loaded_config = cfg  # so main() can redact the values of this config's secret variables
+    return cfg
+
+
+def _secret_names(cfg: Config | None) -> list[str]:
+    if cfg is None:
+        return []
+    return [n for c in cfg.connectors.values() for n in c.secret_env_names()]
+
+
+def demo_database_url(explicit: str | None = None) -> str:
+    """Where the demo lives: ``--db``, else ``PORTFOLIO_DB_URL``, else ``<user data dir>/demo.db``."""
+    if explicit:
+        return explicit
+    env = os.environ.get("PORTFOLIO_DB_URL")
+    if env:
+        return env
+    import platformdirs
+
+    folder = Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+    return f"sqlite:///{folder / 'demo.db'}"
+
+
+def database_location(url: str) -> str:
+    """A SQLite database's file path, or the URL without credentials."""
+    if url.startswith("sqlite"):
+        import sqlalchemy as sa
+
+        db = sa.engine.make_url(url).database
+        if db and db != ":memory:":
+            return str(Path(db).expanduser().resolve())
+    return redact(url)
+
+
+def build_demo(url: str, today: date | None = None) -> tuple[Config, sync.Outcome]:
+    """Create or refresh the demo database at ``url`` from the embedded demo portfolio.
+
+    ``today`` (``--today`` / ``PORTFOLIO_TODAY``) is the demo's as-of date: its data ends the day before.
+    """
+    cfg = config_mod.demo_config(url)
+    if today is not None:
+        for conn in cfg.connectors.values():
+            if conn.type == "demo":
+                setattr(conn, "as_of", today.isoformat())  # noqa: B010 - an extra (connector) param
+    engine = storage.make_engine(url)
+    outcome = sync.sync(cfg, engine, full=True)
+    failed = [r for r in outcome.runs if r.status != "success"]
+    if failed:
+        raise PortfolioError("demo: could not build the demo data: " + "; ".join(str(r.error) for r in failed))
+    return cfg, outcome
+
+
+def _has_apps(url: str) -> bool:
+    import sqlalchemy as sa
+
+    engine = storage.make_engine(url)
+    with engine.connect() as conn:
+        return bool(conn.execute(sa.select(sa.func.count()).select_from(storage.table_of(records.App))).scalar())
+
+
+# ----------------------------------------------------------------------------- dashboard process
+
+
+def dashboard_entry() -> Path:
+    """The installed file ``streamlit run`` starts (``portfolio/dashboard/main.py``)."""
+    path = Path(__file__).resolve().parent / "dashboard" / "main.py"
+    if not path.is_file():
+        raise PortfolioError(f"the dashboard entry {path} is missing: reinstall ml-portfolio")
+    return path
+
+
+def streamlit_command(port: int) -> list[str]:
+    # Always headless: a non-headless first run asks for an e-mail on the terminal and blocks;
+    # the browser is opened by us once the server answers (webbrowser), unless --no-browser.
+    return [
+        sys.executable, "-m", "streamlit", "run", str(dashboard_entry()),
+        "--server.port", str(port),
+        "--server.address", "127.0.0.1",
+        "--server.headless", "true",
+        "--server.fileWatcherType", "none",
+        "--server.runOnSave", "false",
+        "--browser.gatherUsageStats", "false",
+    ]  # fmt: skip
+
+
+def dashboard_env(database_url: str, *, demo: bool, config_path: str | None) -> dict[str, str]:
+    """The environment of the dashboard process: which database (and config) it reads."""
+    env = dict(os.environ)
+    env["PORTFOLIO_DB_URL"] = database_url
+    if demo:
+        env["PORTFOLIO_DEMO"] = "1"
+    else:
+        env.pop("PORTFOLIO_DEMO", None)
+    if config_path and Path(config_path).is_file():
+        env["PORTFOLIO_CONFIG"] = str(Path(config_path).resolve())
+    return env
+
+
+def _healthy(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as resp:
+            return bool(resp.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def _port_in_use(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=15)
+
+
+def serve_dashboard(
+    database_url: str,
+    *,
+    port: int,
+    open_browser: bool,
+    demo: bool,
+    config_path: str | None = None,
+    timeout: float = STARTUP_TIMEOUT,
+) -> int:
+    """Run the Streamlit dashboard until it exits or Ctrl-C; the child never outlives us."""
+    cmd = streamlit_command(port)
+    if _port_in_use(port):
+        raise PortfolioError(f"port {port} on 127.0.0.1 is already in use: choose another with --port")
+    proc = subprocess.Popen(cmd, env=dashboard_env(database_url, demo=demo, config_path=config_path))
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while proc.poll() is None and not _healthy(port) and time.monotonic() < deadline:
+            time.sleep(0.25)
+        if proc.poll() is not None:
+            raise PortfolioError(f"the dashboard (streamlit) exited with code {proc.returncode} before it answered on {url}")
+        if _healthy(port):
+            print(f"dashboard: {url}   (Ctrl-C stops it)", flush=True)
+            if open_browser:
+                webbrowser.open(url)
+        else:
+            print(f"warning: the dashboard does not answer on {url} after {timeout:.0f}s; still waiting", file=sys.stderr)
+        code = proc.wait()
+        if code != 0:
+            raise PortfolioError(f"the dashboard (streamlit) exited with code {code}")
+        return 0
+    except KeyboardInterrupt:
+        print("stopping the dashboard", file=sys.stderr)
+        return 0
+    finally:
+        _stop(proc)
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (service managers, ``kill``) stops a long-running command like Ctrl-C does."""
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread (embedded use): leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+# ----------------------------------------------------------------------------- commands
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    url = demo_database_url(args.db)
+    today = _today(None) if os.environ.get("PORTFOLIO_TODAY") else None
+    print(f"building the demo portfolio in {database_location(url)} ...", file=sys.stderr, flush=True)
+    _, outcome = build_demo(url, today)
+    rows = sum(r.rows_written for r in outcome.runs)
+    print(f"demo data ready ({rows} rows written)", file=sys.stderr, flush=True)
+    if args.no_serve:
+        print(database_location(url))
+        return 0
+    with _sigterm_as_interrupt():
+        return serve_dashboard(url, port=args.port, open_browser=not args.no_browser, demo=True)
+
+
+def validate(cfg: Config) -> tuple[list[str], list[str]]:
+    """What ``check`` finds beyond the schema: (errors, warnings), each naming the key."""
+    import connectors
+    from portfolio import scheduler
+
+    errors: list[str] = []
+    warnings: list[str] = []
+    for i, app in enumerate(cfg.apps):
+        if cfg.teams and app.team not in cfg.teams:
+            warnings.append(
+                f"apps[{i}].team: team {app.team!r} has no [teams.{app.team}] table; "
+                f"its hours cost default_hourly_rate = {cfg.default_hourly_rate:g}/h"
+            )
+    for name, conn in cfg.connectors.items():
+        key = f"connectors.{name}"
+        if conn.type not in connectors.REGISTRY:
+            errors.append(f"{key}.type: unknown connector type {conn.type!r}; expected one of {', '.join(sorted(connectors.REGISTRY))}")
+        else:
+            try:
+                connectors.load(conn.type)
+            except ImportError as exc:
+                errors.append(f"{key}.type: the {conn.type!r} connector cannot be loaded ({exc})")
+        if conn.schedule:
+            try:
+                scheduler.parse_schedule(name, conn.schedule)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        for param, value in conn.params.items():
+            if param.endswith("_env") and value and not os.environ.get(str(value)):
+                warnings.append(f"{key}.{param}: environment variable {value} is not set")
+        if conn.get("path") is not None:
+            path = conn.path("path")
+            if has_magic(str(path)):
+                if not glob_paths(str(path), recursive=True):
+                    warnings.append(f"{key}.path: no file matches {path} yet")
+            elif not path.exists():
+                errors.append(f"{key}.path: {path} does not exist (expected a file or folder, relative to the config file)")
+    return errors, warnings
+
+
+def _would_sync(cfg: Config) -> dict[str, str]:
+    """Per connector, what the next sync reads: the cursor, or the full history."""
+    url = cfg.database_url
+    if url.startswith("sqlite") and not Path(database_location(url)).exists():
+        return dict.fromkeys(cfg.connectors, "full history (database not created yet)")
+    try:
+        engine = storage.make_engine(url)
+    except PortfolioError as exc:
+        return dict.fromkeys(cfg.connectors, f"unknown ({exc})")
+    now = datetime.now(UTC)
+    out = {}
+    for name, conn in cfg.connectors.items():
+        since = sync.cursor(engine, name, conn.lookback_days, now)
+        if since is None:
+            out[name] = "full history (never synced successfully)"
+        else:
+            out[name] = f"since {since:%Y-%m-%d %H:%M} UTC (last success − {conn.lookback_days} d look-back)"
+    return out
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    cfg = _load_config(args)
+    errors, warnings = validate(cfg)
+    print(f"config: {cfg.source_path}")
+    print(f"database: {database_location(cfg.database_url)}")
+    print(f"currency: {cfg.currency}")
+    if cfg.teams:
+        print("teams:")
+        for name, team in cfg.teams.items():
+            print(f"  {name:<24} {team.hourly_rate:g}/h, {team.capacity_hours:g} h/month capacity")
+    print(f"apps ({len(cfg.apps)}):")
+    for app in cfg.apps:
+        print(
+            f"  {app.id:<24} team={app.team} stage={app.stage} value_kind={app.value_kind} "
+            f"owner={app.owner or '-'} slo={app.slo_availability:g}"
+        )
+    print(f"connectors ({len(cfg.connectors)}):")
+    would = _would_sync(cfg)
+    for name, conn in cfg.connectors.items():
+        state = "" if conn.enabled else " (disabled)"
+        schedule = f'"{conn.schedule}" UTC' if conn.schedule else "manual"
+        line = f"  {name:<24} type={conn.type} schedule={schedule}{state}"
+        if name in would:
+            line += f"\n  {'':<24} would sync: {would[name]}"
+        print(line)
+    for w in warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    for e in errors:
+        print(f"error: {e}", file=sys.stderr)
+    if errors:
+        print(f"{cfg.source_path}: {len(errors)} error(s)", file=sys.stderr)
+        return 2
+    print("configuration OK")
+    return 0
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    cfg = _load_config(args)
+    engine = storage.make_engine(cfg.database_url)
+    outcome = sync.sync(cfg, engine, only=args.connectors or None, full=args.full)
+    width = max([len(r.connector) for r in outcome.runs] + [8])
+    for run in outcome.runs:
+        took = ""
+        if run.finished and run.started:
+            took = f" in {(run.finished - run.started).total_seconds():.1f}s"
+        if run.status == "success":
+            detail = f"{run.rows_written} rows written, {run.rows_deleted} deleted{took}"
+        else:
+            detail = f"error: {run.error}"
+        print(f"{run.connector:<{width}}  {run.status:<7}  {detail}")
+    if not outcome.runs:
+        print("no enabled connector in the config", file=sys.stderr)
+    return 0 if outcome.ok else 1
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from portfolio import periods, report
+    from portfolio.facts import load_facts
+
+    today = _today(args.today)
+    if args.demo:
+        url = demo_database_url(args.db)
+        if not _has_apps(url):
+            print(f"building the demo portfolio in {database_location(url)} ...", file=sys.stderr, flush=True)
+            build_demo(url, today)
+        cfg = config_mod.demo_config(url)
+    else:
+        cfg = _load_config(args)
+    period = None
+    if args.kind != "retirement":
+        try:
+            period = periods.period_between(args.from_month, args.to_month, today)
+        except ValueError as exc:
+            raise UsageError(f"--from/--to: {exc}") from None
+    facts = load_facts(storage.make_engine(cfg.database_url), today=today)
+    if period is None:
+        frame = report.retirement_report(facts, cfg, args.team, include_snoozed=args.include_snoozed)
+        header = f"retirement findings as of {today.isoformat()}"
+    elif args.kind == "pnl":
+        frame = report.pnl_report(facts, cfg, period, args.team)
+        header = f"P&L per app and month, {period.label} ({cfg.currency})"
+    else:
+        frame = report.maintenance_report(facts, cfg, period, args.team)
+        header = f"maintenance per app and month, {period.label}"
+    text = report.render(frame, args.kind, args.format)
+    if args.format == "table":
+        text = f"{header}{' — team ' + args.team if args.team else ''}\n\n{text}"
+    sys.stdout.write(text)
+    return 0
+
+
+def _print_jobs(sched: Any) -> None:
+    from portfolio import scheduler
+
+    jobs = sched.get_jobs()
+    if jobs:
+        print("scheduled syncs:")
+        print("\n".join(scheduler.describe(jobs)), flush=True)
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from portfolio import scheduler
+
+    cfg = _load_config(args)
+    storage.make_engine(cfg.database_url)
+    with _sigterm_as_interrupt():
+        sched = scheduler.start(cfg, run_now=args.sync_now)
+        try:
+            if not sched.get_jobs():
+                print("warning: no connector has a schedule; only the dashboard runs", file=sys.stderr)
+            _print_jobs(sched)
+            return serve_dashboard(
+                cfg.database_url, port=args.port, open_browser=False, demo=False, config_path=cfg.source_path
+            )
+        finally:
+            print("stopping the scheduler (waiting for a running sync to finish)", file=sys.stderr, flush=True)
+            sched.shutdown(wait=True)
+
+
+def cmd_scheduler(args: argparse.Namespace) -> int:
+    from portfolio import scheduler
+
+    cfg = _load_config(args)
+    if not scheduler.scheduled_connectors(cfg):
+        raise ConfigError(
+            f"{cfg.source_path}: no enabled connector has a schedule "
+            '(expected e.g. schedule = "0 6 * * *" in a [connectors.<name>] table)'
+        )
+    with _sigterm_as_interrupt():
+        sched = scheduler.start(cfg, run_now=args.sync_now)
+        _print_jobs(sched)
+        try:
+            while sched.running:
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            print("stopping the scheduler (waiting for a running sync to finish)", file=sys.stderr, flush=True)
+        finally:
+            if sched.running:
+                sched.shutdown(wait=True)
+    return 0
+
+
+# ----------------------------------------------------------------------------- parser
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port number (1-65535)")
+    return port
+
+
+def _month(text: str) -> str:
+    try:
+        datetime.strptime(text, "%Y-%m")
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a month (expected YYYY-MM)") from None
+    return text
+
+
+def _day(text: str) -> str:
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (expected YYYY-MM-DD)") from None
+    return text
+
+
+def build_parser() -> argparse.ArgumentParser:
+    # global options work before or after the command: the sub-parsers share them with
+    # SUPPRESS defaults, so a value given before the command is not reset by the sub-parser
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS,
+                        help="portfolio.toml (default: $PORTFOLIO_CONFIG or ./portfolio.toml)")
+    common.add_argument("--db", metavar="URL", default=argparse.SUPPRESS,
+                        help="database URL, overrides database_url and $PORTFOLIO_DB_URL")
+    common.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
+                        help="more log output (-vv: debug)")
+
+    parser = argparse.ArgumentParser(
+        prog="mlportfolio",
+        description="ML Portfolio: the P&L of your ML apps — value, full cost, maintenance load, retirement.",
+        parents=[common],
+    )
+    from portfolio import __version__
+
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("demo", parents=[common], help="build the demo portfolio and open its dashboard")
+    p.add_argument("--port", type=_port, default=DEFAULT_PORT, help=f"dashboard port (default {DEFAULT_PORT})")
+    p.add_argument("--no-browser", action="store_true", help="do not open a browser (headless server)")
+    p.add_argument("--no-serve", action="store_true", help="only build the demo database and print its path")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("check", parents=[common], help="validate the config; list apps and connectors")
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("sync", parents=[common], help="run connectors once (all enabled ones, or those named)")
+    p.add_argument("connectors", nargs="*", metavar="CONNECTOR", help="connector names (default: all enabled)")
+    p.add_argument("--full", action="store_true", help="ignore the cursor and re-read the full history")
+    p.set_defaults(func=cmd_sync)
+
+    p = sub.add_parser("report", parents=[common], help="print a report: pnl, maintenance or retirement")
+    p.add_argument("kind", choices=["pnl", "maintenance", "retirement"])
+    p.add_argument("--from", dest="from_month", type=_month, metavar="YYYY-MM", help="first month (default: 12 months back)")
+    p.add_argument("--to", dest="to_month", type=_month, metavar="YYYY-MM", help="last month (default: the last complete day's)")
+    p.add_argument("--team", help="only this team's apps")
+    p.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    p.add_argument("--today", type=_day, metavar="YYYY-MM-DD", help="as-of date (default: $PORTFOLIO_TODAY or today, UTC)")
+    p.add_argument("--demo", action="store_true", help="report on the demo database")
+    p.add_argument("--include-snoozed", action="store_true", help="retirement: also findings snoozed by a decision")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("up", parents=[common], help="run the scheduler and the dashboard together")
+    p.add_argument("--port", type=_port, default=DEFAULT_PORT, help=f"dashboard port (default {DEFAULT_PORT})")
+    p.add_argument("--sync-now", action="store_true", help="also run every scheduled connector once at start")
+    p.set_defaults(func=cmd_up)
+
+    p = sub.add_parser("scheduler", parents=[common], help="run the scheduler only (headless)")
+    p.add_argument("--sync-now", action="store_true", help="also run every scheduled connector once at start")
+    p.set_defaults(func=cmd_scheduler)
+    return parser  # fmt: skip
+
+
+def _setup_logging(verbosity: int, long_running: bool) -> None:
+    """Log to stderr: errors only for one-shot commands, INFO for the long-running ones, more with -v.
+
+    When the process already has logging set up (main() called from a program or a test run),
+    its configuration is left alone.
+    """
+    if logging.getLogger().handlers:
+        return
+    level = {0: logging.INFO if long_running else logging.ERROR, 1: logging.INFO}.get(verbosity, logging.DEBUG)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("apscheduler").setLevel(logging.DEBUG if verbosity >= 2 else logging.WARNING)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, usage errors (argparse says what is wrong)
+        return int(exc.code or 0) if not isinstance(exc.code, str) else 2
+    for name, default in (("config", None), ("db", None), ("verbose", 0)):
+        if not hasattr(args, name):
+            setattr(args, name, default)
+    _setup_logging(args.verbose, long_running=args.command in ("up", "scheduler"))
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except (ConfigError, UsageError) as exc:
+        print(f"error: {redact(str(exc), _secret_names(getattr(args, 'loaded_config', None)))}", file=sys.stderr)
+        return 2
+    except PortfolioError as exc:
+        print(f"error: {redact(str(exc), _secret_names(getattr(args, 'loaded_config', None)))}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,592 @@
+"""``mlportfolio``: exit codes, reports, config checks and syncs, in-process and as real processes.
+
+The demo database is built once per session by ``mlportfolio demo --no-serve`` into a temporary
+folder. Sync sources are the real ``github_issues`` connector against a real local HTTP server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from portfolio import cli, config, maintenance, pnl, records, storage
+from portfolio.facts import load_facts
+from tests.servers import PayloadServer, Reply, free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+TODAY = date(2026, 11, 15)
+RULES = {"zombie", "underwater", "decaying", "maintenance_sink", "unreliable", "orphaned"}
+SECRET = "s3cr3t-token-value-4242"
+
+
+# ----------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="session")
+def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """(url, printed stdout) of the demo database built by ``mlportfolio demo --no-serve``."""
+    path = tmp_path_factory.mktemp("demo") / "demo.db"
+    url = f"sqlite:///{path}"
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.MonkeyPatch.context() as mp:
+        for key in [k for k in os.environ if k.startswith("PORTFOLIO_")]:
+            mp.delenv(key)
+        mp.setenv("PORTFOLIO_TODAY", TODAY.isoformat())
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = cli.main(["demo", "--no-serve", "--db", url])
+    assert code == 0, err.getvalue()
+    yield url, out.getvalue()
+    storage.dispose_all()
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = cli.main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PORTFOLIO_")}
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env.update(extra)
+    return env
+
+
+ISSUE = {
+    "number": 7,
+    "title": "Retrain on October data",
+    "labels": [{"name": "app:churn"}, {"name": "hours:3"}],
+    "created_at": "2026-10-12T08:00:00Z",
+    "closed_at": "2026-10-12T11:00:00Z",
+    "updated_at": "2026-10-12T11:00:00Z",
+    "state": "closed",
+}
+
+
+def github(method: str, path: str, headers: dict[str, str], body: bytes) -> Reply:
+    """GitHub's issues endpoint: one issue for acme/ok; acme/broken answers 401 and echoes the token."""
+    if path.startswith("/repos/acme/ok/issues"):
+        return Reply(200, [ISSUE])
+    if path.startswith("/repos/acme/broken/issues"):
+        return Reply(401, {"message": f"Bad credentials ({headers.get('Authorization')})"})
+    return Reply(404, {"message": "Not Found"})
+
+
+@pytest.fixture
+def github_server() -> Iterator[PayloadServer]:
+    with PayloadServer(github) as server:
+        yield server
+
+
+def write_config(tmp_path: Path, body: str, db: str | None = None) -> Path:
+    db = db or f"sqlite:///{tmp_path / 'portfolio.db'}"
+    path = tmp_path / "portfolio.toml"
+    path.write_text(
+        f"""
+database_url = "{db}"
+currency = "USD"
+[teams.search]
+hourly_rate = 100
+capacity_hours = 160
+[[apps]]
+id = "churn"
+name = "Churn predictor"
+team = "search"
+owner = "jane@example.com"
+launched = 2026-01-01
+{body}
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+# ----------------------------------------------------------------------------- demo + reports
+
+
+def test_demo_no_serve_prints_the_database_path(demo_db: tuple[str, str]) -> None:
+    url, out = demo_db
+    path = Path(url.removeprefix("sqlite:///"))
+    assert out.strip().splitlines()[-1] == str(path)
+    assert path.is_file()
+    apps = storage.read_frame(storage.make_engine(url), records.App)
+    assert len(apps) >= 20
+    runs = storage.read_frame(storage.make_engine(url), records.SyncRun)
+    assert runs[["connector", "status"]].values.tolist() == [["demo", "success"]]
+    # PORTFOLIO_TODAY is the demo's as-of date: its data ends at the last complete day
+    costs = storage.read_frame(storage.make_engine(url), records.CostRecord)
+    assert costs.day.max() == date(2026, 11, 14)
+
+
+def test_demo_database_defaults_to_the_user_data_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    assert cli.demo_database_url() == f"sqlite:///{tmp_path / 'data' / 'ml-portfolio' / 'demo.db'}"
+    monkeypatch.setenv("PORTFOLIO_DB_URL", "sqlite:////elsewhere/x.db")
+    assert cli.demo_database_url() == "sqlite:////elsewhere/x.db"
+    assert cli.demo_database_url("sqlite:////given.db") == "sqlite:////given.db"
+
+
+def test_report_retirement_csv_lists_all_six_rules(demo_db: tuple[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    url, _ = demo_db
+    code, out, err = run_cli(capsys, "report", "retirement", "--demo", "--db", url, "--today", TODAY.isoformat(), "--format", "csv")
+    assert code == 0, err
+    frame = pd.read_csv(io.StringIO(out))
+    for col in ("app_id", "rule", "reason", "annual_savings", "value_at_risk"):
+        assert col in frame.columns
+    assert set(frame.rule) == RULES
+    assert frame.reason.str.len().min() > 10
+    # money in cents
+    assert (frame.annual_savings.round(2) == frame.annual_savings).all()
+    # numbers behind each finding are JSON objects
+    assert all(isinstance(json.loads(n), dict) for n in frame.numbers)
+
+
+def test_report_pnl_csv_is_monthly_pnl_of_the_period(demo_db: tuple[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    url, _ = demo_db
+    code, out, err = run_cli(
+        capsys, "report", "pnl", "--demo", "--db", url, "--today", TODAY.isoformat(), "--from", "2026-05", "--to", "2026-10", "--format", "csv"
+    )
+    assert code == 0, err
+    got = pd.read_csv(io.StringIO(out))
+    cfg = config.demo_config(url)
+    expected = pnl.monthly_pnl(load_facts(storage.make_engine(url), today=TODAY), cfg)
+    expected = expected[expected.month.map(lambda m: pd.Timestamp(m).strftime("%Y-%m")).between("2026-05", "2026-10")]
+    assert list(got.columns) == list(expected.columns)
+    for col in ("app_id", "month", "revenue_capture", "cost_avoidance", "value", "value_low", "value_high",
+                "infra_cost", "people_cost", "other_cost", "cost", "net", "roi"):  # fmt: skip
+        assert col in got.columns
+    assert sorted(set(got.month)) == ["2026-05-01", "2026-06-01", "2026-07-01", "2026-08-01", "2026-09-01", "2026-10-01"]
+    assert "_unallocated" in set(got.app_id)
+    assert len(got) == len(expected)
+    exp = expected.reset_index(drop=True)
+    for col in ("value", "value_low", "value_high", "infra_cost", "other_cost", "people_cost", "cost", "net"):
+        assert got[col].tolist() == pytest.approx(exp[col].astype(float).round(2).tolist(), abs=0.005), col
+        assert (got[col].round(2) == got[col]).all(), f"{col} not in cents"
+    assert got.roi.fillna(-999).tolist() == pytest.approx(exp.roi.astype(float).round(4).fillna(-999).tolist(), abs=1e-4)
+
+
+def test_report_pnl_team_filter_drops_other_teams_and_shared_spend(
+    demo_db: tuple[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, _ = demo_db
+    code, out, _ = run_cli(capsys, "report", "pnl", "--demo", "--db", url, "--today", TODAY.isoformat(), "--team", "risk", "--format", "csv")
+    assert code == 0
+    got = pd.read_csv(io.StringIO(out))
+    assert len(got) > 0
+    assert set(got.team) == {"risk"}
+
+
+def test_report_maintenance_csv(demo_db: tuple[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    url, _ = demo_db
+    code, out, err = run_cli(
+        capsys, "report", "maintenance", "--demo", "--db", url, "--today", TODAY.isoformat(), "--from", "2026-10", "--format", "csv"
+    )
+    assert code == 0, err
+    got = pd.read_csv(io.StringIO(out))
+    for col in ("app_id", "month", "klo_hours", "incidents", "mttr_hours", "people_cost"):
+        assert col in got.columns
+    assert set(got.month) == {"2026-10-01", "2026-11-01"}
+    expected = maintenance.maintenance_monthly(load_facts(storage.make_engine(url), today=TODAY), config.demo_config(url))
+    expected = expected[expected.month.map(lambda m: pd.Timestamp(m) >= pd.Timestamp("2026-10-01"))]
+    assert got.people_cost.sum() == pytest.approx(expected.people_cost.sum(), abs=0.01 * len(got))
+    assert got.klo_hours.sum() == pytest.approx(expected.klo_hours.sum(), abs=0.01 * len(got))
+
+
+def test_report_formats_agree(demo_db: tuple[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    url, _ = demo_db
+    base = ["report", "pnl", "--demo", "--db", url, "--today", TODAY.isoformat(), "--from", "2026-10"]
+    _, csv_out, _ = run_cli(capsys, *base, "--format", "csv")
+    code, json_out, _ = run_cli(capsys, *base, "--format", "json")
+    assert code == 0
+    rows = json.loads(json_out)
+    frame = pd.read_csv(io.StringIO(csv_out))
+    assert len(rows) == len(frame) > 0
+    assert [(r["app_id"], r["month"]) for r in rows] == list(zip(frame.app_id, frame.month, strict=True))
+    assert [r["net"] for r in rows] == pytest.approx(frame.net.tolist(), abs=0.005)
+    code, table, _ = run_cli(capsys, *base)
+    assert code == 0
+    lines = table.splitlines()
+    assert lines[0] == "P&L per app and month, 2026-10 – 2026-11 (USD)"
+    # header, blank, column names, rule, one line per row, totals
+    assert lines[2].split()[:3] == ["app_id", "month", "team"]
+    assert len(lines) == 4 + len(frame) + 1
+    assert lines[-1].startswith("total: value ")
+    total_net = float(lines[-1].split("net ")[1].replace(",", ""))
+    assert total_net == pytest.approx(frame.net.sum(), abs=0.01 * len(frame))
+
+
+# ----------------------------------------------------------------------------- hand-computed P&L
+
+
+def seed_small_portfolio(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
+    cfg_path = write_config(tmp_path, "")
+    code, out, err = run_cli(capsys, "sync", "--config", str(cfg_path))  # writes the app inventory
+    assert code == 0, err
+    engine = storage.make_engine(f"sqlite:///{tmp_path / 'portfolio.db'}")
+
+    def cost(app: str, day: date, category: str, amount: str) -> records.CostRecord:
+        return records.CostRecord(source="bill", app_id=app, day=day, category=category, service="svc", amount=Decimal(amount))
+
+    with engine.begin() as conn:
+        storage.upsert(conn, records.CostRecord, [
+            cost("churn", date(2026, 8, 1), "infra", "999"),       # before the period
+            cost("churn", date(2026, 9, 10), "infra", "300"),
+            cost("churn", date(2026, 10, 5), "infra", "200.004"),
+            cost("churn", date(2026, 10, 6), "vendor", "50.003"),
+            cost("_unallocated", date(2026, 10, 1), "infra", "70"),
+        ])  # fmt: skip
+        storage.upsert(conn, records.OutcomeRecord, [
+            records.OutcomeRecord(source="ledger", app_id="churn", month=date(2026, 10, 1), kind="revenue_capture",
+                                  amount=Decimal("1000"), attribution=0.5, evidence="experiment",
+                                  low=Decimal("800"), high=Decimal("1200")),
+            records.OutcomeRecord(source="ledger", app_id="churn", month=date(2026, 9, 1), kind="cost_avoidance",
+                                  amount=Decimal("600"), attribution=1.0, evidence="estimate"),
+        ])  # fmt: skip
+        storage.upsert(conn, records.MaintenanceRecord, [
+            records.MaintenanceRecord(source="tickets", app_id="churn", day=date(2026, 10, 12), ref="T-1", hours=3, kind="klo"),
+        ])  # fmt: skip
+    return cfg_path
+
+
+# (app, month) -> revenue_capture, cost_avoidance, value, value_low, value_high, infra, other, people, cost, net, roi
+# people = 3 h x 100/h; other = vendor; net = value - cost; roi = net / cost (rounded to 4 in CSV)
+EXPECTED_PNL = [
+    pytest.param(("churn", "2026-09-01"), (0, 600, 600, 600, 600, 300, 0, 0, 300, 300, 1.0), id="churn-sep"),
+    pytest.param(("churn", "2026-10-01"), (500, 0, 500, 400, 600, 200.0, 50.0, 300, 550.01, -50.01, -0.0909), id="churn-oct-rounded"),
+    pytest.param(("_unallocated", "2026-10-01"), (0, 0, 0, 0, 0, 70, 0, 0, 70, -70, -1.0), id="unallocated-oct"),
+]
+PNL_COLUMNS = ["revenue_capture", "cost_avoidance", "value", "value_low", "value_high", "infra_cost", "other_cost",
+               "people_cost", "cost", "net", "roi"]  # fmt: skip
+
+
+@pytest.mark.parametrize(("key", "expected"), EXPECTED_PNL)
+def test_report_pnl_hand_computed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], key: tuple[str, str], expected: tuple[float, ...]
+) -> None:
+    cfg_path = seed_small_portfolio(tmp_path, capsys)
+    code, out, err = run_cli(
+        capsys, "report", "pnl", "--config", str(cfg_path), "--from", "2026-09", "--to", "2026-10", "--today", "2026-11-15", "--format", "csv"
+    )
+    assert code == 0, err
+    got = pd.read_csv(io.StringIO(out))
+    assert set(got.month) <= {"2026-09-01", "2026-10-01"}
+    row = got[(got.app_id == key[0]) & (got.month == key[1])]
+    assert len(row) == 1
+    assert row[PNL_COLUMNS].iloc[0].tolist() == pytest.approx(list(expected), abs=1e-9)
+    # rows of apps/months without facts carry no money
+    others = got[~got.set_index(["app_id", "month"]).index.isin([p.values[0] for p in EXPECTED_PNL])]
+    assert (others[["value", "cost"]].abs().sum().sum()) == 0
+
+
+def test_report_pnl_period_defaults_to_twelve_months_ending_yesterday(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg_path = seed_small_portfolio(tmp_path, capsys)
+    # as of 2026-09-01 the last complete day is 2026-08-31: only August's 999 of infra is in
+    code, out, _ = run_cli(capsys, "report", "pnl", "--config", str(cfg_path), "--today", "2026-09-01", "--format", "json")
+    assert code == 0
+    rows = [r for r in json.loads(out) if r["cost"] or r["value"]]
+    assert [(r["app_id"], r["month"], r["infra_cost"]) for r in rows] == [("churn", "2026-08-01", 999.0)]
+
+
+# ----------------------------------------------------------------------------- check
+
+
+def test_check_lists_apps_and_connectors_and_what_they_would_sync(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], github_server: PayloadServer
+) -> None:
+    cfg_path = write_config(
+        tmp_path,
+        f"""
+[connectors.tickets]
+type = "github_issues"
+schedule = "0 6 * * 1-5"
+api_url = "{github_server.url}"
+repos = ["acme/ok"]
+lookback_days = 2
+""",
+    )
+    code, out, err = run_cli(capsys, "check", "--config", str(cfg_path))
+    assert code == 0, err
+    assert "churn" in out and "team=search" in out
+    assert "tickets" in out and "type=github_issues" in out and '"0 6 * * 1-5"' in out
+    assert "would sync: full history" in out
+    assert run_cli(capsys, "sync", "--config", str(cfg_path))[0] == 0
+    code, out, _ = run_cli(capsys, "check", "--config", str(cfg_path))
+    assert code == 0
+    assert "would sync: since " in out and "2 d look-back" in out
+
+
+BAD_CONFIGS = [
+    pytest.param('colour = "blue"\n', "colour", id="unknown-top-level-key"),
+    pytest.param('[[apps]]\nid = "x"\nteam = "search"\nstage = "beta"\n', "apps.1.stage", id="bad-stage"),
+    pytest.param('[rules]\nunderwater_months = 0\n', "rules.underwater_months", id="rule-out-of-range"),
+    pytest.param('[connectors.c]\ntype = "nope"\n', "connectors.c.type", id="unknown-connector-type"),
+    pytest.param('[connectors.c]\ntype = "github_issues"\nrepos = ["a/b"]\nschedule = "daily"\n', "connectors.c.schedule", id="bad-cron"),
+    pytest.param('[connectors.c]\ntype = "outcomes_file"\npath = "missing.csv"\n', "connectors.c.path", id="missing-file"),
+    pytest.param('currency = \n', "not valid TOML", id="not-toml"),
+]
+
+
+@pytest.mark.parametrize(("body", "key"), BAD_CONFIGS)
+def test_bad_config_exits_2_naming_the_key(tmp_path: Path, capsys: pytest.CaptureFixture[str], body: str, key: str) -> None:
+    cfg_path = write_config(tmp_path, body)
+    code, _, err = run_cli(capsys, "check", "--config", str(cfg_path))
+    assert code == 2
+    assert key in err
+    assert "Traceback" not in err
+
+
+def test_missing_config_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_cli(capsys, "sync", "--config", str(tmp_path / "nope.toml"))
+    assert code == 2
+    assert "nope.toml" in err and "not found" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "needle"),
+    [
+        pytest.param(["--today", "2026-02-30"], {}, "--today", id="bad-today-flag"),
+        pytest.param([], {"PORTFOLIO_TODAY": "yesterday"}, "PORTFOLIO_TODAY", id="bad-today-env"),
+        pytest.param(["--from", "2026-11", "--to", "2026-10"], {}, "after the period end", id="from-after-to"),
+        pytest.param(["--from", "26-1"], {}, "YYYY-MM", id="bad-month"),
+    ],
+)
+def test_bad_report_arguments_exit_2(
+    demo_db: tuple[str, str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    argv: list[str], env: dict[str, str], needle: str,
+) -> None:  # fmt: skip
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    code, _, err = run_cli(capsys, "report", "pnl", "--demo", "--db", demo_db[0], *argv)
+    assert code == 2
+    assert needle in err
+
+
+# ----------------------------------------------------------------------------- sync
+
+
+def test_sync_one_failing_connector_exits_1_and_the_other_succeeds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, github_server: PayloadServer
+) -> None:
+    monkeypatch.setenv("BROKEN_GH_TOKEN", SECRET)
+    cfg_path = write_config(
+        tmp_path,
+        f"""
+[connectors.broken]
+type = "github_issues"
+api_url = "{github_server.url}"
+repos = ["acme/broken"]
+token_env = "BROKEN_GH_TOKEN"
+[connectors.tickets]
+type = "github_issues"
+api_url = "{github_server.url}"
+repos = ["acme/ok"]
+""",
+    )
+    code, out, err = run_cli(capsys, "sync", "--config", str(cfg_path))
+    assert code == 1
+    lines = {line.split()[0]: line for line in out.splitlines()}
+    assert lines["broken"].split()[1] == "failed" and "401" in lines["broken"]
+    assert lines["tickets"].split()[1] == "success" and "1 rows written" in lines["tickets"]
+    assert SECRET not in out + err
+    engine = storage.make_engine(f"sqlite:///{tmp_path / 'portfolio.db'}")
+    rows = storage.read_frame(engine, records.MaintenanceRecord)
+    assert rows[["source", "app_id", "hours"]].values.tolist() == [["tickets", "churn", 3.0]]
+    # only the one named runs; a second sync writes nothing new
+    code, out, _ = run_cli(capsys, "sync", "tickets", "--config", str(cfg_path))
+    assert code == 0
+    assert out.split()[:2] == ["tickets", "success"] and "0 rows written" in out
+
+
+def test_sync_unknown_connector_name_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg_path = write_config(tmp_path, "")
+    code, out, err = run_cli(capsys, "sync", "nosuch", "--config", str(cfg_path))
+    assert code == 1
+    assert "nosuch" in err and "Traceback" not in err
+
+
+def test_global_options_work_before_and_after_the_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg_path = write_config(tmp_path, "")
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    assert run_cli(capsys, "--config", str(cfg_path), "--db", other, "sync")[0] == 0
+    assert run_cli(capsys, "sync", "--config", str(cfg_path), "--db", other)[0] == 0
+    assert (tmp_path / "other.db").is_file()
+    assert not (tmp_path / "portfolio.db").exists()
+
+
+# ----------------------------------------------------------------------------- real processes
+
+
+def test_subprocess_report_and_config_error(demo_db: tuple[str, str], tmp_path: Path) -> None:
+    url, _ = demo_db
+    env = subprocess_env(PORTFOLIO_DB_URL=url, PORTFOLIO_TODAY=TODAY.isoformat())
+    done = subprocess.run(
+        [sys.executable, "-m", "portfolio.cli", "report", "retirement", "--demo", "--format", "csv"],
+        env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert set(pd.read_csv(io.StringIO(done.stdout)).rule) == RULES
+
+    bad = write_config(tmp_path, '[[apps]]\nid = "x"\nteam = "search"\nslo_availability = 2\n')
+    done = subprocess.run(
+        [sys.executable, "-m", "portfolio.cli", "check", "--config", str(bad)],
+        env=subprocess_env(), capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "apps.1.slo_availability" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def _healthy(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as resp:
+            return bool(resp.status == 200)
+    except OSError:
+        return False
+
+
+def _port_closed(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) != 0
+
+
+def _wait(predicate, timeout: float, proc: subprocess.Popen[str]) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        if proc.poll() is not None:
+            raise AssertionError(f"exited early with {proc.returncode}: {proc.communicate()[1][-2000:]}")
+        time.sleep(0.25)
+    raise AssertionError(f"condition not met within {timeout}s")
+
+
+@contextlib.contextmanager
+def running(argv: list[str], env: dict[str, str], cwd: Path) -> Iterator[subprocess.Popen[str]]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "portfolio.cli", *argv], env=env, cwd=cwd,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=30)
+
+
+def test_demo_serves_the_dashboard_and_ctrl_c_stops_it(demo_db: tuple[str, str], tmp_path: Path) -> None:
+    url, _ = demo_db
+    port = free_port()
+    env = subprocess_env(PORTFOLIO_TODAY=TODAY.isoformat())
+    with running(["demo", "--db", url, "--port", str(port), "--no-browser"], env, tmp_path) as proc:
+        _wait(lambda: _healthy(port), 120, proc)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert f"http://127.0.0.1:{port}" in out
+    assert _port_closed(port), "the dashboard outlived the command"
+
+
+def test_up_runs_scheduler_and_dashboard_and_sigterm_stops_both(tmp_path: Path, github_server: PayloadServer) -> None:
+    db = f"sqlite:///{tmp_path / 'portfolio.db'}"
+    cfg_path = write_config(
+        tmp_path,
+        f"""
+[connectors.tickets]
+type = "github_issues"
+schedule = "0 0 1 1 *"
+api_url = "{github_server.url}"
+repos = ["acme/ok"]
+""",
+    )
+    port = free_port()
+    with running(["up", "--config", str(cfg_path), "--port", str(port), "--sync-now"], subprocess_env(), tmp_path) as proc:
+        engine = storage.make_engine(db)
+
+        def synced() -> bool:
+            runs = storage.read_frame(engine, records.SyncRun)
+            return bool(len(runs[runs.status == "success"]))
+
+        _wait(lambda: _healthy(port) and synced(), 120, proc)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "tickets" in out and "next run" in out
+    assert _port_closed(port)
+    assert storage.read_frame(engine, records.MaintenanceRecord).hours.tolist() == [3.0]
+
+
+def test_scheduler_without_schedules_is_a_config_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg_path = write_config(tmp_path, '[connectors.c]\ntype = "github_issues"\nrepos = ["a/b"]\n')
+    code, _, err = run_cli(capsys, "scheduler", "--config", str(cfg_path))
+    assert code == 2
+    assert "schedule" in err
+
+
+def test_headless_scheduler_process_syncs_and_stops_on_sigterm(tmp_path: Path, github_server: PayloadServer) -> None:
+    db = f"sqlite:///{tmp_path / 'portfolio.db'}"
+    cfg_path = write_config(
+        tmp_path,
+        f'[connectors.tickets]\ntype = "github_issues"\nschedule = "0 6 * * 1-5"\napi_url = "{github_server.url}"\nrepos = ["acme/ok"]\n',
+    )
+    with running(["scheduler", "--config", str(cfg_path), "--sync-now"], subprocess_env(), tmp_path) as proc:
+        engine = storage.make_engine(db)
+
+        def synced() -> bool:
+            runs = storage.read_frame(engine, records.SyncRun)
+            return bool(len(runs[runs.status == "success"]))
+
+        _wait(synced, 60, proc)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    # the job list shows the crontab meaning of 1-5 (Monday to Friday), in UTC
+    assert "tickets" in out and "mon,tue,wed,thu,fri" in out
+    assert "scheduled sync tickets: success, 1 rows written" in err
+
+
+# ----------------------------------------------------------------------------- README
+
+
+def test_readme_quick_start_and_config_example() -> None:
+    import re
+
+    import connectors
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    quick = text.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    commands = re.findall(r"```bash\n(.*?)```", quick, re.S)
+    assert [c.strip() for c in commands] == ["pip install . && mlportfolio demo\nbash scripts/test.sh"]
+    example = re.search(r"```toml\n(.*?)```", text, re.S)
+    assert example is not None
+    cfg = config.loads(example.group(1), where="README.md")
+    assert {c.type for c in cfg.connectors.values()} == set(connectors.REGISTRY)
+    errors, _ = cli.validate(cfg)
+    # only the example's files are missing here; types, schedules and keys are valid
+    assert all(".path:" in e for e in errors), errors
+
+
+def test_up_refuses_a_port_in_use(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg_path = write_config(tmp_path, "")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        code, _, err = run_cli(capsys, "up", "--config", str(cfg_path), "--port", str(port))
+    assert code == 1
+    assert f"port {port}" in err and "--port" in err
