@@ -18,6 +18,7 @@ import logging
 import os
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from typing import Any
 
 import pandas as pd
 import requests
@@ -46,9 +47,10 @@ def _money(x: float) -> str:
 def candidate_alerts(findings: pd.DataFrame) -> list[Alert]:
     """One alert per app with active findings (snoozed findings are not passed in)."""
     out = []
-    for app_id, group in findings.groupby("app_id", sort=True):
+    for app_key, group in findings.groupby("app_id", sort=True):
+        app_id = str(app_key)
         rules = ", ".join(sorted(group["rule"].unique()))
-        first = group.iloc[0]
+        first: dict[Any, Any] = group.iloc[0].to_dict()
         reasons = "; ".join(group["reason"].astype(str))
         out.append(
             Alert(
@@ -70,17 +72,17 @@ def review_due_alerts(decisions: pd.DataFrame, today: date) -> list[Alert]:
         return []
     latest = decisions.sort_values("decided_at").groupby("app_id").tail(1)
     out = []
-    for row in latest.itertuples(index=False):
-        due = row.next_review
+    for row in latest.to_dict("records"):
+        due: Any = row["next_review"]
         if due is None or pd.isna(due) or due >= today:
             continue
         out.append(
             Alert(
-                key=f"review_due:{row.app_id}:{due}",
+                key=f"review_due:{row['app_id']}:{due}",
                 kind="review_due",
                 text=(
-                    f":alarm_clock: Review of *{row.app_id}* was due on {due} (last decision: {row.decision} by "
-                    f"{row.decided_by}). Record a new decision on the Retirement page."
+                    f":alarm_clock: Review of *{row['app_id']}* was due on {due} (last decision: {row['decision']} by "
+                    f"{row['decided_by']}). Record a new decision on the Retirement page."
                 ),
             )
         )
@@ -102,8 +104,8 @@ def failing_connector_alerts(runs: pd.DataFrame, threshold: int) -> list[Alert]:
             streak += 1
         if streak < threshold:
             continue
-        first_failed = group.iloc[len(statuses) - streak]
-        last = group.iloc[-1]
+        first_failed: dict[Any, Any] = group.iloc[len(statuses) - streak].to_dict()
+        last: dict[Any, Any] = group.iloc[-1].to_dict()
         out.append(
             Alert(
                 key=f"connector_failing:{name}:{first_failed['id']}",

@@ -375,6 +375,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     from portfolio.facts import load_facts
 
     today = _today(args.today)
+    if args.format is None:
+        args.format = "md" if args.kind == "review" else "table"
     if args.demo:
         url = demo_database_url(args.db)
         if not _has_apps(url):
@@ -383,6 +385,21 @@ def cmd_report(args: argparse.Namespace) -> int:
         cfg = config_mod.demo_config(url)
     else:
         cfg = _load_config(args)
+    if args.kind == "review":
+        from portfolio import review
+
+        if not args.quarter:
+            raise UsageError("report review: --quarter YYYYQn is required, e.g. --quarter 2026Q3")
+        if args.format not in ("md", "html"):
+            raise UsageError("report review: --format must be md or html")
+        facts = load_facts(storage.make_engine(cfg.database_url), today=today)
+        try:
+            sys.stdout.write(review.render(facts, cfg, args.quarter, args.format))
+        except ValueError as exc:
+            raise UsageError(f"--quarter: {exc}") from None
+        return 0
+    if args.format in ("md", "html"):
+        raise UsageError(f"report {args.kind}: --format must be table, csv or json")
     period = None
     if args.kind != "retirement":
         try:
@@ -521,12 +538,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--full", action="store_true", help="ignore the cursor and re-read the full history")
     p.set_defaults(func=cmd_sync)
 
-    p = sub.add_parser("report", parents=[common], help="print a report: pnl, maintenance or retirement")
-    p.add_argument("kind", choices=["pnl", "maintenance", "retirement"])
+    p = sub.add_parser("report", parents=[common], help="print a report: pnl, maintenance, retirement or review")
+    p.add_argument("kind", choices=["pnl", "maintenance", "retirement", "review"])
+    p.add_argument("--quarter", metavar="YYYYQn", help="review: the quarter, e.g. 2026Q3")
     p.add_argument("--from", dest="from_month", type=_month, metavar="YYYY-MM", help="first month (default: 12 months back)")
     p.add_argument("--to", dest="to_month", type=_month, metavar="YYYY-MM", help="last month (default: the last complete day's)")
     p.add_argument("--team", help="only this team's apps")
-    p.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    p.add_argument(
+        "--format", choices=["table", "csv", "json", "md", "html"], default=None,
+        help="table|csv|json (default table); review: md|html (default md)",
+    )
     p.add_argument("--today", type=_day, metavar="YYYY-MM-DD", help="as-of date (default: $PORTFOLIO_TODAY or today, UTC)")
     p.add_argument("--demo", action="store_true", help="report on the demo database")
     p.add_argument("--include-snoozed", action="store_true", help="retirement: also findings snoozed by a decision")

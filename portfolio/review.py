@@ -11,6 +11,7 @@ import html
 import re
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import Any
 
 import pandas as pd
 
@@ -88,27 +89,34 @@ def _tables(r: Review) -> list[tuple[str, list[str], list[list[str]]]]:
         ["Apps", f"{k.get('apps', 0):.0f}", ""],
         ["Retirement candidates", f"{k.get('candidates', 0):.0f}", ""],
     ]
-    apps = r.apps.sort_values("net", ascending=False)
+    apps: list[dict[Any, Any]] = r.apps.sort_values("net", ascending=False).to_dict("records")
     app_rows = [
         [
-            str(a.app_id),
-            str(a.team),
-            _m(a.value),
-            _m(a.cost),
-            _m(a.net),
-            _m(a.prev_net),
-            _m(a.net - a.prev_net) if not pd.isna(a.prev_net) else "–",
-            _pct(a.roi),
+            str(a["app_id"]),
+            str(a["team"]),
+            _m(a["value"]),
+            _m(a["cost"]),
+            _m(a["net"]),
+            _m(a["prev_net"]),
+            "–" if pd.isna(a["prev_net"]) else _m(a["net"] - a["prev_net"]),
+            _pct(a["roi"]),
         ]
-        for a in apps.itertuples(index=False)
+        for a in apps
     ]
     cand_rows = [
-        [str(c.app_id), str(c.team), str(c.rules), str(c.reasons), _m(c.annual_savings), _m(c.value_at_risk)]
-        for c in r.candidates.itertuples(index=False)
+        [str(c["app_id"]), str(c["team"]), str(c["rules"]), str(c["reasons"]), _m(c["annual_savings"]), _m(c["value_at_risk"])]
+        for c in r.candidates.to_dict("records")
     ]
     dec_rows = [
-        [f"{d.decided_at:%Y-%m-%d}", str(d.app_id), str(d.decision), str(d.decided_by), str(d.rationale), str(d.next_review or "")]
-        for d in r.decisions.itertuples(index=False)
+        [
+            f"{d['decided_at']:%Y-%m-%d}",
+            str(d["app_id"]),
+            str(d["decision"]),
+            str(d["decided_by"]),
+            str(d["rationale"]),
+            str(d["next_review"] or ""),
+        ]
+        for d in r.decisions.to_dict("records")
     ]
     return [
         ("Summary (this quarter vs previous)", ["", "This quarter", "Previous quarter"], summary),

@@ -6,8 +6,13 @@ button, so a scheduled run writes the same SyncRun ledger row. Cron expressions 
 (the ledger and every instant in the database are UTC).
 
 Jobs never pile up: ``max_instances=1`` (a slow sync is not started twice), ``coalesce=True``
-(runs missed while the process was down or busy collapse into one) and a misfire grace time (a
-run that is late by less than that still happens). On SQLite the jobs share one worker thread:
+(runs missed while the process was busy collapse into one) and a misfire grace time (a run that is
+late by less than that still happens). Jobs survive a restart without a job store of their own:
+the SyncRun ledger says when each connector last ran, so a fire time missed while the process was
+down is run once at start-up (:func:`missed`). A connector that keeps failing backs off
+(:func:`backoff`): after ``BACKOFF_AFTER`` failures in a row its scheduled runs are skipped for
+1 h, 2 h, 4 h ... up to a day, and the Data health page shows it failing. After every run the
+webhook alerts are checked (:mod:`portfolio.alerts`). On SQLite the jobs share one worker thread:
 SQLite has one writer at a time, and a connector's pull is one transaction that may last longer
 than the database's busy timeout.
 """
@@ -15,14 +20,15 @@ than the database's busy timeout.
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
+import sqlalchemy as sa
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.job import Job
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 
-from portfolio import records, storage, sync
+from portfolio import alerts, records, storage, sync
 from portfolio.config import Config
 from portfolio.errors import ConfigError, PortfolioError
 
@@ -33,6 +39,9 @@ JOB_PREFIX = "sync:"
 MISFIRE_GRACE_SECONDS = 3600
 #: worker threads when the database takes concurrent writers (PostgreSQL)
 MAX_WORKERS = 4
+#: failures in a row before scheduled runs of a connector back off
+BACKOFF_AFTER = 3
+BACKOFF_MAX = timedelta(hours=24)
 
 
 _DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")  # crontab numbering: 0 (and 7) = Sunday
@@ -108,15 +117,64 @@ def scheduled_connectors(cfg: Config) -> list[str]:
     return [name for name, conn in cfg.connectors.items() if conn.enabled and conn.schedule]
 
 
+def _recent_runs(engine: sa.Engine, name: str, limit: int = 50) -> list[tuple[str, datetime]]:
+    """(status, started) of the connector's latest finished runs, newest first."""
+    t = storage.table_of(records.SyncRun)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(t.c.status, t.c.started)
+            .where(t.c.connector == name, t.c.status.in_(["success", "failed"]))
+            .order_by(t.c.started.desc())
+            .limit(limit)
+        ).all()
+    return [(s, st if st.tzinfo else st.replace(tzinfo=UTC)) for s, st in rows]
+
+
+def backoff(runs: list[tuple[str, datetime]], now: datetime) -> datetime | None:
+    """Until when scheduled runs wait, given the latest runs (newest first); None = run now.
+
+    After ``BACKOFF_AFTER`` failures in a row: 1 h after the last failure, doubling with each
+    further failure, at most ``BACKOFF_MAX``. A manual ``mlportfolio sync`` is never held back.
+    """
+    streak = 0
+    for status, _ in runs:
+        if status != "failed":
+            break
+        streak += 1
+    if streak < BACKOFF_AFTER:
+        return None
+    wait = min(timedelta(hours=2 ** (streak - BACKOFF_AFTER)), BACKOFF_MAX)
+    until = runs[0][1] + wait
+    return until if until > now else None
+
+
+def missed(trigger: CronTrigger, last_started: datetime | None, now: datetime) -> bool:
+    """Whether a fire time of ``trigger`` fell between the last run and now (the process was down)."""
+    if last_started is None:
+        return False
+    nxt = trigger.get_next_fire_time(None, last_started + timedelta(seconds=1))
+    return nxt is not None and nxt <= now
+
+
 def run_job(cfg: Config, name: str) -> records.SyncRun | None:
-    """What a scheduled job does: one run of connector ``name`` (recorded in the SyncRun ledger)."""
+    """What a scheduled job does: one run of connector ``name`` (recorded in the SyncRun ledger),
+    unless the connector is backing off; then the webhook alerts."""
     try:
         engine = storage.make_engine(cfg.database_url)
+        now = datetime.now(UTC)
+        held = backoff(_recent_runs(engine, name), now)
+        if held is not None:
+            log.warning("scheduled sync %s skipped: failing repeatedly, backing off until %s", name, f"{held:%Y-%m-%d %H:%M} UTC")
+            return None
         run = sync.run_connector(cfg, engine, cfg.connectors[name])
     except PortfolioError as exc:  # the database is unreachable: say so, try again next time
         log.error("scheduled sync %s could not run: %s", name, exc)
         return None
     log.info("scheduled sync %s: %s, %d rows written", name, run.status, run.rows_written)
+    try:
+        alerts.check_and_send(cfg, engine)
+    except Exception as exc:  # alerts must never break the sync loop
+        log.error("alerts after %s failed: %s", name, type(exc).__name__)
     return run
 
 
@@ -132,8 +190,14 @@ def build_scheduler(cfg: Config, *, run_now: bool = False) -> BackgroundSchedule
         executors={"default": ThreadPoolExecutor(max_workers=workers)},
         job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": MISFIRE_GRACE_SECONDS},
     )
+    engine = storage.make_engine(cfg.database_url)
+    now = datetime.now(UTC)
     for name, trigger in triggers.items():
-        extra = {"next_run_time": datetime.now(UTC)} if run_now else {}
+        runs = _recent_runs(engine, name, limit=1)
+        catch_up = missed(trigger, runs[0][1] if runs else None, now)
+        if catch_up:
+            log.info("scheduled sync %s missed a run while the scheduler was down: running it now", name)
+        extra = {"next_run_time": now} if run_now or catch_up else {}
         scheduler.add_job(
             run_job,
             trigger,

@@ -590,3 +590,29 @@ def test_up_refuses_a_port_in_use(tmp_path: Path, capsys: pytest.CaptureFixture[
         code, _, err = run_cli(capsys, "up", "--config", str(cfg_path), "--port", str(port))
     assert code == 1
     assert f"port {port}" in err and "--port" in err
+
+
+@pytest.mark.parametrize("fmt", ["md", "html"])
+def test_report_review_renders_the_quarter(demo_db: tuple[str, str], capsys: pytest.CaptureFixture[str], fmt: str) -> None:
+    url, _ = demo_db
+    code, out, err = run_cli(
+        capsys, "report", "review", "--demo", "--db", url, "--today", TODAY.isoformat(), "--quarter", "2026Q3", "--format", fmt
+    )
+    assert code == 0, err
+    assert "ML portfolio review 2026Q3" in out
+    assert "Retirement candidates" in out and ("P&L by app" if fmt == "md" else "P&amp;L by app") in out
+    assert ("<table>" in out) is (fmt == "html")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        pytest.param(["--quarter", "2026Q7"], "--quarter", id="bad-quarter"),
+        pytest.param([], "--quarter YYYYQn is required", id="missing-quarter"),
+        pytest.param(["--quarter", "2026Q3", "--format", "csv"], "md or html", id="bad-format"),
+    ],
+)
+def test_report_review_bad_arguments(demo_db: tuple[str, str], capsys: pytest.CaptureFixture[str], args: list[str], message: str) -> None:
+    url, _ = demo_db
+    code, _out, err = run_cli(capsys, "report", "review", "--demo", "--db", url, "--today", TODAY.isoformat(), *args)
+    assert code == 2 and message in err

@@ -210,3 +210,64 @@ def test_run_job_records_a_failed_run_and_does_not_raise(sqlite_url: str) -> Non
     assert "401" in (run.error or "")
     ledger = storage.read_frame(storage.make_engine(sqlite_url), records.SyncRun)
     assert ledger[["connector", "status"]].values.tolist() == [["tickets", "failed"]]
+
+
+T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("statuses", "expected_wait_hours"),
+    [
+        pytest.param([], None, id="never-ran"),
+        pytest.param(["failed", "failed"], None, id="two-failures-no-backoff"),
+        pytest.param(["failed", "failed", "failed"], 1, id="three-failures-1h"),
+        pytest.param(["failed"] * 5, 4, id="five-failures-4h"),
+        pytest.param(["failed"] * 12, 24, id="capped-at-a-day"),
+        pytest.param(["failed", "failed", "success", "failed", "failed"], None, id="streak-broken"),
+    ],
+)
+def test_backoff(statuses: list[str], expected_wait_hours: int | None) -> None:
+    from datetime import timedelta
+
+    runs = [(s, T0 - timedelta(minutes=i)) for i, s in enumerate(statuses)]  # newest first
+    held = scheduler.backoff(runs, T0)
+    if expected_wait_hours is None:
+        assert held is None
+    else:
+        assert held == T0 + timedelta(hours=expected_wait_hours)
+        assert scheduler.backoff(runs, held + timedelta(seconds=1)) is None  # after the wait, it tries again
+
+
+@pytest.mark.parametrize(
+    ("last", "now", "expected"),
+    [
+        pytest.param(None, T0, False, id="never-ran: normal schedule"),
+        pytest.param(datetime(2026, 3, 2, 6, 0, tzinfo=UTC), T0, False, id="ran-at-06:00-today"),
+        pytest.param(datetime(2026, 3, 1, 6, 0, tzinfo=UTC), T0, True, id="missed-today-06:00"),
+        pytest.param(datetime(2026, 3, 1, 6, 0, tzinfo=UTC), datetime(2026, 3, 2, 5, 59, tzinfo=UTC), False, id="not-due-yet"),
+    ],
+)
+def test_missed_run_detected_from_the_ledger(last: datetime | None, now: datetime, expected: bool) -> None:
+    trigger = scheduler.parse_schedule("x", "0 6 * * *")
+    assert scheduler.missed(trigger, last, now) is expected
+
+
+def test_failing_connector_backs_off_and_is_not_run(sqlite_url: str) -> None:
+    calls: list[str] = []
+
+    def down(method: str, path: str, headers: dict[str, str], body: bytes) -> Reply:
+        calls.append(path)
+        return Reply(401, {"message": "Bad credentials"})
+
+    with PayloadServer(down) as server:
+        cfg = make_config(
+            sqlite_url,
+            f'[connectors.tickets]\ntype = "github_issues"\nschedule = "0 6 * * *"\napi_url = "{server.url}"\nrepos = ["acme/models"]\n',
+        )
+        for _ in range(scheduler.BACKOFF_AFTER):
+            assert scheduler.run_job(cfg, "tickets") is not None
+        assert len(calls) == scheduler.BACKOFF_AFTER
+        assert scheduler.run_job(cfg, "tickets") is None  # backing off: the source is not called
+        assert len(calls) == scheduler.BACKOFF_AFTER
+    ledger = storage.read_frame(storage.make_engine(sqlite_url), records.SyncRun)
+    assert ledger.status.tolist() == ["failed"] * scheduler.BACKOFF_AFTER
