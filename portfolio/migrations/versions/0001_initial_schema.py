@@ -8,7 +8,6 @@ Create Date: 2026-11-23 13:55:24.885099
 from __future__ import annotations
 
 import sqlalchemy as sa
-import sqlmodel
 from alembic import op
 
 import portfolio.records
@@ -21,38 +20,38 @@ depends_on = None
 
 def upgrade() -> None:
     op.create_table('alertlog',
-    sa.Column('key', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-    sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('key', sa.String(), nullable=False),
+    sa.Column('kind', sa.String(), nullable=False),
     sa.Column('sent_at', portfolio.records.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('message', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('message', sa.String(), nullable=False),
     sa.Column('delivered', sa.Boolean(), nullable=False),
     sa.PrimaryKeyConstraint('key')
     )
     op.create_table('app',
-    sa.Column('app_id', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-    sa.Column('name', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-    sa.Column('team', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-    sa.Column('owner', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
-    sa.Column('sponsor', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
-    sa.Column('stage', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-    sa.Column('value_kind', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('app_id', sa.String(), nullable=False),
+    sa.Column('name', sa.String(), nullable=False),
+    sa.Column('team', sa.String(), nullable=False),
+    sa.Column('owner', sa.String(), nullable=True),
+    sa.Column('sponsor', sa.String(), nullable=True),
+    sa.Column('stage', sa.String(), nullable=False),
+    sa.Column('value_kind', sa.String(), nullable=False),
     sa.Column('launched', sa.Date(), nullable=True),
     sa.Column('slo_availability', sa.Float(), nullable=False),
     sa.Column('review_every_days', sa.Integer(), nullable=False),
-    sa.Column('cost_tags', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-    sa.Column('description', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+    sa.Column('cost_tags', sa.String(), nullable=False),
+    sa.Column('description', sa.String(), nullable=True),
     sa.Column('last_model_version_at', portfolio.records.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('source', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('source', sa.String(), nullable=False),
     sa.PrimaryKeyConstraint('app_id')
     )
     op.create_table('billingtotal',
     sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('source', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-    sa.Column('billing_period', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-    sa.Column('currency', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('source', sa.String(), nullable=False),
+    sa.Column('billing_period', sa.String(), nullable=False),
+    sa.Column('currency', sa.String(), nullable=False),
     sa.Column('total', portfolio.records.Money(precision=20, scale=6), nullable=False),
     sa.Column('lines', sa.Integer(), nullable=False),
-    sa.Column('detail', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+    sa.Column('detail', sa.String(), nullable=True),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('source', 'billing_period', 'currency', name='uq_billingtotal_natural_key')
     )
@@ -61,14 +60,14 @@ def upgrade() -> None:
 
     op.create_table('costrecord',
     sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('source', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-    sa.Column('app_id', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('source', sa.String(), nullable=False),
+    sa.Column('app_id', sa.String(), nullable=False),
     sa.Column('day', sa.Date(), nullable=False),
-    sa.Column('category', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-    sa.Column('service', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('category', sa.String(), nullable=False),
+    sa.Column('service', sa.String(), nullable=False),
     sa.Column('amount', portfolio.records.Money(precision=20, scale=6), nullable=False),
-    sa.Column('currency', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-    sa.Column('billing_period', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+    sa.Column('currency', sa.String(), nullable=False),
+    sa.Column('billing_period', sa.String(), nullable=True),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('source', 'app_id', 'day', 'category', 'service', name='uq_costrecord_natural_key')
     )
@@ -78,12 +77,12 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_costrecord_source'), ['source'], unique=False)
 
     op.create_table('decision',
-    sa.Column('id', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-    sa.Column('app_id', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('id', sa.String(), nullable=False),
+    sa.Column('app_id', sa.String(), nullable=False),
     sa.Column('decided_at', portfolio.records.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('decision', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-    sa.Column('decided_by', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-    sa.Column('rationale', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('decision', sa.String(), nullable=False),
+    sa.Column('decided_by', sa.String(), nullable=False),
+    sa.Column('rationale', sa.String(), nullable=False),
     sa.Column('next_review', sa.Date(), nullable=True),
     sa.PrimaryKeyConstraint('id')
     )
@@ -92,16 +91,16 @@ def upgrade() -> None:
 
     op.create_table('maintenancerecord',
     sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('source', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-    sa.Column('app_id', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('source', sa.String(), nullable=False),
+    sa.Column('app_id', sa.String(), nullable=False),
     sa.Column('day', sa.Date(), nullable=False),
-    sa.Column('ref', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('ref', sa.String(), nullable=False),
     sa.Column('hours', sa.Float(), nullable=False),
-    sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('kind', sa.String(), nullable=False),
     sa.Column('incidents', sa.Integer(), nullable=False),
     sa.Column('ttr_hours', sa.Float(), nullable=True),
-    sa.Column('url', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
-    sa.Column('title', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+    sa.Column('url', sa.String(), nullable=True),
+    sa.Column('title', sa.String(), nullable=True),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('source', 'app_id', 'day', 'ref', name='uq_maintenancerecord_natural_key')
     )
@@ -112,17 +111,17 @@ def upgrade() -> None:
 
     op.create_table('outcomerecord',
     sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('source', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-    sa.Column('app_id', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('source', sa.String(), nullable=False),
+    sa.Column('app_id', sa.String(), nullable=False),
     sa.Column('month', sa.Date(), nullable=False),
-    sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('kind', sa.String(), nullable=False),
     sa.Column('amount', portfolio.records.Money(precision=20, scale=6), nullable=False),
-    sa.Column('currency', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('currency', sa.String(), nullable=False),
     sa.Column('attribution', sa.Float(), nullable=False),
-    sa.Column('evidence', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('evidence', sa.String(), nullable=False),
     sa.Column('low', portfolio.records.Money(precision=20, scale=6), nullable=True),
     sa.Column('high', portfolio.records.Money(precision=20, scale=6), nullable=True),
-    sa.Column('note', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+    sa.Column('note', sa.String(), nullable=True),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('source', 'app_id', 'month', 'kind', name='uq_outcomerecord_natural_key')
     )
@@ -133,17 +132,17 @@ def upgrade() -> None:
 
     op.create_table('syncrun',
     sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('connector', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-    sa.Column('connector_type', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('connector', sa.String(), nullable=False),
+    sa.Column('connector_type', sa.String(), nullable=False),
     sa.Column('started', portfolio.records.UTCDateTime(timezone=True), nullable=False),
     sa.Column('finished', portfolio.records.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('status', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('status', sa.String(), nullable=False),
     sa.Column('rows_written', sa.Integer(), nullable=False),
     sa.Column('rows_deleted', sa.Integer(), nullable=False),
     sa.Column('since', portfolio.records.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('error', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
-    sa.Column('warnings', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
-    sa.Column('worker', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('error', sa.String(), nullable=True),
+    sa.Column('warnings', sa.String(), nullable=True),
+    sa.Column('worker', sa.String(), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('syncrun', schema=None) as batch_op:
@@ -151,8 +150,8 @@ def upgrade() -> None:
 
     op.create_table('uptimerecord',
     sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('source', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-    sa.Column('app_id', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('source', sa.String(), nullable=False),
+    sa.Column('app_id', sa.String(), nullable=False),
     sa.Column('day', sa.Date(), nullable=False),
     sa.Column('availability', sa.Float(), nullable=False),
     sa.Column('samples', sa.Integer(), nullable=False),
@@ -166,10 +165,10 @@ def upgrade() -> None:
 
     op.create_table('usagerecord',
     sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('source', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-    sa.Column('app_id', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('source', sa.String(), nullable=False),
+    sa.Column('app_id', sa.String(), nullable=False),
     sa.Column('day', sa.Date(), nullable=False),
-    sa.Column('metric', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('metric', sa.String(), nullable=False),
     sa.Column('value', sa.Float(), nullable=False),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('source', 'app_id', 'day', 'metric', name='uq_usagerecord_natural_key')

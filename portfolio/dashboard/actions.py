@@ -1,0 +1,84 @@
+"""What the dashboard writes: a sync ("Sync now"), a decision, a value-ledger commit.
+
+Each is the same domain function the CLI and the scheduler call, followed by clearing the cached
+reads so the next render shows the new data. Pages call these; they never write themselves.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+import pandas as pd
+
+from portfolio import decisions, records, sync
+from portfolio.dashboard import cache
+from portfolio.dashboard.cache import Source
+
+
+def sync_now(src: Source) -> sync.Outcome:
+    """One pass over every enabled connector — exactly what the scheduler runs."""
+    try:
+        return sync.sync(cache.config(src), cache.engine(src.db_url))
+    finally:
+        cache.clear()
+
+
+def record_decision(
+    src: Source, app_id: str, decision: str, decided_by: str, rationale: str, next_review: date | None
+) -> records.Decision:
+    """Record it as of the dashboard's date (``PORTFOLIO_TODAY`` fixes it), at the current time of day."""
+    now = datetime.combine(src.today, datetime.now(UTC).time(), tzinfo=UTC)
+    try:
+        return decisions.record_decision(
+            cache.engine(src.db_url), app_id, decision, decided_by, rationale, next_review, now=now
+        )
+    finally:
+        cache.clear()
+
+
+def _ledger() -> Any:
+    from portfolio import ledger  # written by another helper; the page guards its absence
+
+    return ledger
+
+
+def read_ledger(upload: Any) -> pd.DataFrame:
+    """An uploaded file (has ``name`` and ``read()``) as the ledger's text cells."""
+    frame: pd.DataFrame = _ledger().read_ledger(upload)
+    return frame
+
+
+def validate_ledger(src: Source, frame: pd.DataFrame) -> tuple[list[records.OutcomeRecord], pd.DataFrame]:
+    """Valid records and the problems (row, column, value, reason); rows in another currency are refused."""
+    result: tuple[list[records.OutcomeRecord], pd.DataFrame] = _ledger().validate_ledger(
+        frame, "upload", currency=cache.config(src).currency
+    )
+    return result
+
+
+def ledger_replaces(src: Source, rows: list[records.OutcomeRecord]) -> pd.DataFrame:
+    """What committing ``rows`` would replace (months already in the database)."""
+    frame: pd.DataFrame = _ledger().replaced_months(cache.engine(src.db_url), rows)
+    return frame
+
+
+def commit_ledger(src: Source, rows: list[records.OutcomeRecord]) -> int:
+    try:
+        return int(_ledger().commit(cache.engine(src.db_url), rows, source="upload"))
+    finally:
+        cache.clear()
+
+
+def ledger_template() -> str:
+    return str(_ledger().TEMPLATE_CSV)
+
+
+def ledger_available() -> str | None:
+    """None when portfolio.ledger is importable, else why not (shown as a warning)."""
+    try:
+        module = _ledger()
+    except ImportError as exc:
+        return f"portfolio.ledger is not available ({exc})"
+    missing = [n for n in ("read_ledger", "validate_ledger", "replaced_months", "commit", "TEMPLATE_CSV") if not hasattr(module, n)]
+    return f"portfolio.ledger lacks {', '.join(missing)}" if missing else None

@@ -1,0 +1,285 @@
+"""The only place the dashboard caches: the engine (``st.cache_resource``) and every read of the
+facts and of the domain (``st.cache_data``), keyed by plain widget values.
+
+Where the data lives is a :class:`Source`, resolved from the environment on every run:
+
+- ``PORTFOLIO_DEMO=1``: the embedded demo config pointed at ``PORTFOLIO_DB_URL`` (what
+  ``mlportfolio demo`` sets);
+- else ``PORTFOLIO_CONFIG`` or ``./portfolio.toml`` (its ``database_url``; ``PORTFOLIO_DB_URL``
+  overrides it);
+- else ``PORTFOLIO_DB_URL`` alone with default settings;
+- else nothing: the pages show the first-run message instead of a traceback.
+
+``PORTFOLIO_TODAY=YYYY-MM-DD`` fixes the as-of date (tests, reproducible screenshots).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import pandas as pd
+import streamlit as st
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from portfolio import config as config_mod
+from portfolio import decisions, health, maintenance, pnl, retirement, storage
+from portfolio import facts as facts_mod
+from portfolio.config import Config
+from portfolio.dashboard import views
+from portfolio.errors import ConfigError, PortfolioError, redact
+from portfolio.periods import Period
+
+TTL = 60
+ENTRIES = 64
+
+FIRST_RUN = """\
+**Welcome to ML Portfolio — there is no data to show yet.**
+
+- To explore with the embedded demo portfolio, run `mlportfolio demo` (it writes a demo database,
+  syncs it and opens this dashboard).
+- To use your own data, write a `portfolio.toml` (see the README), then run
+  `mlportfolio sync --config portfolio.toml` and `streamlit run app.py` with
+  `PORTFOLIO_CONFIG=portfolio.toml` (or start from the folder that holds `portfolio.toml`).
+"""
+
+
+class Source(NamedTuple):
+    """Where the dashboard reads from; hashable, so it keys every cached call."""
+
+    db_url: str
+    config_path: str  # "" when there is no config file
+    demo: bool
+    today: date
+
+    @property
+    def label(self) -> str:
+        return redact(self.db_url)
+
+
+class NotConfigured(Exception):
+    """Neither a config file nor a database URL: show the first-run message."""
+
+
+def resolve_source(environ: Mapping[str, str] | None = None, cwd: Path | None = None) -> Source:
+    """Read where the data is from the environment. Raises NotConfigured, ConfigError, ValueError."""
+    env = os.environ if environ is None else environ
+    today = _today(env.get("PORTFOLIO_TODAY"))
+    url = env.get("PORTFOLIO_DB_URL", "").strip()
+    if env.get("PORTFOLIO_DEMO", "").strip().lower() in ("1", "true", "yes"):
+        if not url:
+            raise NotConfigured("PORTFOLIO_DEMO is set but PORTFOLIO_DB_URL is not")
+        return Source(url, "", True, today)
+    path = env.get("PORTFOLIO_CONFIG", "").strip()
+    if not path:
+        default = (cwd or Path.cwd()) / config_mod.DEFAULT_PATH
+        path = str(default) if default.is_file() else ""
+    if path:
+        cfg = config_mod.load(path)  # ConfigError names the file and the key
+        return Source(url or cfg.database_url, str(Path(path).resolve()), False, today)
+    if url:
+        return Source(url, "", False, today)
+    raise NotConfigured("no PORTFOLIO_CONFIG, no ./portfolio.toml and no PORTFOLIO_DB_URL")
+
+
+def _today(text: str | None) -> date:
+    if not text or not text.strip():
+        return datetime.now(UTC).date()
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(f"PORTFOLIO_TODAY {text!r}: expected a date as YYYY-MM-DD") from None
+
+
+def source_or_stop() -> Source:
+    """The Source of this run, or the first-run message / a readable error and ``st.stop()``."""
+    try:
+        src = resolve_source()
+        config(src)  # a bad config shows here, once, as a readable error
+        data = facts(src)
+    except NotConfigured:
+        st.info(FIRST_RUN)
+        st.stop()
+    except (ConfigError, ValueError) as exc:
+        st.error(f"Configuration problem: {exc}")
+        st.stop()
+    except (PortfolioError, SQLAlchemyError) as exc:
+        st.error(f"Cannot read the database: {redact(str(exc))[:500]}")
+        st.stop()
+    if data.is_empty:
+        st.info(FIRST_RUN + f"\n\nThe database `{src.label}` is empty: run a sync first.")
+        st.stop()
+    return src
+
+
+def clear() -> None:
+    """Forget every cached read (after a sync, a decision or a ledger commit). The engine stays."""
+    st.cache_data.clear()
+
+
+@st.cache_resource(show_spinner=False)
+def engine(url: str) -> Engine:
+    return storage.make_engine(url)
+
+
+@st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
+def config(src: Source) -> Config:
+    if src.demo:
+        cfg = config_mod.demo_config(src.db_url)
+        for conn in cfg.connectors.values():
+            if conn.type == "demo" and conn.get("as_of") is None:
+                setattr(conn, "as_of", src.today.isoformat())  # noqa: B010 - "Sync now" keeps the as-of date
+        return cfg
+    if src.config_path:
+        cfg = config_mod.load(src.config_path)
+        cfg.database_url = src.db_url
+        return cfg
+    return Config(database_url=src.db_url)
+
+
+@st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner="Reading the portfolio…")
+def facts(src: Source) -> facts_mod.Facts:
+    return facts_mod.load_facts(engine(src.db_url), today=src.today)
+
+
+def _period(start: date, end: date) -> Period:
+    return Period(start, end)
+
+
+# ---- P&L -------------------------------------------------------------------------------------
+
+
+@st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
+def kpis(src: Source, start: date, end: date, team: str | None) -> dict[str, Any]:
+    return pnl.kpis(facts(src), config(src), _period(start, end), team=team)
+
+
+@st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
+def app_pnl(src: Source, start: date, end: date, team: str | None) -> pd.DataFrame:
+    return pnl.app_pnl(facts(src), config(src), _period(start, end), team=team)
+
+
+@st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
+def monthly_pnl(src: Source) -> pd.DataFrame:
+    return pnl.monthly_pnl(facts(src), config(src))
+
+
+@st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
+def rollup(src: Source, start: date, end: date, team: str | None, by: str) -> pd.DataFrame:
+    return pnl.rollup(app_pnl(src, start, end, team), by)
+
+
+@st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
+def value_by_evidence(src: Source, start: date, end: date, team: str | None) -> pd.DataFrame:
+    return pnl.value_by_evidence(facts(src), config(src), _period(start, end), team=team)
+
+
+@st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
+def net_range(src: Source, start: date, end: date, team: str | None) -> dict[str, float]:
+    return pnl.net_range(facts(src), config(src), _period(start, end), team=team)
+
+
+@st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
+def reconciliation(src: Source) -> pd.DataFrame:
+    return pnl.reconciliation(facts(src))
+
+
+@st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
+def currency_issues(src: Source) -> pd.DataFrame:
+    return pnl.currency_issues(facts(src), config(src))
+
+
+# ---- maintenance ------------------------------------------------------------------------------
+
+
+@st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
+def maintenance_monthly(src: Source) -> pd.DataFrame:
+    return maintenance.maintenance_monthly(facts(src), config(src))
+
+
+@st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
+def maintenance_load(src: Source, start: date, end: date, team: str | None) -> pd.DataFrame:
+    return maintenance.maintenance_load(facts(src), config(src), _period(start, end), team=team)
+
+
+@st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
+def team_load(src: Source, start: date, end: date) -> pd.DataFrame:
+    return maintenance.team_load(facts(src), config(src), _period(start, end))
+
+
+# ---- retirement & decisions -------------------------------------------------------------------
+
+
+@st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
+def findings(src: Source, include_snoozed: bool = False) -> pd.DataFrame:
+    return retirement.retirement_findings(facts(src), config(src), include_snoozed=include_snoozed)
+
+
+@st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
+def candidates(src: Source) -> pd.DataFrame:
+    return retirement.candidates(findings(src))
+
+
+@st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
+def what_if(src: Source, start: date, end: date, retire: tuple[str, ...]) -> dict[str, dict[str, float]]:
+    return retirement.what_if(facts(src), config(src), _period(start, end), list(retire))
+
+
+@st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
+def decision_log(src: Source, app_id: str | None = None) -> pd.DataFrame:
+    return decisions.decision_log(facts(src), app_id)
+
+
+# ---- data health ------------------------------------------------------------------------------
+
+
+@st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
+def connector_status(src: Source) -> pd.DataFrame:
+    return health.connector_status(facts(src), config(src))
+
+
+@st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
+def freshness(src: Source) -> pd.DataFrame:
+    return health.freshness(facts(src))
+
+
+@st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
+def sync_history(src: Source, limit: int = 50) -> pd.DataFrame:
+    return views.sync_history(facts(src), limit)
+
+
+# ---- views of one app and of the period (dashboard-only shapes) --------------------------------
+
+
+@st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
+def apps(src: Source) -> pd.DataFrame:
+    return views.apps(facts(src))
+
+
+@st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
+def teams(src: Source) -> list[str]:
+    return views.teams(facts(src), config(src))
+
+
+@st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
+def portfolio_monthly(src: Source, start: date, end: date, team: str | None) -> pd.DataFrame:
+    return views.portfolio_monthly(monthly_pnl(src), _period(start, end), team)
+
+
+@st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
+def sparklines(src: Source, start: date, end: date) -> dict[str, list[float]]:
+    return views.sparklines(monthly_pnl(src), _period(start, end))
+
+
+@st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
+def app_view(src: Source, app_id: str, start: date, end: date) -> views.AppView:
+    return views.app_view(facts(src), config(src), app_id, _period(start, end))
+
+
+@st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
+def incidents_by_month(src: Source, start: date, end: date, team: str | None) -> pd.DataFrame:
+    return views.incidents_by_month(maintenance_monthly(src), _period(start, end), team)

@@ -1,0 +1,228 @@
+"""Charts: pure ``DataFrame -> alt.Chart`` functions (Altair only), unit-tested through ``.to_dict()``.
+
+Every function takes the frame a domain function returns (or a slice of it), never touches
+Streamlit or the database, and works on an empty frame (an empty chart, not an error).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import altair as alt
+import pandas as pd
+
+MONEY_AXIS = alt.Axis(format="$,.0f")
+SERIES_COLORS = {"value": "#2e7d32", "cost": "#c62828", "net": "#1565c0"}
+
+
+def _frame(df: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """The columns a chart needs, with a copy that is safe to change (missing columns -> empty)."""
+    out = pd.DataFrame({c: df[c] if c in df.columns else pd.Series(dtype="float64") for c in columns})
+    return out.reset_index(drop=True)
+
+
+def _as_month(values: pd.Series) -> pd.Series:
+    return pd.to_datetime(values).dt.strftime("%Y-%m")
+
+
+def value_cost_quadrant(apps: pd.DataFrame) -> alt.LayerChart | alt.FacetChart:
+    """Value (y) against cost (x) per app; bubble size = maintenance hours; the diagonal is break-even.
+
+    Apps above the line earn more than they cost. ``apps`` is :func:`portfolio.pnl.app_pnl`.
+    """
+    df = _frame(apps, ["app_id", "name", "team", "value", "cost", "net", "roi", "maintenance_hours"])
+    df["name"] = df["name"].fillna(df["app_id"])
+    top = float(pd.concat([df["value"], df["cost"]]).max()) if len(df) else 0.0
+    top = top if top > 0 else 1.0
+    diagonal = pd.DataFrame({"cost": [0.0, top], "value": [0.0, top]})
+    points = (
+        alt.Chart(df)
+        .mark_circle(opacity=0.75, stroke="white", strokeWidth=1)
+        .encode(
+            x=alt.X("cost:Q", title="Cost", axis=MONEY_AXIS),
+            y=alt.Y("value:Q", title="Value", axis=MONEY_AXIS),
+            size=alt.Size("maintenance_hours:Q", scale=alt.Scale(range=[40, 1600]), legend=None),
+            color=alt.Color("team:N", title="Team"),
+            tooltip=[
+                alt.Tooltip("name:N", title="App"),
+                alt.Tooltip("team:N", title="Team"),
+                alt.Tooltip("value:Q", title="Value", format="$,.0f"),
+                alt.Tooltip("cost:Q", title="Cost", format="$,.0f"),
+                alt.Tooltip("net:Q", title="Net", format="$,.0f"),
+                alt.Tooltip("roi:Q", title="ROI", format=".1%"),
+                alt.Tooltip("maintenance_hours:Q", title="Maintenance h", format=",.0f"),
+            ],
+        )
+    )
+    line = alt.Chart(diagonal).mark_line(strokeDash=[4, 4], color="#888").encode(x="cost:Q", y="value:Q")
+    return alt.layer(line, points).properties(
+        title=alt.TitleParams(
+            "Value vs cost", subtitle="above the dashed line = earns its keep · bubble size = maintenance hours"
+        )
+    )
+
+
+def monthly_series(monthly: pd.DataFrame) -> alt.Chart:
+    """Monthly value, cost and net as lines (net bold). ``monthly``: month, value, cost, net (summed)."""
+    df = _frame(monthly, ["month", "value", "cost", "net"])
+    df["month"] = _as_month(df["month"])
+    long = df.melt(id_vars="month", value_vars=["value", "cost", "net"], var_name="series", value_name="amount")
+    return (
+        alt.Chart(long)
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("month:O", title="Month"),
+            y=alt.Y("amount:Q", title="Amount", axis=MONEY_AXIS),
+            color=alt.Color(
+                "series:N",
+                title="",
+                scale=alt.Scale(domain=list(SERIES_COLORS), range=list(SERIES_COLORS.values())),
+            ),
+            strokeWidth=alt.condition(alt.datum.series == "net", alt.value(3), alt.value(1.5)),
+            tooltip=["month:O", "series:N", alt.Tooltip("amount:Q", format="$,.0f")],
+        )
+        .properties(title="Monthly value, cost and net")
+    )
+
+
+def cost_by_category(costs: pd.DataFrame) -> alt.Chart:
+    """Stacked monthly cost by category. ``costs``: month, category, amount."""
+    df = _frame(costs, ["month", "category", "amount"])
+    df["month"] = _as_month(df["month"])
+    return (
+        alt.Chart(df)
+        .mark_bar()
+        .encode(
+            x=alt.X("month:O", title="Month"),
+            y=alt.Y("sum(amount):Q", title="Cost", axis=MONEY_AXIS, stack="zero"),
+            color=alt.Color("category:N", title="Category"),
+            tooltip=["month:O", "category:N", alt.Tooltip("sum(amount):Q", title="Cost", format="$,.0f")],
+        )
+        .properties(title="Cost by category")
+    )
+
+
+def daily_usage(usage: pd.DataFrame) -> alt.Chart:
+    """Daily usage per metric. ``usage``: day, metric, value."""
+    df = _frame(usage, ["day", "metric", "value"])
+    df["day"] = pd.to_datetime(df["day"])
+    return (
+        alt.Chart(df)
+        .mark_line()
+        .encode(
+            x=alt.X("day:T", title="Day"),
+            y=alt.Y("value:Q", title="Per day"),
+            color=alt.Color("metric:N", title="Metric"),
+            tooltip=[alt.Tooltip("day:T"), "metric:N", alt.Tooltip("value:Q", format=",.0f")],
+        )
+        .properties(title="Usage")
+    )
+
+
+def availability_vs_slo(uptime: pd.DataFrame, slo: float | None) -> alt.LayerChart | alt.FacetChart:
+    """Monthly mean availability with the SLO as a dashed rule. ``uptime``: month, availability."""
+    df = _frame(uptime, ["month", "availability"])
+    df["month"] = _as_month(df["month"])
+    df["met"] = df["availability"] >= (slo if slo is not None else 0.0)
+    bars = (
+        alt.Chart(df)
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("month:O", title="Month"),
+            y=alt.Y("availability:Q", title="Availability", axis=alt.Axis(format=".2%"), scale=alt.Scale(zero=False)),
+            tooltip=["month:O", alt.Tooltip("availability:Q", format=".3%"), "met:N"],
+        )
+    )
+    rule = alt.Chart(pd.DataFrame({"slo": [slo] if slo is not None else []})).mark_rule(
+        color="#c62828", strokeDash=[6, 3]
+    ).encode(y="slo:Q")
+    return alt.layer(bars, rule).properties(title="Availability vs SLO")
+
+
+def value_by_evidence(frame: pd.DataFrame) -> alt.Chart:
+    """Value by team, stacked by evidence grade, one column per kind (revenue capture / cost avoidance).
+
+    ``frame`` is :func:`portfolio.pnl.value_by_evidence`.
+    """
+    df = _frame(frame, ["team", "kind", "evidence", "value"])
+    order = ["experiment", "observational", "estimate"]
+    return (
+        alt.Chart(df)
+        .mark_bar()
+        .encode(
+            x=alt.X("team:N", title="Team"),
+            y=alt.Y("sum(value):Q", title="Value", axis=MONEY_AXIS),
+            color=alt.Color(
+                "evidence:N",
+                title="Evidence",
+                scale=alt.Scale(domain=order, range=["#1b5e20", "#81c784", "#ffb74d"]),
+            ),
+            column=alt.Column("kind:N", title=None),
+            tooltip=["team:N", "kind:N", "evidence:N", alt.Tooltip("sum(value):Q", title="Value", format="$,.0f")],
+        )
+        .properties(title="Measured vs estimated value")
+    )
+
+
+def klo_by_app(load: pd.DataFrame) -> alt.Chart:
+    """Horizontal stacked bars of KLO vs improvement hours per app, most KLO first.
+
+    ``load`` is :func:`portfolio.maintenance.maintenance_load`.
+    """
+    df = _frame(load, ["app_id", "name", "klo_hours", "improvement_hours"])
+    df["name"] = df["name"].fillna(df["app_id"])
+    order = df.sort_values("klo_hours", ascending=False)["name"].tolist()
+    long = df.melt(
+        id_vars="name", value_vars=["klo_hours", "improvement_hours"], var_name="kind", value_name="hours"
+    )
+    long["kind"] = long["kind"].map({"klo_hours": "KLO (incl. incidents)", "improvement_hours": "Improvement"})
+    return (
+        alt.Chart(long)
+        .mark_bar()
+        .encode(
+            y=alt.Y("name:N", title="App", sort=order),
+            x=alt.X("hours:Q", title="Hours", stack="zero"),
+            color=alt.Color(
+                "kind:N",
+                title="",
+                scale=alt.Scale(domain=["KLO (incl. incidents)", "Improvement"], range=["#ef6c00", "#42a5f5"]),
+            ),
+            tooltip=["name:N", "kind:N", alt.Tooltip("hours:Q", format=",.1f")],
+        )
+        .properties(title="Where the hours go: KLO vs new work")
+    )
+
+
+def incidents_and_mttr(monthly: pd.DataFrame) -> alt.LayerChart:
+    """Incidents per month (bars) and mean time to restore (line, right axis).
+
+    ``monthly``: month, incidents, mttr_hours (already summed over apps).
+    """
+    df = _frame(monthly, ["month", "incidents", "mttr_hours"])
+    df["month"] = _as_month(df["month"])
+    base = alt.Chart(df).encode(x=alt.X("month:O", title="Month"))
+    bars = base.mark_bar(color="#ef9a9a").encode(
+        y=alt.Y("incidents:Q", title="Incidents"), tooltip=["month:O", "incidents:Q"]
+    )
+    line = base.mark_line(point=True, color="#b71c1c").encode(
+        y=alt.Y("mttr_hours:Q", title="MTTR (hours)"),
+        tooltip=["month:O", alt.Tooltip("mttr_hours:Q", format=".1f")],
+    )
+    return alt.layer(bars, line).resolve_scale(y="independent").properties(title="Incidents and MTTR")
+
+
+def what_if(before_after: pd.DataFrame) -> alt.Chart:
+    """Before / after bars per measure. ``before_after``: measure, scenario, amount."""
+    df = _frame(before_after, ["measure", "scenario", "amount"])
+    return (
+        alt.Chart(df)
+        .mark_bar()
+        .encode(
+            x=alt.X("scenario:N", title=None, sort=["before", "after"]),
+            y=alt.Y("amount:Q", title=None, axis=MONEY_AXIS),
+            color=alt.Color("scenario:N", title="", scale=alt.Scale(domain=["before", "after"], range=["#90a4ae", "#1565c0"])),
+            column=alt.Column("measure:N", title=None),
+            tooltip=["measure:N", "scenario:N", alt.Tooltip("amount:Q", format="$,.0f")],
+        )
+        .properties(title="What if we retire them (annual run-rate)")
+    )

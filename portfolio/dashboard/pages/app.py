@@ -1,0 +1,148 @@
+"""App: one app's P&L over time, its costs, usage, availability, evidence, tickets, findings, decisions."""
+
+import streamlit as st
+
+from portfolio.dashboard import cache, charts, filters, fmt, views
+from portfolio.records import UNALLOCATED
+
+st.title("App")
+src = cache.source_or_stop()
+cur = cache.config(src).currency
+f = filters.sidebar(src.today, cache.teams(src), team=False)
+
+inventory = cache.apps(src)
+names = dict(zip(inventory["app_id"], inventory["name"], strict=True))
+names[UNALLOCATED] = "Unallocated (shared) spend"
+wanted = st.query_params.get("app")
+if wanted in names and st.session_state.get("app_pick") != wanted:
+    st.session_state["app_pick"] = wanted  # a link or st.switch_page(…, query_params={"app": …})
+
+
+def _to_url() -> None:
+    st.query_params["app"] = st.session_state["app_pick"]
+
+
+app_id = st.selectbox("App", list(names), format_func=lambda a: f"{names[a]} ({a})", key="app_pick", on_change=_to_url)
+if app_id is None:
+    st.info("No app selected.")
+    st.stop()
+st.query_params["app"] = app_id
+
+view = cache.app_view(src, app_id, f.start, f.end)
+info = view.info
+st.header(names[app_id])
+st.caption(
+    f"`{app_id}` · "
+    + " · ".join(
+        f"{label}: {info.get(key)}"
+        for label, key in [("team", "team"), ("owner", "owner"), ("sponsor", "sponsor"), ("stage", "stage"),
+                           ("value kind", "value_kind"), ("launched", "launched"), ("SLO", "slo_availability")]
+        if info.get(key) not in (None, "")
+    )
+)
+if info.get("description"):
+    st.write(info["description"])
+
+row = cache.app_pnl(src, f.start, f.end, None)
+row = row[row["app_id"] == app_id]
+if row.empty:
+    st.info(f"{names[app_id]} has no value or cost in {f.period.label}.")
+    st.stop()
+r = row.iloc[0]
+c = st.columns(6)
+c[0].metric("Value", fmt.money(r["value"], cur), fmt.money_delta(r["value"] - r["prev_value"], cur))
+c[1].metric("Cost", fmt.money(r["cost"], cur), fmt.money_delta(r["cost"] - r["prev_cost"], cur), delta_color="inverse")
+c[2].metric("Net", fmt.money(r["net"], cur), fmt.money_delta(r["net_change"], cur))
+c[3].metric("ROI", fmt.percent(r["roi"]))
+c[4].metric("Cumulative net since launch", fmt.money(r["cumulative_net"], cur))
+c[5].metric("Payback month", fmt.month(r["payback_month"], missing="not yet"))
+st.caption(
+    f"Run-rate (trailing 3 full months × 4): value {fmt.money(r['run_rate_value'], cur)}, "
+    f"cost {fmt.money(r['run_rate_cost'], cur)}, net {fmt.money(r['run_rate_net'], cur)} · "
+    f"cost per 1,000 requests {fmt.money(r['cost_per_1k_requests'], cur, decimals=2)}"
+)
+
+st.subheader("P&L over time")
+monthly = cache.monthly_pnl(src)
+mine = monthly[monthly["app_id"] == app_id]
+mine = mine[(mine["month"] >= f.start) & (mine["month"] <= f.end)]
+st.altair_chart(charts.monthly_series(mine))
+with st.expander("Monthly P&L table"):
+    st.dataframe(mine, hide_index=True, column_config={c: fmt.money_column(c, cur) for c in
+                 ["value", "value_low", "value_high", "infra_cost", "vendor_cost", "other_cost", "people_cost", "cost", "net"]})
+    st.download_button("Download monthly P&L (CSV)", views.to_csv(mine), f"{app_id}-pnl.csv", "text/csv", on_click="ignore")
+
+st.subheader("Cost by category and service")
+if view.costs.empty:
+    st.info("No cost recorded in this period.")
+else:
+    left, right = st.columns(2)
+    left.altair_chart(charts.cost_by_category(view.costs))
+    by_service = view.costs.groupby(["category", "service"], as_index=False).agg(amount=("amount", "sum"))
+    by_service = by_service.sort_values("amount", ascending=False)
+    right.dataframe(by_service, hide_index=True, column_config={"amount": fmt.money_column("Cost", cur)})
+    right.download_button("Download costs (CSV)", views.to_csv(view.costs), f"{app_id}-costs.csv", "text/csv", on_click="ignore")
+
+left, right = st.columns(2)
+with left:
+    st.subheader("Usage")
+    if view.usage.empty:
+        st.info("No usage recorded in this period.")
+    else:
+        st.altair_chart(charts.daily_usage(view.usage))
+with right:
+    st.subheader("Availability vs SLO")
+    if view.uptime.empty:
+        st.info("No availability recorded in this period.")
+    else:
+        slo = info.get("slo_availability")
+        st.altair_chart(charts.availability_vs_slo(view.uptime, float(slo) if isinstance(slo, int | float) else None))
+
+st.subheader("Outcomes and their evidence")
+if view.outcomes.empty:
+    st.info("No outcome recorded in this period.")
+else:
+    st.dataframe(
+        view.outcomes,
+        hide_index=True,
+        column_config={
+            "month": st.column_config.DateColumn("Month", format="YYYY-MM"),
+            "amount": fmt.money_column("Amount", cur),
+            "attribution": fmt.percent_column("Attribution"),
+            "value": fmt.money_column("Attributed value", cur),
+            "low": fmt.money_column("Low", cur),
+            "high": fmt.money_column("High", cur),
+        },
+    )
+    st.download_button("Download outcomes (CSV)", views.to_csv(view.outcomes), f"{app_id}-outcomes.csv", "text/csv", on_click="ignore")
+
+st.subheader("Maintenance tickets")
+if view.tickets.empty:
+    st.info("No maintenance recorded in this period.")
+else:
+    st.dataframe(
+        view.tickets,
+        hide_index=True,
+        column_config={"url": st.column_config.LinkColumn("Link"), "hours": fmt.hours_column("Hours"),
+                       "ttr_hours": fmt.hours_column("Time to restore")},
+    )
+    st.download_button("Download tickets (CSV)", views.to_csv(view.tickets), f"{app_id}-tickets.csv", "text/csv", on_click="ignore")
+
+st.subheader("Retirement findings")
+found = cache.findings(src, include_snoozed=True)
+found = found[found["app_id"] == app_id]
+if found.empty:
+    st.success("No retirement rule fires for this app.")
+else:
+    shown = views.clean_for_display(found[["rule", "reason", "numbers", "annual_savings", "value_at_risk", "snoozed_until"]])
+    st.dataframe(shown, hide_index=True, column_config={"annual_savings": fmt.money_column("Annual savings", cur),
+                                                         "value_at_risk": fmt.money_column("Value at risk", cur)})
+    st.download_button("Download findings (CSV)", views.to_csv(shown), f"{app_id}-findings.csv", "text/csv", on_click="ignore")
+
+st.subheader("Decisions")
+log = cache.decision_log(src, app_id)
+if log.empty:
+    st.info("No decision recorded yet — record one on the Retirement page.")
+else:
+    st.dataframe(log, hide_index=True)
+    st.download_button("Download decisions (CSV)", views.to_csv(log), f"{app_id}-decisions.csv", "text/csv", on_click="ignore")

@@ -1,0 +1,101 @@
+"""Finance: revenue capture vs cost avoidance, measured vs estimated, the range of net, reconciliation."""
+
+import pandas as pd
+import streamlit as st
+
+from portfolio.dashboard import cache, charts, filters, fmt, views
+
+st.title("Finance")
+src = cache.source_or_stop()
+cur = cache.config(src).currency
+f = filters.sidebar(src.today, cache.teams(src))
+st.caption(f"{f.period.label}{' · team ' + f.team if f.team else ''} · amounts in {cur}")
+
+apps = cache.app_pnl(src, f.start, f.end, f.team)
+if apps.empty:
+    st.info(f"No app has value or cost in {f.period.label}.")
+    st.stop()
+
+st.subheader("Revenue capture vs cost avoidance")
+rng = cache.net_range(src, f.start, f.end, f.team)
+c = st.columns(5)
+rc, ca = apps["revenue_capture"].sum(), apps["cost_avoidance"].sum()
+c[0].metric("Revenue capture", fmt.money_short(rc, cur), help=fmt.money(rc, cur))
+c[1].metric("Cost avoidance", fmt.money_short(ca, cur), help=fmt.money(ca, cur))
+c[2].metric(
+    "Net (low)", fmt.money_short(rng["net_low"], cur),
+    help=f"{fmt.money(rng['net_low'], cur)}: portfolio net with every value at its low bound",
+)
+c[3].metric("Net", fmt.money_short(rng["net"], cur), help=fmt.money(rng["net"], cur))
+c[4].metric(
+    "Net (high)", fmt.money_short(rng["net_high"], cur),
+    help=f"{fmt.money(rng['net_high'], cur)}: portfolio net with every value at its high bound",
+)
+
+by_kind = cache.rollup(src, f.start, f.end, f.team, "value_kind")
+by_team = cache.rollup(src, f.start, f.end, f.team, "team")
+money = {
+    col: fmt.money_column(col.replace("_", " ").capitalize(), cur)
+    for col in ["revenue_capture", "cost_avoidance", "value", "value_low", "value_high", "value_experiment",
+                "value_observational", "value_estimate", "infra_cost", "vendor_cost", "other_cost", "people_cost",
+                "cost", "net"]
+}
+money["roi"] = fmt.percent_column("ROI")
+left, right = st.columns(2)
+with left:
+    st.caption("By value kind")
+    st.dataframe(by_kind, hide_index=True, column_config=money)
+    st.download_button("Download by value kind (CSV)", views.to_csv(by_kind), "pnl-by-value-kind.csv", "text/csv", on_click="ignore")
+with right:
+    st.caption("By team")
+    st.dataframe(by_team, hide_index=True, column_config=money)
+    st.download_button("Download by team (CSV)", views.to_csv(by_team), "pnl-by-team.csv", "text/csv", on_click="ignore")
+
+st.subheader("Measured (experiment) vs estimated value, by team")
+evidence = cache.value_by_evidence(src, f.start, f.end, f.team)
+if evidence.empty:
+    st.info("No outcome recorded in this period.")
+else:
+    st.altair_chart(charts.value_by_evidence(evidence))
+    st.dataframe(evidence, hide_index=True, column_config=money)
+    st.download_button("Download value by evidence (CSV)", views.to_csv(evidence), "value-by-evidence.csv", "text/csv", on_click="ignore")
+
+st.subheader("App P&L")
+st.dataframe(apps, hide_index=True, column_config=money)
+st.download_button("Download app P&L (CSV)", views.to_csv(apps), f"app-pnl-{f.period.label}.csv", "text/csv", on_click="ignore")
+
+st.subheader("Infrastructure cost reconciliation")
+st.caption("Per bill: cost allocated to apps + unallocated spend must equal what the bill itself totals, to the cent.")
+rec = cache.reconciliation(src)
+if rec.empty:
+    st.info("No cost source with billing periods yet.")
+else:
+    billed = rec["billed"].notna() if "billed" in rec.columns else pd.Series(False, index=rec.index)
+    bad = rec[billed & (rec["ok"] != True)]  # noqa: E712 - ok may hold None ("no bill total")
+    if not bad.empty:
+        lines = "\n".join(
+            f"- `{r['source']}` {r['billing_period']} {r['currency']}: recorded {fmt.money(r['recorded'], str(r['currency']), 2)}"
+            f" vs billed {fmt.money(r['billed'], str(r['currency']), 2)}"
+            f" (difference {fmt.money(r['difference'], str(r['currency']), 2)})"
+            for r in bad.to_dict("records")
+        )
+        st.error(f"**{len(bad)} bill(s) do not reconcile:**\n{lines}")
+    else:
+        st.success(f"All {int(billed.sum())} bill total(s) reconcile to the cent.")
+    if (~billed).any():
+        st.caption(f"{int((~billed).sum())} row(s) have no bill total to check against (billed is empty).")
+    st.dataframe(
+        rec,
+        hide_index=True,
+        column_config={
+            col: st.column_config.NumberColumn(col.capitalize(), format="%,.2f")
+            for col in ["allocated", "unallocated", "recorded", "billed", "difference"]
+        },
+    )
+    st.download_button("Download reconciliation (CSV)", views.to_csv(rec), "reconciliation.csv", "text/csv", on_click="ignore")
+
+issues = cache.currency_issues(src)
+if not issues.empty:
+    st.warning(f"Costs in a currency other than {cur} are left out of every number above:")
+    st.dataframe(issues, hide_index=True)
+    st.download_button("Download currency issues (CSV)", views.to_csv(issues), "currency-issues.csv", "text/csv", on_click="ignore")

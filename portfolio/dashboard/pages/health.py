@@ -1,0 +1,66 @@
+"""Data health: every connector's last sync, status, rows and error; freshness per app; Sync now."""
+
+import streamlit as st
+
+from portfolio.dashboard import actions, cache, views
+
+st.title("Data health")
+src = cache.source_or_stop()
+st.caption(f"Database `{src.label}` · as of {src.today.isoformat()} (views end at the previous day)")
+
+flash = st.session_state.pop("health_flash", None)
+if flash:
+    kind, text = flash
+    (st.success if kind == "ok" else st.warning)(text)
+
+if st.button("Sync now", type="primary", help="Run every enabled connector once — what the scheduler runs"):
+    with st.spinner("Syncing…"):
+        outcome = actions.sync_now(src)
+    lines = [
+        f"- {r.connector}: {r.status}, {r.rows_written} rows written"
+        + (f" — {r.error}" if r.error else "")
+        for r in outcome.runs
+    ]
+    st.session_state["health_flash"] = (
+        "ok" if outcome.ok else "failed",
+        ("Sync finished:\n" if outcome.ok else "Sync finished with failures:\n") + "\n".join(lines or ["- no connector configured"]),
+    )
+    st.rerun()
+
+st.subheader("Connectors")
+status = cache.connector_status(src)
+if status.empty:
+    st.info("No connector is configured and none has run yet.")
+else:
+    failing = status[status["status"] == "failed"]
+    for r in failing.itertuples():
+        st.error(f"**{r.connector}** failed its last sync ({r.failures_in_a_row} in a row): {r.error}")
+    st.dataframe(
+        status,
+        hide_index=True,
+        column_config={
+            "description": st.column_config.TextColumn("What it reads", width="large"),
+            "last_run": st.column_config.DatetimeColumn("Last run", format="YYYY-MM-DD HH:mm"),
+            "last_success": st.column_config.DatetimeColumn("Last success", format="YYYY-MM-DD HH:mm"),
+            "rows_written": st.column_config.NumberColumn("Rows written", format="%d"),
+            "error": st.column_config.TextColumn("Error", width="large"),
+        },
+    )
+    st.download_button("Download connector status (CSV)", views.to_csv(status), "connectors.csv", "text/csv", on_click="ignore")
+
+st.subheader("Freshness per app")
+fresh = cache.freshness(src)
+if fresh.empty:
+    st.info("No app in the inventory.")
+else:
+    stale = fresh[fresh["stale"] == True]  # noqa: E712 - a bool column that may hold None
+    if not stale.empty:
+        st.warning(f"{len(stale)} app(s) have cost or usage older than 3 days before the last complete day: "
+                   + ", ".join(stale["app_id"].astype(str)))
+    st.dataframe(fresh, hide_index=True, column_config={"stale": st.column_config.CheckboxColumn("Stale")})
+    st.download_button("Download freshness (CSV)", views.to_csv(fresh), "freshness.csv", "text/csv", on_click="ignore")
+
+st.subheader("Sync history")
+history = cache.sync_history(src)
+st.dataframe(history, hide_index=True)
+st.download_button("Download sync history (CSV)", views.to_csv(history), "sync-history.csv", "text/csv", on_click="ignore")

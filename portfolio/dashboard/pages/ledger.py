@@ -1,0 +1,83 @@
+"""Value ledger upload: a finance partner's CSV / Excel of outcomes -> checked -> previewed -> committed."""
+
+import pandas as pd
+import streamlit as st
+
+from portfolio.dashboard import actions, cache, views
+from portfolio.errors import PortfolioError
+
+st.title("Value ledger upload")
+src = cache.source_or_stop()
+
+missing = actions.ledger_available()
+if missing:
+    st.warning(f"Uploading a value ledger is not available in this build: {missing}.")
+    st.stop()
+
+flash = st.session_state.pop("ledger_flash", None)
+if flash:
+    st.success(flash)
+
+st.write(
+    "One row per app, month and kind (revenue capture / cost avoidance): the amount, the share of it the app "
+    "earns (attribution), the evidence grade and optional low / high bounds. A commit replaces what the "
+    "earlier uploads said for the same app, month and kind."
+)
+st.download_button("Download the template (CSV)", actions.ledger_template().encode("utf-8"), "value-ledger-template.csv",
+                   "text/csv", on_click="ignore")
+
+upload = st.file_uploader("Ledger file", type=["csv", "xlsx", "xls"], key="ledger_file")
+if upload is None:
+    st.info("Choose a CSV or Excel file to check it; nothing is written until you commit.")
+    st.stop()
+
+try:
+    frame = actions.read_ledger(upload)
+except Exception as exc:  # a broken file is the user's input, not a crash
+    st.error(f"{upload.name}: cannot read it as a CSV or Excel ledger: {exc}")
+    st.stop()
+
+valid, errors = actions.validate_ledger(src, frame)
+c = st.columns(3)
+c[0].metric("Rows in file", f"{len(frame)}")
+c[1].metric("Valid rows", f"{len(valid)}")
+c[2].metric("Rejected rows", f"{errors['row'].nunique() if not errors.empty else 0}")
+
+if not errors.empty:
+    st.error(f"{len(errors)} problem(s) found; these rows will not be committed:")
+    st.dataframe(errors, hide_index=True)
+    st.download_button("Download the problems (CSV)", views.to_csv(errors), "ledger-problems.csv", "text/csv", on_click="ignore")
+
+if not valid:
+    st.info("No valid row to commit.")
+    st.stop()
+
+preview = pd.DataFrame([r.model_dump() for r in valid])
+preview = preview[[c for c in ["app_id", "month", "kind", "amount", "currency", "attribution", "evidence", "low", "high", "note"]
+                   if c in preview.columns]]
+for col in ("amount", "low", "high"):
+    if col in preview.columns:
+        preview[col] = pd.to_numeric(preview[col].map(lambda v: None if v is None else float(v)))
+st.subheader("Preview")
+st.dataframe(preview, hide_index=True, column_config={
+    "amount": st.column_config.NumberColumn("Amount", format="%,.2f"),
+    "attribution": st.column_config.NumberColumn("Attribution", format="percent"),
+})
+st.download_button("Download the preview (CSV)", views.to_csv(preview), "ledger-preview.csv", "text/csv", on_click="ignore")
+
+replaces = actions.ledger_replaces(src, valid)
+st.subheader("What it replaces")
+if replaces.empty:
+    st.caption("Nothing: every row is new.")
+else:
+    st.dataframe(replaces, hide_index=True)
+    st.download_button("Download what it replaces (CSV)", views.to_csv(replaces), "ledger-replaces.csv", "text/csv", on_click="ignore")
+
+if st.button(f"Commit {len(valid)} row(s)", type="primary"):
+    try:
+        written = actions.commit_ledger(src, valid)
+    except PortfolioError as exc:
+        st.error(f"Nothing was committed: {exc}")
+        st.stop()
+    st.session_state["ledger_flash"] = f"Committed {upload.name}: {written} row(s) written."
+    st.rerun()

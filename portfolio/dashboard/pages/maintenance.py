@@ -1,0 +1,73 @@
+"""Maintenance: where the hours go (KLO vs new work), what breaks most, what to harden or drop."""
+
+import streamlit as st
+
+from portfolio.dashboard import cache, charts, filters, fmt, views
+
+st.title("Maintenance")
+src = cache.source_or_stop()
+cur = cache.config(src).currency
+f = filters.sidebar(src.today, cache.teams(src))
+st.caption(
+    f"{f.period.label}{' · team ' + f.team if f.team else ''} · KLO (keep the lights on) = routine upkeep + incident "
+    "firefighting; improvement is new work."
+)
+
+load = cache.maintenance_load(src, f.start, f.end, f.team)
+teams = cache.team_load(src, f.start, f.end)
+if f.team:
+    teams = teams[teams["team"] == f.team]
+if load.empty or load["hours"].sum() == 0:
+    st.info(f"No maintenance hours recorded in {f.period.label}.")
+    st.stop()
+
+klo = float(load["klo_hours"].sum())
+capacity = float(teams["capacity_hours"].sum()) if not teams.empty else 0.0
+share = float(teams["klo_hours"].sum()) / capacity if capacity else float("nan")
+incidents = int(load["incidents"].sum())
+by_month = cache.incidents_by_month(src, f.start, f.end, f.team)
+mttr = views.overall_mttr(by_month)
+c = st.columns(5)
+c[0].metric("KLO hours", fmt.hours(klo))
+c[1].metric("Improvement hours", fmt.hours(load["improvement_hours"].sum()))
+c[2].metric("KLO share of capacity", fmt.percent(share))
+c[3].metric("Incidents", f"{incidents}")
+c[4].metric("MTTR", fmt.hours(mttr), help="Mean time to restore, weighted by incidents")
+
+left, right = st.columns(2)
+left.altair_chart(charts.klo_by_app(load))
+right.altair_chart(charts.incidents_and_mttr(by_month))
+
+st.subheader("KLO share of each team's capacity")
+st.dataframe(
+    teams,
+    hide_index=True,
+    column_config={
+        "klo_hours": fmt.hours_column("KLO hours"),
+        "improvement_hours": fmt.hours_column("Improvement hours"),
+        "capacity_hours": fmt.hours_column("Capacity hours"),
+        "klo_share": st.column_config.ProgressColumn("KLO share", format="percent", min_value=0.0, max_value=1.0),
+        "mttr_hours": fmt.hours_column("MTTR"),
+    },
+)
+st.download_button("Download team load (CSV)", views.to_csv(teams), "team-load.csv", "text/csv", on_click="ignore")
+
+st.subheader("Apps ranked by KLO hours, with a recommendation")
+ranked = load.sort_values("klo_hours", ascending=False)
+st.dataframe(
+    ranked,
+    hide_index=True,
+    column_config={
+        "klo_hours": fmt.hours_column("KLO hours"),
+        "improvement_hours": fmt.hours_column("Improvement hours"),
+        "hours": fmt.hours_column("Hours"),
+        "mttr_hours": fmt.hours_column("MTTR"),
+        "people_cost": fmt.money_column("People cost", cur),
+        "value": fmt.money_column("Value", cur),
+        "maintenance_to_value": st.column_config.NumberColumn("Maintenance / value", format="%.2f"),
+        "klo_share_of_team": fmt.percent_column("Share of team capacity"),
+        "recommendation": "Recommendation",
+        "reason": st.column_config.TextColumn("Why", width="large"),
+    },
+)
+st.download_button("Download maintenance load (CSV)", views.to_csv(ranked), "maintenance-load.csv", "text/csv", on_click="ignore")

@@ -1,0 +1,122 @@
+"""Retirement: which apps to retire, why, what it saves and risks; record the decision; what-if."""
+
+from datetime import timedelta
+
+import pandas as pd
+import streamlit as st
+
+from portfolio.dashboard import actions, cache, charts, filters, fmt, views
+from portfolio.errors import PortfolioError
+from portfolio.records import DECISIONS, UNALLOCATED
+
+st.title("Retirement")
+src = cache.source_or_stop()
+cur = cache.config(src).currency
+f = filters.sidebar(src.today, cache.teams(src), team=False)
+
+flash = st.session_state.pop("retirement_flash", None)
+if flash:
+    st.success(flash)
+
+found = cache.findings(src)
+cands = cache.candidates(src)
+c = st.columns(4)
+c[0].metric("Candidates", f"{len(cands)}")
+c[1].metric("Annual savings if all retired", fmt.money(cands["annual_savings"].sum() if not cands.empty else 0, cur))
+c[2].metric("Value at risk", fmt.money(cands["value_at_risk"].sum() if not cands.empty else 0, cur))
+c[3].metric("Freed hours / year", fmt.hours(cands["freed_hours"].sum() if not cands.empty else 0))
+
+money = {
+    "annual_savings": fmt.money_column("Annual savings", cur, help="Run-rate cost that would stop (shared cost excluded)"),
+    "value_at_risk": fmt.money_column("Value at risk", cur, help="Run-rate value the app brings"),
+    "freed_hours": fmt.hours_column("Freed hours / yr"),
+}
+if cands.empty:
+    st.success("No app trips a retirement rule (snoozed findings are listed below).")
+else:
+    st.subheader("Candidates")
+    order = ["app_id", "name", "team", "rules", "annual_savings", "value_at_risk", "freed_hours", "reasons"]
+    st.dataframe(
+        cands[[c for c in order if c in cands.columns]],
+        hide_index=True,
+        column_config={**money, "reasons": st.column_config.TextColumn("Reasons", width="large")},
+    )
+    st.download_button("Download candidates (CSV)", views.to_csv(cands), "retirement-candidates.csv", "text/csv", on_click="ignore")
+    st.subheader("Findings, with the numbers behind them")
+    order = ["app_id", "name", "rule", "annual_savings", "value_at_risk", "reason", "numbers", "team", "freed_hours"]
+    shown = views.clean_for_display(found[[c for c in order if c in found.columns]])
+    st.dataframe(shown, hide_index=True, column_config={**money, "reason": st.column_config.TextColumn("Reason", width="large")})
+    st.download_button("Download findings (CSV)", views.to_csv(shown), "retirement-findings.csv", "text/csv", on_click="ignore")
+
+everything = cache.findings(src, include_snoozed=True)
+snoozed = everything[everything["snoozed_until"].notna()] if not everything.empty else everything
+if not snoozed.empty:
+    with st.expander(f"Snoozed by a decision ({snoozed['app_id'].nunique()} app(s))"):
+        shown = views.clean_for_display(snoozed)
+        st.dataframe(shown, hide_index=True, column_config=money)
+        st.download_button("Download snoozed findings (CSV)", views.to_csv(shown), "snoozed-findings.csv", "text/csv", on_click="ignore")
+
+inventory = cache.apps(src)
+inventory = inventory[inventory["app_id"] != UNALLOCATED]
+names = dict(zip(inventory["app_id"], inventory["name"], strict=True))
+ordered = list(dict.fromkeys([*cands["app_id"].tolist(), *names])) if not cands.empty else list(names)
+
+st.subheader("Record a decision")
+with st.form("decision", clear_on_submit=False):
+    a, b = st.columns(2)
+    app_id = a.selectbox("App", ordered, format_func=lambda x: names.get(x, x), key="decision_app")
+    decision = b.radio("Decision", DECISIONS, horizontal=True, key="decision_kind")
+    rationale = st.text_area("Rationale", key="decision_rationale", placeholder="Why — the numbers, the sponsor's view…")
+    a, b = st.columns(2)
+    next_review = a.date_input("Next review", value=src.today + timedelta(days=90), key="decision_next_review")
+    decided_by = b.text_input("Decided by", key="decision_by", placeholder="name or e-mail")
+    submitted = st.form_submit_button("Record decision", type="primary")
+if submitted:
+    if not decided_by.strip():
+        st.error("Say who decided (Decided by) — every decision stays in the audit trail.")
+    elif app_id is None:
+        st.error("Choose an app.")
+    else:
+        try:
+            saved = actions.record_decision(src, app_id, decision, decided_by.strip(), rationale.strip(), next_review)
+        except (PortfolioError, ValueError) as exc:
+            st.error(f"Not recorded: {exc}")
+            st.stop()
+        st.session_state["retirement_flash"] = (
+            f"Recorded: {saved.decision} {names.get(app_id, app_id)} by {saved.decided_by}"
+            + (f", next review {saved.next_review.isoformat()}" if saved.next_review else "")
+            + ". Its findings are snoozed until then."
+        )
+        st.rerun()
+
+log = cache.decision_log(src)
+if not log.empty:
+    with st.expander(f"Decision log ({len(log)})"):
+        st.dataframe(log, hide_index=True)
+        st.download_button("Download decision log (CSV)", views.to_csv(log), "decisions.csv", "text/csv", on_click="ignore")
+
+st.subheader("What if we retire…")
+st.caption("Annual run-rate (trailing 3 full months × 4) of the whole portfolio, before and after.")
+retire = st.multiselect(
+    "Apps to retire", ordered, format_func=lambda x: names.get(x, x), key="what_if_apps",
+    default=None,
+)
+result = cache.what_if(src, f.start, f.end, tuple(sorted(retire)))
+before, after, delta = result["before"], result["after"], result["delta"]
+c = st.columns(4)
+c[0].metric("Net", fmt.money(after["net"], cur), fmt.money_delta(delta["net"], cur))
+c[1].metric("Cost", fmt.money(after["cost"], cur), fmt.money_delta(delta["cost"], cur), delta_color="inverse")
+c[2].metric("Value", fmt.money(after["value"], cur), fmt.money_delta(delta["value"], cur))
+c[3].metric(
+    "Freed maintenance hours",
+    fmt.hours(-delta["maintenance_hours"]),
+    help=f"Maintenance hours before: {fmt.hours(before['maintenance_hours'])}, after: {fmt.hours(after['maintenance_hours'])}",
+)
+table = pd.DataFrame(
+    [{"measure": m, "before": before[m], "after": after[m], "delta": delta[m]} for m in ["value", "cost", "net"]]
+)
+if retire:
+    long = table.melt(id_vars="measure", value_vars=["before", "after"], var_name="scenario", value_name="amount")
+    st.altair_chart(charts.what_if(long))
+st.dataframe(table, hide_index=True, column_config={k: fmt.money_column(k.capitalize(), cur) for k in ["before", "after", "delta"]})
+st.download_button("Download what-if (CSV)", views.to_csv(table), "what-if.csv", "text/csv", on_click="ignore")

@@ -1,0 +1,223 @@
+"""Dashboard-only shapes of the facts: slices of one app, period sums, sparklines, upload parsing.
+
+Pure functions (frames in, frames out; no Streamlit, no database), so the pages stay linear and
+these are testable. The numbers themselves (value, cost, net, ...) always come from
+:mod:`portfolio.pnl`; here they are only filtered and summed for display.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+
+import pandas as pd
+
+from portfolio.config import Config
+from portfolio.facts import Facts
+from portfolio.periods import Period, month_start
+from portfolio.records import UNALLOCATED
+
+MONEY = ["value", "cost", "net"]
+
+
+def _days(values: pd.Series) -> pd.Series:
+    return pd.to_datetime(values).dt.date
+
+
+def _in_period(frame: pd.DataFrame, column: str, period: Period) -> pd.DataFrame:
+    if frame.empty:
+        return frame
+    days = _days(frame[column])
+    return frame[(days >= period.start) & (days <= period.end)]
+
+
+def apps(facts: Facts) -> pd.DataFrame:
+    """The inventory, sorted by name: app_id, name, team, owner, stage, value_kind, ..."""
+    frame = facts.apps.copy()
+    if frame.empty:
+        return frame
+    frame["name"] = frame["name"].fillna(frame["app_id"])
+    return frame.sort_values(["name", "app_id"]).reset_index(drop=True)
+
+
+def teams(facts: Facts, cfg: Config) -> list[str]:
+    """Teams named in the config or in the inventory, sorted."""
+    found = set(cfg.teams) | {str(t) for t in facts.apps.get("team", pd.Series(dtype=str)).dropna()}
+    return sorted(found)
+
+
+def portfolio_monthly(monthly: pd.DataFrame, period: Period, team: str | None) -> pd.DataFrame:
+    """Monthly value, cost, net summed over apps (of ``team``) inside ``period``.
+
+    ``monthly`` is :func:`portfolio.pnl.monthly_pnl`.
+    """
+    cols = ["month", *MONEY]
+    if monthly.empty:
+        return pd.DataFrame({c: pd.Series(dtype="float64") for c in cols})
+    frame = monthly
+    if team:
+        frame = frame[frame["team"] == team]
+    months = _days(frame["month"])
+    frame = frame[(months >= month_start(period.start)) & (months <= period.end)]
+    out = frame.groupby("month", as_index=False)[MONEY].sum()
+    return out.sort_values("month").reset_index(drop=True)
+
+
+def sparklines(monthly: pd.DataFrame, period: Period) -> dict[str, list[float]]:
+    """Per app, its monthly net over the period's months (0 for a month without facts)."""
+    if monthly.empty:
+        return {}
+    months = period.months
+    frame = monthly.assign(month=_days(monthly["month"]))
+    frame = frame[frame["month"].isin(months)]
+    pivot = frame.pivot_table(index="app_id", columns="month", values="net", aggfunc="sum", fill_value=0.0)
+    pivot = pivot.reindex(columns=months, fill_value=0.0)
+    return {str(app): [round(float(v), 2) for v in row] for app, row in pivot.iterrows()}
+
+
+@dataclass
+class AppView:
+    """Everything the App page shows about one app besides its P&L rows."""
+
+    costs: pd.DataFrame  # month, category, service, amount
+    usage: pd.DataFrame  # day, metric, value
+    uptime: pd.DataFrame  # month, availability, days
+    outcomes: pd.DataFrame  # month, kind, amount, attribution, value, evidence, low, high, note, source
+    tickets: pd.DataFrame  # day, ref, kind, hours, incidents, ttr_hours, title, url, source
+    info: dict[str, object] = field(default_factory=dict)
+
+
+def app_view(facts: Facts, cfg: Config, app_id: str, period: Period) -> AppView:
+    """The facts of one app inside ``period`` (costs in the reporting currency only)."""
+    costs = facts.costs[(facts.costs["app_id"] == app_id)] if not facts.costs.empty else facts.costs
+    costs = _in_period(costs, "day", period)
+    if not costs.empty:
+        costs = costs[costs["currency"].fillna(cfg.currency) == cfg.currency]
+    cost_frame = (
+        costs.assign(month=_days(costs["day"]).map(month_start))
+        .groupby(["month", "category", "service"], as_index=False)["amount"]
+        .sum()
+        if not costs.empty
+        else pd.DataFrame(columns=["month", "category", "service", "amount"])
+    )
+
+    usage = facts.usage[facts.usage["app_id"] == app_id] if not facts.usage.empty else facts.usage
+    usage = _in_period(usage, "day", period)
+    usage_frame = (
+        usage.groupby(["day", "metric"], as_index=False)["value"].sum()
+        if not usage.empty
+        else pd.DataFrame(columns=["day", "metric", "value"])
+    )
+
+    uptime = facts.uptime[facts.uptime["app_id"] == app_id] if not facts.uptime.empty else facts.uptime
+    uptime = _in_period(uptime, "day", period)
+    uptime_frame = (
+        uptime.assign(month=_days(uptime["day"]).map(month_start))
+        .groupby("month", as_index=False)
+        .agg(availability=("availability", "mean"), days=("day", "nunique"))
+        if not uptime.empty
+        else pd.DataFrame(columns=["month", "availability", "days"])
+    )
+
+    outcomes = facts.outcomes[facts.outcomes["app_id"] == app_id] if not facts.outcomes.empty else facts.outcomes
+    outcomes = _in_period(outcomes, "month", Period(month_start(period.start), period.end))
+    out_cols = ["month", "kind", "amount", "attribution", "value", "evidence", "low", "high", "note", "source"]
+    if outcomes.empty:
+        outcome_frame = pd.DataFrame(columns=out_cols)
+    else:
+        outcome_frame = outcomes.assign(value=outcomes["amount"] * outcomes["attribution"].fillna(1.0))
+        outcome_frame = outcome_frame[out_cols].sort_values(["month", "kind"], ascending=[False, True])
+
+    tickets = facts.maintenance[facts.maintenance["app_id"] == app_id] if not facts.maintenance.empty else facts.maintenance
+    tickets = _in_period(tickets, "day", period)
+    t_cols = ["day", "ref", "kind", "hours", "incidents", "ttr_hours", "title", "url", "source"]
+    ticket_frame = (
+        tickets[t_cols].sort_values("day", ascending=False) if not tickets.empty else pd.DataFrame(columns=t_cols)
+    )
+
+    info: dict[str, object] = {}
+    row = facts.apps[facts.apps["app_id"] == app_id] if not facts.apps.empty else facts.apps
+    if not row.empty:
+        info = {str(k): _scalar(v) for k, v in row.iloc[0].to_dict().items()}
+    elif app_id == UNALLOCATED:
+        info = {"app_id": app_id, "name": "Unallocated (shared) spend", "team": "_shared"}
+    return AppView(
+        costs=pd.DataFrame(cost_frame).reset_index(drop=True),
+        usage=pd.DataFrame(usage_frame).reset_index(drop=True),
+        uptime=uptime_frame.reset_index(drop=True),
+        outcomes=outcome_frame.reset_index(drop=True),
+        tickets=ticket_frame.reset_index(drop=True),
+        info=info,
+    )
+
+
+def _scalar(value: object) -> object:
+    """None for a missing cell (None, NaN, NaT), the value otherwise."""
+    try:
+        return None if pd.isna(value) else value  # type: ignore[call-overload]
+    except (TypeError, ValueError):  # list-likes are not missing
+        return value
+
+
+def sync_history(facts: Facts, limit: int = 50) -> pd.DataFrame:
+    """The latest sync runs, newest first."""
+    cols = ["connector", "connector_type", "started", "finished", "status", "rows_written", "rows_deleted", "error"]
+    runs = facts.runs
+    if runs.empty:
+        return pd.DataFrame(columns=cols)
+    return runs.sort_values("started", ascending=False).head(limit)[cols].reset_index(drop=True)
+
+
+def to_csv(frame: pd.DataFrame) -> bytes:
+    """The bytes of a download button: the frame as CSV, as shown (no index)."""
+    return frame.to_csv(index=False).encode("utf-8")
+
+
+def clean_for_display(frame: pd.DataFrame) -> pd.DataFrame:
+    """Cells Streamlit's Arrow conversion cannot take (dicts, lists) become text."""
+    out = frame.copy()
+    for col in out.columns:
+        if out[col].dtype == object and out[col].map(lambda v: isinstance(v, dict | list | set)).any():
+            out[col] = out[col].map(lambda v: _text(v))
+    return out
+
+
+def _text(value: object) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={_short(v)}" for k, v in value.items())
+    if isinstance(value, list | set):
+        return ", ".join(map(str, value))
+    return "" if value is None else str(value)
+
+
+def _short(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:,.4g}" if abs(value) < 1000 else f"{value:,.0f}"
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value)
+
+
+def incidents_by_month(monthly: pd.DataFrame, period: Period, team: str | None) -> pd.DataFrame:
+    """Incidents and incident-weighted MTTR per month of ``period``.
+
+    ``monthly`` is :func:`portfolio.maintenance.maintenance_monthly`.
+    """
+    cols = ["month", "incidents", "mttr_hours"]
+    if monthly.empty:
+        return pd.DataFrame({c: pd.Series(dtype="float64") for c in cols})
+    frame = monthly if not team else monthly[monthly["team"] == team]
+    months = _days(frame["month"])
+    frame = frame[(months >= month_start(period.start)) & (months <= period.end)]
+    frame = frame.assign(weighted=frame["mttr_hours"].fillna(0.0) * frame["incidents"])
+    out = frame.groupby("month", as_index=False).agg(incidents=("incidents", "sum"), weighted=("weighted", "sum"))
+    out["mttr_hours"] = out["weighted"] / out["incidents"].where(out["incidents"] > 0)
+    return out[cols].sort_values("month").reset_index(drop=True)
+
+
+def overall_mttr(by_month: pd.DataFrame) -> float:
+    """Incident-weighted mean time to restore over the months of ``by_month`` (NaN without incidents)."""
+    n = float(by_month["incidents"].sum()) if not by_month.empty else 0.0
+    if n == 0:
+        return float("nan")
+    return float((by_month["mttr_hours"].fillna(0.0) * by_month["incidents"]).sum() / n)

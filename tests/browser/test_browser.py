@@ -1,0 +1,145 @@
+"""The real thing: ``streamlit run app.py`` on the demo database, driven by Playwright in Debian's Chromium.
+
+Opens every page, waits until the script has finished rendering, and fails on any exception or
+error box the page shows. Leaves a screenshot of the Portfolio page in docs/screenshot.png.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import DEMO_AS_OF
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+TODAY = DEMO_AS_OF
+#: url path -> the page's title (its h1)
+PAGES = {
+    "": "Portfolio",
+    "app?app=email-send-time": "App",
+    "finance": "Finance",
+    "maintenance": "Maintenance",
+    "retirement": "Retirement",
+    "health": "Data health",
+    "ledger": "Value ledger upload",
+}
+SCREENSHOT = ROOT / "docs" / "screenshot.png"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            out = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
+            raise RuntimeError(f"streamlit exited with {proc.returncode}:\n{out[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise RuntimeError(f"streamlit did not answer {url}/_stcore/health within {timeout}s")
+
+
+@pytest.fixture(scope="module")
+def dashboard(demo_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Streamlit server on a loopback port, serving a copy of the demo database as of TODAY."""
+    folder = tmp_path_factory.mktemp("browser")
+    shutil.copy(demo_db, folder / "demo.db")
+    url = f"sqlite:///{folder / 'demo.db'}"
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PORTFOLIO_")}
+    env.update(PORTFOLIO_DB_URL=url, PORTFOLIO_DEMO="1", PORTFOLIO_TODAY=TODAY)
+    port = _free_port()
+    cmd = [
+        sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
+        "--server.headless", "true", "--server.port", str(port), "--server.address", "127.0.0.1",
+        "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
+    ]
+    proc = subprocess.Popen(cmd, cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(base, proc)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+def _wait_rendered(page, title: str) -> None:  # type: ignore[no-untyped-def]
+    """Until the page's title is shown and the script has stopped running (twice in a row)."""
+    page.wait_for_selector(f'h1:has-text("{title}")', timeout=60_000)
+    deadline = time.monotonic() + 60
+    quiet = 0
+    while time.monotonic() < deadline:
+        state = page.get_attribute('[data-testid="stApp"]', "data-test-script-state")
+        quiet = quiet + 1 if state == "notRunning" else 0
+        if quiet >= 3:
+            return
+        page.wait_for_timeout(300)
+    raise AssertionError(f"{title}: the script was still running after 60 s")
+
+
+@pytest.mark.browser
+def test_every_page_renders_in_chromium(dashboard: str) -> None:
+    if not Path(CHROMIUM).is_file() or not shutil.which(CHROMIUM):
+        pytest.fail(f"Debian's Chromium is required at {CHROMIUM} (apt-get install chromium); it is missing")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            context = browser.new_context(viewport={"width": 1600, "height": 1400})
+            page = context.new_page()
+            console_errors: list[str] = []
+            page.on("pageerror", lambda exc: console_errors.append(str(exc)))
+            for path, title in PAGES.items():
+                page.goto(f"{dashboard}/{path}", wait_until="domcontentloaded")
+                _wait_rendered(page, title)
+                exceptions = page.locator('[data-testid="stException"]')
+                errors = page.locator('[data-testid="stAlertContentError"]')
+                assert exceptions.count() == 0, f"{title}: {exceptions.first.inner_text()}"
+                assert errors.count() == 0, f"{title}: {errors.first.inner_text()}"
+                if title == "Portfolio":
+                    metrics = page.locator('[data-testid="stMetric"]')
+                    assert metrics.count() >= 6, f"Portfolio shows {metrics.count()} metrics"
+                    assert "$" in metrics.first.inner_text()
+                    page.wait_for_selector('[data-testid="stVegaLiteChart"], .vega-embed', timeout=30_000)
+                    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+                    page.screenshot(path=str(SCREENSHOT), full_page=True)
+                if title == "App":
+                    assert page.locator('code:has-text("email-send-time")').count() >= 1, "App page did not open ?app="
+            assert not console_errors, console_errors
+        finally:
+            browser.close()
+    assert SCREENSHOT.stat().st_size > 10_000
