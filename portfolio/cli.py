@@ -132,14 +132,15 @@ def dashboard_entry() -> Path:
     return path
 
 
-def streamlit_command(port: int) -> list[str]:
+def streamlit_command(port: int, address: str = "127.0.0.1") -> list[str]:
     # Always headless: a non-headless first run asks for an e-mail on the terminal and blocks;
     # the browser is opened by us once the server answers (webbrowser), unless --no-browser.
     return [
         sys.executable, "-m", "streamlit", "run", str(dashboard_entry()),
         "--server.port", str(port),
-        "--server.address", "127.0.0.1",
+        "--server.address", address,
         "--server.headless", "true",
+        "--client.toolbarMode", "viewer",
         "--server.fileWatcherType", "none",
         "--server.runOnSave", "false",
         "--browser.gatherUsageStats", "false",
@@ -190,9 +191,10 @@ def serve_dashboard(
     demo: bool,
     config_path: str | None = None,
     timeout: float = STARTUP_TIMEOUT,
+    address: str = "127.0.0.1",
 ) -> int:
     """Run the Streamlit dashboard until it exits or Ctrl-C; the child never outlives us."""
-    cmd = streamlit_command(port)
+    cmd = streamlit_command(port, address)
     if _port_in_use(port):
         raise PortfolioError(f"port {port} on 127.0.0.1 is already in use: choose another with --port")
     proc = subprocess.Popen(cmd, env=dashboard_env(database_url, demo=demo, config_path=config_path))
@@ -432,6 +434,19 @@ def _print_jobs(sched: Any) -> None:
         print("\n".join(scheduler.describe(jobs)), flush=True)
 
 
+def bind_address(cfg: config_mod.Config, requested: str | None) -> str:
+    """Where the dashboard listens: localhost only unless sign-in is configured (then 0.0.0.0 or --address)."""
+    if not cfg.auth.enabled:
+        if requested and requested not in ("127.0.0.1", "localhost"):
+            raise ConfigError(
+                f"--address {requested}: sign-in is not configured ([auth] enabled = true in {cfg.source_path}), "
+                "so the dashboard serves on localhost only"
+            )
+        print("sign-in is not configured: the dashboard serves on localhost (127.0.0.1) only", file=sys.stderr)
+        return "127.0.0.1"
+    return requested or "0.0.0.0"
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     from portfolio import scheduler
 
@@ -443,8 +458,10 @@ def cmd_up(args: argparse.Namespace) -> int:
             if not sched.get_jobs():
                 print("warning: no connector has a schedule; only the dashboard runs", file=sys.stderr)
             _print_jobs(sched)
+            address = bind_address(cfg, args.address)
             return serve_dashboard(
-                cfg.database_url, port=args.port, open_browser=False, demo=False, config_path=cfg.source_path
+                cfg.database_url, port=args.port, open_browser=False, demo=False, config_path=cfg.source_path,
+                address=address,
             )
         finally:
             print("stopping the scheduler (waiting for a running sync to finish)", file=sys.stderr, flush=True)
@@ -556,6 +573,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("up", parents=[common], help="run the scheduler and the dashboard together")
     p.add_argument("--port", type=_port, default=DEFAULT_PORT, help=f"dashboard port (default {DEFAULT_PORT})")
     p.add_argument("--sync-now", action="store_true", help="also run every scheduled connector once at start")
+    p.add_argument("--address", help="listen address when sign-in is configured (default 0.0.0.0); else 127.0.0.1 only")
     p.set_defaults(func=cmd_up)
 
     p = sub.add_parser("scheduler", parents=[common], help="run the scheduler only (headless)")

@@ -25,6 +25,7 @@ import pandas as pd
 import pytest
 
 from portfolio import cli, config, maintenance, pnl, records, storage
+from portfolio.errors import ConfigError
 from portfolio.facts import load_facts
 from tests.servers import PayloadServer, Reply, free_port
 
@@ -616,3 +617,25 @@ def test_report_review_bad_arguments(demo_db: tuple[str, str], capsys: pytest.Ca
     url, _ = demo_db
     code, _out, err = run_cli(capsys, "report", "review", "--demo", "--db", url, "--today", TODAY.isoformat(), *args)
     assert code == 2 and message in err
+
+
+@pytest.mark.parametrize(
+    ("auth", "requested", "expected"),
+    [
+        pytest.param(False, None, "127.0.0.1", id="no-sign-in-localhost-only"),
+        pytest.param(False, "127.0.0.1", "127.0.0.1", id="no-sign-in-explicit-localhost"),
+        pytest.param(True, None, "0.0.0.0", id="sign-in-all-interfaces"),
+        pytest.param(True, "10.1.2.3", "10.1.2.3", id="sign-in-chosen-address"),
+    ],
+)
+def test_bind_address(auth: bool, requested: str | None, expected: str, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = config.loads(f"[auth]\nenabled = {str(auth).lower()}\n")
+    assert cli.bind_address(cfg, requested) == expected
+    if not auth:
+        assert "localhost (127.0.0.1) only" in capsys.readouterr().err
+
+
+def test_no_sign_in_refuses_a_public_address() -> None:
+    cfg = config.loads("[auth]\nenabled = false\n")
+    with pytest.raises(ConfigError, match="localhost only"):
+        cli.bind_address(cfg, "0.0.0.0")

@@ -47,4 +47,11 @@ def run() -> None:
         sections.setdefault(section, []).append(page(path))
     current = st.navigation(sections)  # type: ignore[arg-type]
     st.sidebar.caption("ML Portfolio — the P&L of ML")
+    from portfolio.dashboard import cache, signin
+
+    try:
+        cfg = cache.config(cache.resolve_source())
+    except Exception:  # no or broken config: the page itself shows the first-run message / error
+        cfg = None
+    st.session_state["user"] = signin.gate(cfg)
     current.run()

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from portfolio.dashboard import actions, cache, views
+from portfolio.dashboard import actions, cache, signin, views
 
 st.title("Data health")
 src = cache.source_or_stop()
@@ -13,7 +13,9 @@ if flash:
     kind, text = flash
     (st.success if kind == "ok" else st.warning)(text)
 
-if st.button("Sync now", type="primary", help="Run every enabled connector once — what the scheduler runs"):
+if signin.require(signin.current_user(cache.config(src)), "sync", "start a sync") and st.button(
+    "Sync now", type="primary", help="Run every enabled connector once — what the scheduler runs"
+):
     with st.spinner("Syncing…"):
         outcome = actions.sync_now(src)
     lines = [

@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from portfolio.dashboard import actions, cache, views
+from portfolio.dashboard import actions, cache, signin, views
 from portfolio.errors import PortfolioError
 
 st.title("Value ledger upload")
@@ -73,7 +73,9 @@ else:
     st.dataframe(replaces, hide_index=True)
     st.download_button("Download what it replaces (CSV)", views.to_csv(replaces), "ledger-replaces.csv", "text/csv", on_click="ignore")
 
-if st.button(f"Commit {len(valid)} row(s)", type="primary"):
+if signin.require(signin.current_user(cache.config(src)), "upload_ledger", "commit a ledger") and st.button(
+    f"Commit {len(valid)} row(s)", type="primary"
+):
     try:
         written = actions.commit_ledger(src, valid)
     except PortfolioError as exc:

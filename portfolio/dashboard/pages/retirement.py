@@ -5,7 +5,7 @@ from datetime import timedelta
 import pandas as pd
 import streamlit as st
 
-from portfolio.dashboard import actions, cache, charts, filters, fmt, views
+from portfolio.dashboard import actions, cache, charts, filters, fmt, signin, views
 from portfolio.errors import PortfolioError
 from portfolio.records import DECISIONS, UNALLOCATED
 
@@ -62,16 +62,25 @@ names = dict(zip(inventory["app_id"], inventory["name"], strict=True))
 ordered = list(dict.fromkeys([*cands["app_id"].tolist(), *names])) if not cands.empty else list(names)
 
 st.subheader("Record a decision")
-with st.form("decision", clear_on_submit=False):
-    a, b = st.columns(2)
-    app_id = a.selectbox("App", ordered, format_func=lambda x: names.get(x, x), key="decision_app")
-    decision = b.radio("Decision", DECISIONS, horizontal=True, key="decision_kind")
-    rationale = st.text_area("Rationale", key="decision_rationale", placeholder="Why — the numbers, the sponsor's view…")
-    a, b = st.columns(2)
-    next_review = a.date_input("Next review", value=src.today + timedelta(days=90), key="decision_next_review")
-    decided_by = b.text_input("Decided by", key="decision_by", placeholder="name or e-mail")
-    submitted = st.form_submit_button("Record decision", type="primary")
+user = signin.current_user(cache.config(src))
+may_decide = signin.require(user, "record_decision", "record decisions")
+submitted = False
+if may_decide:
+    with st.form("decision", clear_on_submit=False):
+        a, b = st.columns(2)
+        app_id = a.selectbox("App", ordered, format_func=lambda x: names.get(x, x), key="decision_app")
+        decision = b.radio("Decision", DECISIONS, horizontal=True, key="decision_kind")
+        rationale = st.text_area("Rationale", key="decision_rationale", placeholder="Why — the numbers, the sponsor's view…")
+        a, b = st.columns(2)
+        next_review = a.date_input("Next review", value=src.today + timedelta(days=90), key="decision_next_review")
+        if user.signed_in:  # the author is the signed-in identity, not a free text
+            decided_by = b.text_input("Decided by", value=user.name, key="decision_by", disabled=True)
+        else:
+            decided_by = b.text_input("Decided by", key="decision_by", placeholder="name or e-mail")
+        submitted = st.form_submit_button("Record decision", type="primary")
 if submitted:
+    if user.signed_in:
+        decided_by = user.name
     if not decided_by.strip():
         st.error("Say who decided (Decided by) — every decision stays in the audit trail.")
     elif app_id is None:
