@@ -36,5 +36,7 @@ echo "== ruff"
 .venv/bin/ruff check .
 echo "== mypy"
 .venv/bin/mypy
-echo "== pytest"
+echo "== pytest (SQLite, and both backends where a test says so)"
 .venv/bin/python -m pytest "$@"
+echo "== pytest again on PostgreSQL: every test that uses the database through the engine fixture"
+MLP_TEST_DB=postgresql .venv/bin/python -m pytest -q "$@"

@@ -39,8 +39,15 @@ def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'portfolio.db'}"
 
 
+#: ``MLP_TEST_DB=postgresql`` runs every test that takes the ``engine`` fixture on a fresh
+#: database of the real PostgreSQL instead of SQLite (scripts/test.sh does a second pass so).
+TEST_DB = os.environ.get("MLP_TEST_DB", "sqlite")
+
+
 @pytest.fixture
-def engine(sqlite_url: str) -> Engine:
+def engine(request: pytest.FixtureRequest, sqlite_url: str) -> Engine:
+    if TEST_DB == "postgresql":
+        return storage.make_engine(str(request.getfixturevalue("postgres_url")))
     return storage.make_engine(sqlite_url)
 
 
@@ -90,3 +97,15 @@ def demo_copy(demo_db: Path, tmp_path: Path) -> str:
     target = tmp_path / "demo.db"
     shutil.copy(demo_db, target)
     return f"sqlite:///{target}"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On the PostgreSQL pass, run exactly the tests that take the database through ``engine``
+    (the others either do not touch a database or already cover both backends themselves)."""
+    if TEST_DB != "postgresql":
+        return
+    keep = [i for i in items if "engine" in getattr(i, "fixturenames", ())]
+    dropped = [i for i in items if i not in keep]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
