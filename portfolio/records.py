@@ -121,12 +121,14 @@ class App(SQLModel, table=True):
 class CostRecord(SQLModel, table=True):
     """Spend per app, day, category and service. ``app_id = "_unallocated"`` for unclaimed spend."""
 
+    # The natural key's unique index (source, app_id, ...) serves lookups by source and app; only the
+    # day gets an index of its own (Replace windows). Every extra index slows the bulk upsert.
     NATURAL_KEY: ClassVar[tuple[str, ...]] = ("source", "app_id", "day", "category", "service")
     __table_args__ = _unique("costrecord", *NATURAL_KEY)
 
     id: int | None = Field(default=None, primary_key=True)
-    source: str = Field(index=True)
-    app_id: str = Field(index=True)
+    source: str
+    app_id: str
     day: date = Field(index=True)
     category: str  # infra | people | vendor | other
     service: str
@@ -142,8 +144,8 @@ class UsageRecord(SQLModel, table=True):
     __table_args__ = _unique("usagerecord", *NATURAL_KEY)
 
     id: int | None = Field(default=None, primary_key=True)
-    source: str = Field(index=True)
-    app_id: str = Field(index=True)
+    source: str
+    app_id: str
     day: date = Field(index=True)
     metric: str
     value: float
@@ -156,8 +158,8 @@ class UptimeRecord(SQLModel, table=True):
     __table_args__ = _unique("uptimerecord", *NATURAL_KEY)
 
     id: int | None = Field(default=None, primary_key=True)
-    source: str = Field(index=True)
-    app_id: str = Field(index=True)
+    source: str
+    app_id: str
     day: date = Field(index=True)
     availability: float
     samples: int = 0
@@ -170,8 +172,8 @@ class OutcomeRecord(SQLModel, table=True):
     __table_args__ = _unique("outcomerecord", *NATURAL_KEY)
 
     id: int | None = Field(default=None, primary_key=True)
-    source: str = Field(index=True)
-    app_id: str = Field(index=True)
+    source: str
+    app_id: str
     month: date = Field(index=True)  # first day of the month
     kind: str  # revenue_capture | cost_avoidance
     amount: Decimal = _money()
@@ -190,8 +192,8 @@ class MaintenanceRecord(SQLModel, table=True):
     __table_args__ = _unique("maintenancerecord", *NATURAL_KEY)
 
     id: int | None = Field(default=None, primary_key=True)
-    source: str = Field(index=True)
-    app_id: str = Field(index=True)
+    source: str
+    app_id: str
     day: date = Field(index=True)
     ref: str  # ticket key / incident id / timesheet line id
     hours: float = 0.0
@@ -213,7 +215,7 @@ class BillingTotal(SQLModel, table=True):
     __table_args__ = _unique("billingtotal", *NATURAL_KEY)
 
     id: int | None = Field(default=None, primary_key=True)
-    source: str = Field(index=True)
+    source: str
     billing_period: str  # YYYY-MM
     currency: str = "USD"
     total: Decimal = _money()

@@ -8,7 +8,7 @@ Upserts go by each table's ``NATURAL_KEY`` with ``INSERT ... ON CONFLICT (key) D
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ from sqlmodel import SQLModel
 from portfolio import records
 from portfolio.errors import StorageError, redact
 
-BATCH = 2_000
+BATCH = 10_000
 
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
@@ -125,38 +125,44 @@ def _processors(conn: Connection, cols: Sequence[sa.Column[Any]]) -> list[Any]:
     return [c.type.dialect_impl(conn.dialect).bind_processor(conn.dialect) for c in cols]
 
 
+def upsert_columns(
+    conn: Connection, model: type[SQLModel], columns: Mapping[str, Sequence[Any]], length: int
+) -> int:
+    """Upsert ``length`` rows given column-wise (field name -> Python values). Returns rows changed.
+
+    Column-wise because the bulk path (a billing export, a year of metrics for 1,000 apps) spends
+    its time converting values: each column's bind processor runs over that column only, and
+    columns that need none (text, floats on SQLite) are passed through untouched.
+    """
+    if length == 0:
+        return 0
+    by_name = {c.name: c for c in _value_columns(model)}
+    for name in by_name:
+        if name not in columns and name != "id":
+            # columns the caller did not give take their model defaults
+            default = model.model_fields[name].get_default(call_default_factory=True)
+            columns = {**columns, name: [default] * length}
+    cols = [by_name[n] for n in columns]
+    sql = _upsert_sql(conn, model, cols)
+    converted = []
+    for col, proc in zip(cols, _processors(conn, cols), strict=True):
+        values = columns[col.name]
+        converted.append([None if v is None else proc(v) for v in values] if proc else list(values))
+    rows = list(zip(*converted, strict=True))
+    changed = 0
+    for i in range(0, len(rows), BATCH):
+        result = conn.exec_driver_sql(sql, rows[i : i + BATCH])  # type: ignore[arg-type]
+        changed += max(result.rowcount, 0)
+    return changed
+
+
 def upsert_tuples(
     conn: Connection, model: type[SQLModel], names: Sequence[str], rows: Iterable[Sequence[Any]]
 ) -> int:
     """Upsert rows given as tuples in the order of ``names`` (Python values). Returns rows changed."""
-    by_name = {c.name: c for c in _value_columns(model)}
-    missing = [n for n in by_name if n not in names and n not in ("id",)]
-    cols = [by_name[n] for n in names]
-    if missing:
-        # columns the caller did not give take their model defaults
-        defaults = {n: model.model_fields[n].get_default(call_default_factory=True) for n in missing}
-        cols += [by_name[n] for n in missing]
-        extra = tuple(defaults[n] for n in missing)
-        rows = (tuple(r) + extra for r in rows)
-    sql = _upsert_sql(conn, model, cols)
-    procs = _processors(conn, cols)
-    changed = 0
-    batch: list[tuple[Any, ...]] = []
-
-    def flush() -> int:
-        if not batch:
-            return 0
-        result = conn.exec_driver_sql(sql, batch)  # type: ignore[arg-type]
-        n = max(result.rowcount, 0)
-        batch.clear()
-        return n
-
-    for row in rows:
-        batch.append(tuple(p(v) if p and v is not None else v for p, v in zip(procs, row, strict=True)))
-        if len(batch) >= BATCH:
-            changed += flush()
-    changed += flush()
-    return changed
+    materialised = list(rows)
+    columns = {n: [r[i] for r in materialised] for i, n in enumerate(names)}
+    return upsert_columns(conn, model, columns, len(materialised))
 
 
 def upsert(conn: Connection, model: type[SQLModel], objs: Sequence[SQLModel]) -> int:
@@ -164,7 +170,7 @@ def upsert(conn: Connection, model: type[SQLModel], objs: Sequence[SQLModel]) ->
     if not objs:
         return 0
     names = [c.name for c in _value_columns(model)]
-    return upsert_tuples(conn, model, names, ([getattr(o, n) for n in names] for o in objs))
+    return upsert_columns(conn, model, {n: [getattr(o, n) for o in objs] for n in names}, len(objs))
 
 
 def upsert_frame(conn: Connection, model: type[SQLModel], frame: pd.DataFrame) -> int:
@@ -175,7 +181,14 @@ def upsert_frame(conn: Connection, model: type[SQLModel], frame: pd.DataFrame) -
     unknown = set(names) - {c.name for c in _value_columns(model)}
     if unknown:
         raise StorageError(f"{model.__name__}: unknown columns {sorted(unknown)}")
-    return upsert_tuples(conn, model, names, frame.itertuples(index=False, name=None))
+    columns = {str(n): _python_values(frame[n]) for n in names}
+    return upsert_columns(conn, model, columns, len(frame))
+
+
+def _python_values(series: pd.Series) -> list[Any]:
+    """Plain Python values (no numpy scalars, NaN/NaT -> None) that every DB driver binds."""
+    values = series.astype(object).where(series.notna(), None) if series.hasnans else series
+    return values.tolist()
 
 
 def existing_keys(

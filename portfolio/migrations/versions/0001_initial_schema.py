@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 13:55:24.885099
+Create Date: 2026-11-23 14:26:47.955462
 """
 
 from __future__ import annotations
@@ -55,9 +55,6 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('source', 'billing_period', 'currency', name='uq_billingtotal_natural_key')
     )
-    with op.batch_alter_table('billingtotal', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_billingtotal_source'), ['source'], unique=False)
-
     op.create_table('costrecord',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('source', sa.String(), nullable=False),
@@ -72,9 +69,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('source', 'app_id', 'day', 'category', 'service', name='uq_costrecord_natural_key')
     )
     with op.batch_alter_table('costrecord', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_costrecord_app_id'), ['app_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_costrecord_day'), ['day'], unique=False)
-        batch_op.create_index(batch_op.f('ix_costrecord_source'), ['source'], unique=False)
 
     op.create_table('decision',
     sa.Column('id', sa.String(), nullable=False),
@@ -105,9 +100,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('source', 'app_id', 'day', 'ref', name='uq_maintenancerecord_natural_key')
     )
     with op.batch_alter_table('maintenancerecord', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_maintenancerecord_app_id'), ['app_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_maintenancerecord_day'), ['day'], unique=False)
-        batch_op.create_index(batch_op.f('ix_maintenancerecord_source'), ['source'], unique=False)
 
     op.create_table('outcomerecord',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -126,9 +119,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('source', 'app_id', 'month', 'kind', name='uq_outcomerecord_natural_key')
     )
     with op.batch_alter_table('outcomerecord', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_outcomerecord_app_id'), ['app_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_outcomerecord_month'), ['month'], unique=False)
-        batch_op.create_index(batch_op.f('ix_outcomerecord_source'), ['source'], unique=False)
 
     op.create_table('syncrun',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -159,9 +150,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('source', 'app_id', 'day', name='uq_uptimerecord_natural_key')
     )
     with op.batch_alter_table('uptimerecord', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_uptimerecord_app_id'), ['app_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_uptimerecord_day'), ['day'], unique=False)
-        batch_op.create_index(batch_op.f('ix_uptimerecord_source'), ['source'], unique=False)
 
     op.create_table('usagerecord',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -174,23 +163,17 @@ def upgrade() -> None:
     sa.UniqueConstraint('source', 'app_id', 'day', 'metric', name='uq_usagerecord_natural_key')
     )
     with op.batch_alter_table('usagerecord', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_usagerecord_app_id'), ['app_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_usagerecord_day'), ['day'], unique=False)
-        batch_op.create_index(batch_op.f('ix_usagerecord_source'), ['source'], unique=False)
 
 
 
 def downgrade() -> None:
     with op.batch_alter_table('usagerecord', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_usagerecord_source'))
         batch_op.drop_index(batch_op.f('ix_usagerecord_day'))
-        batch_op.drop_index(batch_op.f('ix_usagerecord_app_id'))
 
     op.drop_table('usagerecord')
     with op.batch_alter_table('uptimerecord', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_uptimerecord_source'))
         batch_op.drop_index(batch_op.f('ix_uptimerecord_day'))
-        batch_op.drop_index(batch_op.f('ix_uptimerecord_app_id'))
 
     op.drop_table('uptimerecord')
     with op.batch_alter_table('syncrun', schema=None) as batch_op:
@@ -198,15 +181,11 @@ def downgrade() -> None:
 
     op.drop_table('syncrun')
     with op.batch_alter_table('outcomerecord', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_outcomerecord_source'))
         batch_op.drop_index(batch_op.f('ix_outcomerecord_month'))
-        batch_op.drop_index(batch_op.f('ix_outcomerecord_app_id'))
 
     op.drop_table('outcomerecord')
     with op.batch_alter_table('maintenancerecord', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_maintenancerecord_source'))
         batch_op.drop_index(batch_op.f('ix_maintenancerecord_day'))
-        batch_op.drop_index(batch_op.f('ix_maintenancerecord_app_id'))
 
     op.drop_table('maintenancerecord')
     with op.batch_alter_table('decision', schema=None) as batch_op:
@@ -214,14 +193,9 @@ def downgrade() -> None:
 
     op.drop_table('decision')
     with op.batch_alter_table('costrecord', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_costrecord_source'))
         batch_op.drop_index(batch_op.f('ix_costrecord_day'))
-        batch_op.drop_index(batch_op.f('ix_costrecord_app_id'))
 
     op.drop_table('costrecord')
-    with op.batch_alter_table('billingtotal', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_billingtotal_source'))
-
     op.drop_table('billingtotal')
     op.drop_table('app')
     op.drop_table('alertlog')
