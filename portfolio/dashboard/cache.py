@@ -29,6 +29,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from portfolio import config as config_mod
 from portfolio import decisions, health, maintenance, pnl, retirement, storage
 from portfolio import facts as facts_mod
+from portfolio import review as review_mod
 from portfolio.config import Config
 from portfolio.dashboard import views
 from portfolio.errors import ConfigError, PortfolioError, redact
@@ -227,6 +228,12 @@ def candidates(src: Source) -> pd.DataFrame:
 @st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
 def what_if(src: Source, start: date, end: date, retire: tuple[str, ...]) -> dict[str, dict[str, float]]:
     return retirement.what_if(facts(src), config(src), _period(start, end), list(retire))
+
+
+@st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
+def review(src: Source, quarter: str, fmt: str) -> str:
+    """The quarterly review document (md or html), the same as `mlportfolio report review`."""
+    return review_mod.render(facts(src), config(src), quarter, fmt)
 
 
 @st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)

@@ -8,7 +8,7 @@ these are testable. The numbers themselves (value, cost, net, ...) always come f
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 
 import pandas as pd
 
@@ -221,3 +221,14 @@ def overall_mttr(by_month: pd.DataFrame) -> float:
     if n == 0:
         return float("nan")
     return float((by_month["mttr_hours"].fillna(0.0) * by_month["incidents"]).sum() / n)
+
+
+def quarters(today: date, count: int = 8) -> list[str]:
+    """The latest ``count`` quarters that have started by the last complete day, newest first ("2026Q3")."""
+    last = today - timedelta(days=1)
+    year, q = last.year, (last.month - 1) // 3 + 1
+    out = []
+    for _ in range(count):
+        out.append(f"{year}Q{q}")
+        year, q = (year - 1, 4) if q == 1 else (year, q - 1)
+    return out

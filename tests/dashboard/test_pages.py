@@ -533,3 +533,26 @@ def test_pages_do_no_sql_and_no_http(page: str) -> None:
     banned = {"connectors", "requests", "sqlalchemy", "sqlmodel", "sqlite3", "psycopg", "urllib", "httpx"}
     assert not {m for m in imported if m.split(".")[0] in banned}
     assert not {m for m in imported if m in ("portfolio.storage", "portfolio.sync")}
+
+
+def test_portfolio_offers_the_quarterly_review_download(demo_url: str) -> None:
+    at = open_page("portfolio")
+    assert_clean(at)
+    assert at.selectbox(key="review_quarter").value == "2026Q2"  # the quarter of the last complete day
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert "Download (Markdown)" in labels and "Download (HTML)" in labels
+
+
+@pytest.mark.parametrize(
+    ("today", "first", "last"),
+    [
+        pytest.param(date(2026, 6, 15), "2026Q2", "2024Q3", id="mid-quarter"),
+        pytest.param(date(2026, 7, 1), "2026Q2", "2024Q3", id="first-day-of-a-quarter-counts-the-one-before"),
+        pytest.param(date(2026, 1, 2), "2026Q1", "2024Q2", id="new-year"),
+    ],
+)
+def test_review_quarters(today: date, first: str, last: str) -> None:
+    from portfolio.dashboard import views
+
+    qs = views.quarters(today)
+    assert (qs[0], qs[-1], len(qs)) == (first, last, 8)

@@ -82,3 +82,17 @@ pick, go = st.columns([3, 1], vertical_alignment="bottom")
 chosen = pick.selectbox("Open one app", list(names), format_func=lambda a: names[a], key="portfolio_open_app")
 if go.button("Open app page", type="primary"):
     st.switch_page(page("app"), query_params={"app": chosen, **link})
+
+st.subheader("Quarterly review")
+st.caption("The document for the portfolio review meeting: P&L by app vs the previous quarter, candidates, decisions.")
+quarters = views.quarters(src.today)
+q_col, md_col, html_col = st.columns([2, 1, 1], vertical_alignment="bottom")
+quarter = q_col.selectbox("Quarter", quarters, key="review_quarter")
+md_col.download_button(
+    "Download (Markdown)", cache.review(src, quarter, "md"), f"ml-portfolio-review-{quarter}.md", "text/markdown",
+    on_click="ignore",
+)
+html_col.download_button(
+    "Download (HTML)", cache.review(src, quarter, "html"), f"ml-portfolio-review-{quarter}.html", "text/html",
+    on_click="ignore",
+)
