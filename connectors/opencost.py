@@ -1,0 +1,169 @@
+"""OpenCost (Kubernetes): daily cluster cost per app label — CPU, GPU, RAM, storage, network, load balancers, idle.
+
+Pulls OpenCost's allocation API (``GET {url}/allocation/compute``, or ``path = "/allocation"``) one
+day at a time: ``window=YYYY-MM-DDT00:00:00Z,YYYY-MM-DDT00:00:00Z`` (next day),
+``aggregate=label:<label>`` (``label = "app"`` by default), ``accumulate=false``,
+``includeIdle=true``. See https://opencost.io/docs/integrations/api.
+
+Each allocation's cost components become services of category ``infra``: ``cpu``, ``gpu``,
+``ram``, ``storage`` (persistent volumes), ``network``, ``load balancer``, plus ``shared`` and
+``external`` when present; the ``*CostAdjustment`` fields are added to their component, so the
+services add up to OpenCost's ``totalCost``. The label value is the app (or, through an app's
+``cost_tags``, that app). ``__unallocated__`` (workloads without the label) and ``__idle__``
+(capacity nobody requested) go to ``_unallocated``; idle keeps its name in the service
+(``idle cpu``, ``idle ram`` ...).
+
+Days: from ``since`` (the sync cursor) or, on a first run, the last ``days`` days (30 by default),
+up to the last complete day (UTC). Every day that returned allocations is a ``Replace`` window, so
+a re-pulled day replaces its old figures; a day OpenCost returns nothing for is left as it was
+(an empty answer usually means missing metrics, not zero cost). There is no bill behind OpenCost's
+figures, so no BillingTotal. Token (optional): ``token_env`` names the variable holding a bearer
+token for an OpenCost behind an authenticating proxy.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from connectors.base import ConnectorError, Replace, get_json, http_session
+from portfolio import records
+from portfolio.config import ConnectorConfig
+from portfolio.errors import ConfigError
+
+NAME = "opencost"
+
+#: service name -> the allocation fields summed into it
+SERVICES: dict[str, tuple[str, ...]] = {
+    "cpu": ("cpuCost", "cpuCostAdjustment"),
+    "gpu": ("gpuCost", "gpuCostAdjustment"),
+    "ram": ("ramCost", "ramCostAdjustment"),
+    "storage": ("pvCost", "pvCostAdjustment"),
+    "network": ("networkCost", "networkCostAdjustment"),
+    "load balancer": ("loadBalancerCost", "loadBalancerCostAdjustment"),
+    "shared": ("sharedCost",),
+    "external": ("externalCost",),
+}
+IDLE = "__idle__"
+UNALLOCATED = "__unallocated__"
+_Q6 = Decimal("0.000001")
+
+
+def _days(config: ConnectorConfig, since: datetime | None, today: date) -> list[date]:
+    try:
+        lookback = int(config.get("days", 30))
+    except (TypeError, ValueError):
+        raise ConfigError(f"connectors.{config.name}.days: expected a whole number of days") from None
+    if lookback < 1:
+        raise ConfigError(f"connectors.{config.name}.days: expected at least 1")
+    start = since.astimezone(UTC).date() if since else today - timedelta(days=lookback)
+    start = max(start, today - timedelta(days=int(config.get("max_days", 400))))
+    return [start + timedelta(days=i) for i in range((today - start).days)]
+
+
+def _window(day: date) -> str:
+    nxt = day + timedelta(days=1)
+    return f"{day.isoformat()}T00:00:00Z,{nxt.isoformat()}T00:00:00Z"
+
+
+def _app_of(name: str, label: str, tag_to_app: dict[str, str]) -> tuple[str, bool]:
+    """(app id, is idle) for an allocation name of a label aggregation."""
+    if name.endswith(IDLE):  # "__idle__", or "<cluster>/__idle__" with idleByNode/cluster splits
+        return records.UNALLOCATED, True
+    if name.endswith(UNALLOCATED) or not name.strip():
+        return records.UNALLOCATED, False
+    value = name.strip()
+    if value.startswith(f"{label}="):  # Kubecost-style "app=churn"
+        value = value[len(label) + 1 :]
+    return tag_to_app.get(value.lower(), value), False
+
+
+def _number(alloc: dict[str, Any], field: str, connector: str, path: str) -> Decimal:
+    value = alloc.get(field)
+    if value is None:
+        return Decimal(0)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConnectorError(connector, f"unexpected payload shape: {field} is {type(value).__name__}, not a number", path=path)
+    if value != value or value in (float("inf"), float("-inf")):  # NaN / inf: OpenCost bug, not a cost
+        raise ConnectorError(connector, f"unexpected payload shape: {field} is {value}", path=path)
+    return Decimal(repr(float(value)))
+
+
+def parse(body: Any, *, connector: str, path: str, label: str, tag_to_app: dict[str, str]) -> dict[tuple[str, str], Decimal]:
+    """Allocation sets of one day -> {(app id, service): amount}. Empty when OpenCost has no data."""
+    if not isinstance(body, dict) or not isinstance(body.get("data", []), list):
+        raise ConnectorError(connector, "unexpected payload shape: expected {\"code\": 200, \"data\": [ {name: allocation} ]}", path=path)
+    code = body.get("code", 200)
+    if code != 200:
+        message = str(body.get("message") or body.get("status") or "error")[:300]
+        raise ConnectorError(connector, f"OpenCost answered code {code}: {message}", path=path)
+    out: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
+    for allocation_set in body.get("data") or []:
+        if allocation_set is None:
+            continue
+        if not isinstance(allocation_set, dict):
+            raise ConnectorError(connector, "unexpected payload shape: an allocation set is not an object", path=path)
+        for name, alloc in allocation_set.items():
+            if not isinstance(alloc, dict):
+                raise ConnectorError(connector, f"unexpected payload shape: allocation {str(name)[:60]!r} is not an object", path=path)
+            app, idle = _app_of(str(alloc.get("name") or name), label, tag_to_app)
+            for service, fields in SERVICES.items():
+                amount = sum((_number(alloc, f, connector, path) for f in fields), Decimal(0))
+                if amount:
+                    out[(app, f"idle {service}" if idle else service)] += amount
+    return dict(out)
+
+
+def pull(config: ConnectorConfig, since: datetime | None) -> Iterator[Any]:
+    """One allocation query per day; yields a Replace window and the CostRecords of each day."""
+    base = config.get("url")
+    if not base:
+        raise ConfigError(f"connectors.{config.name}.url: required, e.g. http://opencost.opencost:9003")
+    path = "/" + str(config.get("path", "/allocation/compute")).strip("/")
+    url = str(base).rstrip("/") + path
+    label = str(config.get("label", "app")).strip()
+    currency = str(config.get("currency", "USD"))
+    headers: dict[str, str] = {"Accept": "application/json"}
+    if config.get("token_env"):
+        token = config.secret("token_env")
+        if not token:
+            raise ConnectorError(config.name, f"environment variable {config.get('token_env')} is not set")
+        headers["Authorization"] = f"Bearer {token}"
+    tag_to_app = {a.id.lower(): a.id for a in config.apps}
+    for app_cfg in config.apps:
+        for tag in app_cfg.cost_tags:
+            tag_to_app[tag.strip().lower()] = app_cfg.id
+    session = http_session(retries=int(config.get("retries", 3)))
+    today = datetime.now(UTC).date()
+    try:
+        for day in _days(config, since, today):
+            params = {
+                "window": _window(day),
+                "aggregate": f"label:{label}",
+                "accumulate": "false",
+                "includeIdle": str(bool(config.get("include_idle", True))).lower(),
+            }
+            body, _ = get_json(
+                session, config.name, "GET", url, params=params, headers=headers, secret_envs=config.secret_env_names()
+            )
+            amounts = parse(body, connector=config.name, path=path, label=label, tag_to_app=tag_to_app)
+            if not amounts:
+                continue
+            yield Replace(records.CostRecord, day, day)
+            for (app, service), amount in sorted(amounts.items()):
+                if not amount.quantize(_Q6):
+                    continue
+                yield records.CostRecord(
+                    source="",
+                    app_id=app,
+                    day=day,
+                    category="infra",
+                    service=service,
+                    amount=amount.quantize(_Q6),
+                    currency=currency,
+                )
+    finally:
+        session.close()

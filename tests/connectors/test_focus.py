@@ -1,0 +1,495 @@
+"""FOCUS connector against real FOCUS files: the FinOps Foundation's FOCUS 1.0 sample, the FOCUS 1.2
+commitment-discount worked examples, and small hand-written exports (tests/fixtures/focus/) whose
+expected figures are computed by hand in the tables below.
+
+Everything goes through ``portfolio.sync.sync`` into a real SQLite database, so the transaction,
+Replace windows and reconciliation anchors are exercised as in production.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+import shutil
+from collections import defaultdict
+from datetime import date
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+from sqlalchemy.engine import Engine
+
+from portfolio import config, records, storage, sync
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "focus"
+D = Decimal
+Q6 = Decimal("0.000001")
+
+
+def make_config(tmp_path: Path, engine: Engine, body: str, apps: str = ""):
+    text = f'database_url = "{engine.url}"\n{apps}\n[connectors.bill]\ntype = "focus"\n{body}\n'
+    return config.loads(text, base_dir=str(tmp_path))
+
+
+def run(cfg, engine: Engine, **kw) -> records.SyncRun:
+    outcome = sync.sync(cfg, engine, only=["bill"], **kw)
+    return outcome.runs[0]
+
+
+def costs(engine: Engine) -> dict[Any, Any]:
+    frame = storage.read_frame(engine, records.CostRecord)
+    return {
+        (r.app_id, r.day, r.category, r.service): (r.amount, r.currency, r.billing_period)
+        for r in frame.itertuples()
+    }
+
+
+def totals(engine: Engine) -> dict[Any, Any]:
+    frame = storage.read_frame(engine, records.BillingTotal)
+    return {(r.billing_period, r.currency): r.total for r in frame.itertuples()}
+
+
+def recorded(engine: Engine) -> dict[tuple[str | None, str], Decimal]:
+    out: dict[tuple[str | None, str], Decimal] = defaultdict(Decimal)
+    for amount, currency, bp in costs(engine).values():
+        out[(bp, currency)] += amount
+    return dict(out)
+
+
+# ----------------------------------------------------------------------------- the FOCUS 1.0 sample
+
+
+def sample_expectations(path: Path, cost_column: str):
+    """Independent of DuckDB: the sample read with the csv module and summed with Decimal."""
+    by_period: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
+    by_app: dict[str, Decimal] = defaultdict(Decimal)
+    with path.open(newline="", encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            amount = D(row[cost_column])
+            by_period[(row["BillingPeriodStart"][:7], row["BillingCurrency"])] += amount
+            tags = json.loads(row["Tags"]) if row["Tags"] not in ("NULL", "") else {}
+            by_app[tags.get("application") or records.UNALLOCATED] += amount
+    return by_period, by_app
+
+
+@pytest.mark.parametrize("cost_column", ["EffectiveCost", "BilledCost", "ListCost"])
+def test_sample_every_dollar_lands_and_reconciles(tmp_path, engine, shared_data, cost_column):
+    sample = shared_data / "focus" / "focus-1.0-sample.csv"
+    cfg = make_config(
+        tmp_path, engine, f'path = "{sample}"\ncost_column = "{cost_column}"\napp_tag_keys = ["application"]'
+    )
+    result = run(cfg, engine)
+    assert result.status == "success", result.error
+    by_period, by_app = sample_expectations(sample, cost_column)
+
+    # reconciliation: rows add up to the file's own total, to the cent (here: exactly, to 6 places)
+    expected = {k: v.quantize(Q6, ROUND_HALF_UP) for k, v in by_period.items()}
+    assert totals(engine) == expected
+    assert recorded(engine) == {k: v for k, v in expected.items() if v}
+
+    # every dollar lands with the app named by its `application` tag, or in _unallocated
+    got: dict[str, Decimal] = defaultdict(Decimal)
+    for (app, *_), (amount, _, _) in costs(engine).items():
+        got[app] += amount
+    assert set(got) <= set(by_app)
+    for app, exact in by_app.items():
+        assert abs(got.get(app, D(0)) - exact) <= D("0.00001"), app
+
+
+def test_sample_late_charge_keeps_its_billing_period(tmp_path, engine, shared_data):
+    """The one Oracle line billed in 2024-10 for a 2024-09-30 charge keeps its own row and period."""
+    sample = shared_data / "focus" / "focus-1.0-sample.csv"
+    cfg = make_config(tmp_path, engine, f'path = "{sample}"\ncost_column = "BilledCost"\napp_tag_keys = ["application"]')
+    assert run(cfg, engine).status == "success"
+    row = costs(engine)[("SafeGridVault", date(2024, 9, 30), "infra", "COMPUTE (billed 2024-10)")]
+    assert row == (D("0.240000"), "USD", "2024-10")
+    assert totals(engine)[("2024-10", "USD")] == D("0.240000")
+
+
+def test_sample_sync_twice_same_rows(tmp_path, engine, shared_data):
+    sample = shared_data / "focus" / "focus-1.0-sample.csv"
+    cfg = make_config(tmp_path, engine, f'path = "{sample}"\ncost_column = "BilledCost"\napp_tag_keys = ["application"]')
+    first = run(cfg, engine)
+    assert first.status == "success" and first.rows_written > 0
+    before = (storage.read_frame(engine, records.CostRecord), totals(engine))
+    second = run(cfg, engine, full=True)
+    assert (second.status, second.rows_written, second.rows_deleted) == ("success", 0, 0)
+    after = (storage.read_frame(engine, records.CostRecord), totals(engine))
+    assert before[0].equals(after[0]) and before[1] == after[1]
+
+
+def _corrupt(src: Path, dst: Path, row: int, column: str, value: str) -> None:
+    """Copy the sample with one cell replaced (row = 1-based data row)."""
+    with src.open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.reader(fh))
+    idx = rows[0].index(column)
+    rows[row][idx] = value
+    with dst.open("w", newline="", encoding="utf-8") as fh:
+        csv.writer(fh, quoting=csv.QUOTE_MINIMAL).writerows(rows)
+
+
+@pytest.mark.parametrize(
+    ("column", "row", "value", "message"),
+    [
+        pytest.param("EffectiveCost", 537, "12,50", "not a number", id="non-numeric-cost"),
+        pytest.param("ChargePeriodStart", 998, "2024-13-45 25:00:00", "not a date/time", id="bad-date"),
+        pytest.param("BillingPeriodStart", 12, "next month", "not a date/time", id="bad-billing-period"),
+        pytest.param("BillingCurrency", 3, "", "empty currency", id="empty-currency"),
+        pytest.param("Tags", 40, "{application: oops", "not a JSON object", id="broken-tags-json"),
+    ],
+)
+def test_corrupted_copy_clear_error_nothing_lost(tmp_path, engine, shared_data, column, row, value, message):
+    sample = shared_data / "focus" / "focus-1.0-sample.csv"
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    shutil.copy(sample, folder / "focus.csv")
+    cfg = make_config(tmp_path, engine, 'path = "exports"\ncost_column = "EffectiveCost"\napp_tag_keys = ["application"]')
+    assert run(cfg, engine).status == "success"
+    before = (storage.read_frame(engine, records.CostRecord), totals(engine))
+
+    _corrupt(sample, folder / "focus.csv", row, column, value)
+    result = run(cfg, engine, full=True)
+    assert result.status == "failed"
+    assert result.error == (
+        f"bill: file {folder / 'focus.csv'}, row {row} (line {row + 1}), column {column!r}: {message}"
+        + (f" {value!r}" if value else "")
+    )
+    after = (storage.read_frame(engine, records.CostRecord), totals(engine))
+    assert before[0].equals(after[0]) and before[1] == after[1]
+
+
+def test_missing_used_column_is_refused_by_name(tmp_path, engine, shared_data):
+    sample = shared_data / "focus" / "focus-1.0-sample.csv"
+    with sample.open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.reader(fh))
+    drop = rows[0].index("BillingCurrency")
+    bad = tmp_path / "no_currency.csv"
+    with bad.open("w", newline="", encoding="utf-8") as fh:
+        csv.writer(fh).writerows([r[:drop] + r[drop + 1 :] for r in rows])
+    cfg = make_config(tmp_path, engine, 'path = "no_currency.csv"\napp_tag_keys = ["application"]')
+    result = run(cfg, engine)
+    assert result.status == "failed"
+    assert result.error == f"bill: file {bad}, column 'BillingCurrency': missing FOCUS column (needed for the currency)"
+    assert storage.read_frame(engine, records.CostRecord).empty
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        pytest.param("broken.parquet", b"PAR1 this is not a parquet file", id="garbage-parquet"),
+        pytest.param("truncated.csv.gz", None, id="truncated-gzip"),
+    ],
+)
+def test_unreadable_file_is_named(tmp_path, engine, shared_data, name, content):
+    if content is None:
+        content = gzip.compress((shared_data / "focus" / "focus-1.0-sample.csv").read_bytes())[:20_000]
+    (tmp_path / name).write_bytes(content)
+    cfg = make_config(tmp_path, engine, f'path = "{name}"\napp_tag_keys = ["application"]')
+    result = run(cfg, engine)
+    assert result.status == "failed"
+    assert str(result.error).startswith(f"bill: file {tmp_path / name}")
+    assert "cannot be read" in str(result.error)
+
+
+# ----------------------------------------------------------------------------- formats
+
+
+def _sync_rows(tmp_path: Path, engine: Engine, path: str, extra: str = "") -> dict:
+    cfg = make_config(tmp_path, engine, f'path = "{path}"\ncost_column = "BilledCost"\napp_tag_keys = ["application"]\n{extra}')
+    result = run(cfg, engine)
+    assert result.status == "success", result.error
+    return costs(engine)
+
+
+def test_gzip_csv_equals_plain_csv(tmp_path, shared_data, sqlite_url):
+    sample = shared_data / "focus" / "focus-1.0-sample.csv"
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    shutil.copy(sample, tmp_path / "a" / "export.csv")
+    (tmp_path / "b" / "export.csv.gz").write_bytes(gzip.compress(sample.read_bytes()))
+    plain = _sync_rows(tmp_path, storage.make_engine(f"sqlite:///{tmp_path}/a.db"), "a/export.csv")
+    zipped = _sync_rows(tmp_path, storage.make_engine(f"sqlite:///{tmp_path}/b.db"), "b/*.csv.gz")
+    assert len(plain) > 300
+    assert plain == zipped
+
+
+def test_parquet_with_map_tags_equals_csv(tmp_path, shared_data):
+    """Parquet exports hold Tags as a MAP and timestamps as TIMESTAMP: same figures as the CSV."""
+    sample = shared_data / "focus" / "focus-1.0-sample.csv"
+    out = tmp_path / "export.parquet"
+    con = duckdb.connect()
+    con.execute(
+        f"""COPY (SELECT * REPLACE (
+                CAST(BilledCost AS DECIMAL(38,12)) AS BilledCost,
+                CAST(ChargePeriodStart AS TIMESTAMP) AS ChargePeriodStart,
+                CAST(BillingPeriodStart AS TIMESTAMP) AS BillingPeriodStart,
+                CAST(CAST(Tags AS JSON) AS MAP(VARCHAR, VARCHAR)) AS Tags)
+              FROM read_csv('{sample}', all_varchar = true, nullstr = 'NULL'))
+            TO '{out}' (FORMAT parquet)"""
+    )
+    assert "MAP" in str(con.execute(f"DESCRIBE SELECT Tags FROM '{out}'").fetchall()[0][1])
+    con.close()
+    csv_rows = _sync_rows(tmp_path, storage.make_engine(f"sqlite:///{tmp_path}/a.db"), str(sample))
+    pq_rows = _sync_rows(tmp_path, storage.make_engine(f"sqlite:///{tmp_path}/b.db"), "export.parquet")
+    assert len(csv_rows) > 300
+    assert pq_rows == csv_rows
+
+
+def test_parquet_map_tag_keys_are_case_and_space_tolerant(tmp_path, engine):
+    out = tmp_path / "tags.parquet"
+    duckdb.sql(
+        f"""COPY (SELECT * FROM (VALUES
+              (TIMESTAMP '2024-05-01', TIMESTAMP '2024-05-02 10:00', 'USD', 1.25::DECIMAL(18,6), 'S3', MAP {{'application': 'a1'}}),
+              (TIMESTAMP '2024-05-01', TIMESTAMP '2024-05-02 11:00', 'USD', 2.50::DECIMAL(18,6), 'S3', MAP {{' Application ': 'a2', 'env': 'dev'}}),
+              (TIMESTAMP '2024-05-01', TIMESTAMP '2024-05-02 12:00', 'USD', 4.00::DECIMAL(18,6), 'S3', MAP {{'env': 'prod'}}))
+            AS t(BillingPeriodStart, ChargePeriodStart, BillingCurrency, EffectiveCost, ServiceName, Tags))
+           TO '{out}' (FORMAT parquet)"""
+    )
+    cfg = make_config(tmp_path, engine, 'path = "tags.parquet"\napp_tag_keys = ["application"]')
+    assert run(cfg, engine).status == "success"
+    day = date(2024, 5, 2)
+    assert costs(engine) == {
+        ("a1", day, "infra", "S3"): (D("1.250000"), "USD", "2024-05"),
+        ("a2", day, "infra", "S3"): (D("2.500000"), "USD", "2024-05"),
+        (records.UNALLOCATED, day, "infra", "S3"): (D("4.000000"), "USD", "2024-05"),
+    }
+
+
+# ----------------------------------------------------------------------------- mapping rules
+
+MAPPING = """
+app_tag_keys = ["ml-app", "application"]
+sub_accounts = { "111" = "search-ranker", "Recs Prod" = "recsys" }
+resource_patterns = [
+  { glob = "arn:aws:sagemaker:*:endpoint/vision*", app = "vision" },
+  { regex = "gpu-train$", app = "trainer" },
+]
+"""
+APPS = """
+[[apps]]
+id = "churn-predictor"
+team = "growth"
+cost_tags = ["churn"]
+"""
+S1, S2 = date(2024, 9, 1), date(2024, 9, 2)
+
+
+@pytest.mark.parametrize(
+    ("cost_column", "expected"),
+    [
+        pytest.param(
+            "EffectiveCost",
+            {
+                # 10.00 + 5.25 (" ML-App ": "Churn" -> cost_tags) - 1.00 credit
+                ("churn-predictor", S1, "infra", "Amazon SageMaker"): "14.25",
+                ("churn-predictor", S1, "infra", "Amazon EC2"): "1.00",  # ml-app wins over application
+                ("churn-predictor", S1, "other", "Amazon EC2"): "0.90",  # Tax -> other
+                ("fraud", S1, "infra", "Amazon EC2"): "3.10",  # second tag key; value is the app id
+                ("search-ranker", S1, "infra", "Amazon S3"): "2.00",  # SubAccountId
+                ("recsys", S1, "infra", "Amazon S3"): "0.50",  # SubAccountName
+                ("vision", S1, "infra", "Amazon SageMaker"): "4.00",  # glob on ResourceId
+                ("vision", S2, "infra", "Amazon SageMaker"): "1.00",  # empty tag value; 23:30-01:00 is the 2nd UTC
+                ("trainer", S1, "infra", "Amazon EC2"): "7.00",  # regex on ResourceId
+                (records.UNALLOCATED, S1, "infra", "Amazon EC2"): "0.75",
+            },
+            id="effective-cost",
+        ),
+        pytest.param(
+            "ListCost",
+            {
+                ("churn-predictor", S1, "infra", "Amazon SageMaker"): "17.00",
+                ("churn-predictor", S1, "infra", "Amazon EC2"): "1.00",
+                ("churn-predictor", S1, "other", "Amazon EC2"): "0.90",
+                ("fraud", S1, "infra", "Amazon EC2"): "3.10",
+                ("search-ranker", S1, "infra", "Amazon S3"): "2.00",
+                ("recsys", S1, "infra", "Amazon S3"): "0.50",
+                ("vision", S1, "infra", "Amazon SageMaker"): "4.00",
+                ("vision", S2, "infra", "Amazon SageMaker"): "1.00",
+                ("trainer", S1, "infra", "Amazon EC2"): "7.00",
+                (records.UNALLOCATED, S1, "infra", "Amazon EC2"): "0.75",
+            },
+            id="list-cost",
+        ),
+    ],
+)
+def test_mapping_rules_in_order(tmp_path, engine, cost_column, expected):
+    shutil.copy(FIXTURES / "mapping_rules.csv", tmp_path / "bill.csv")
+    cfg = make_config(tmp_path, engine, f'path = "bill.csv"\ncost_column = "{cost_column}"\n{MAPPING}', apps=APPS)
+    result = run(cfg, engine)
+    assert result.status == "success", result.error
+    got = {k: v[0] for k, v in costs(engine).items()}
+    assert got == {k: D(v).quantize(Q6) for k, v in expected.items()}
+    assert totals(engine) == {("2024-09", "USD"): sum((D(v) for v in expected.values()), D(0)).quantize(Q6)}
+
+
+def test_focus_13_aliases_and_case_insensitive_columns(tmp_path, engine):
+    shutil.copy(FIXTURES / "focus13_aliases.csv", tmp_path / "bill.csv")
+    cfg = make_config(tmp_path, engine, 'path = "bill.csv"\napp_tag_keys = ["application"]')
+    assert run(cfg, engine).status == "success"
+    assert costs(engine) == {
+        ("atlas", date(2025, 1, 3), "infra", "Contoso Cloud"): (D("3.750000"), "EUR", "2025-01"),
+        (records.UNALLOCATED, date(2025, 1, 4), "infra", "Fabrikam AI"): (D("0.400000"), "EUR", "2025-01"),
+    }
+    assert totals(engine) == {("2025-01", "EUR"): D("4.150000")}
+
+
+def test_multi_currency_kept_apart_and_rounding_adds_up(tmp_path, engine):
+    shutil.copy(FIXTURES / "multi_currency.csv", tmp_path / "bill.csv")
+    cfg = make_config(tmp_path, engine, 'path = "bill.csv"\napp_tag_keys = ["application"]')
+    assert run(cfg, engine).status == "success"
+    d5, d6 = date(2024, 11, 5), date(2024, 11, 6)
+    got = costs(engine)
+    assert got[("alpha", d5, "infra", "Compute")] == (D("100.000000"), "USD", "2024-11")
+    assert got[("beta", d5, "infra", "Compute")] == (D("80.000000"), "EUR", "2024-11")
+    thirds = {k[3]: v for k, v in got.items() if k[1] == d6}
+    assert set(thirds) == {"Compute", "Network", "Storage"} and len(got) == 5
+    assert {v[1:] for v in thirds.values()} == {("EUR", "2024-11")}
+    # 0.333333333 + 0.333333333 + 0.333333334 = 1: rounded one by one they would add up to 0.999999;
+    # cumulative rounding gives one of them the missing millionth, so the bill adds up
+    assert sorted(v[0] for v in thirds.values()) == [D("0.333333"), D("0.333333"), D("0.333334")]
+    assert totals(engine) == {("2024-11", "USD"): D("100.000000"), ("2024-11", "EUR"): D("81.000000")}
+
+
+def test_same_key_in_two_currencies_is_an_error_not_a_sum(tmp_path, engine):
+    shutil.copy(FIXTURES / "currency_clash.csv", tmp_path / "bill.csv")
+    cfg = make_config(tmp_path, engine, 'path = "bill.csv"\napp_tag_keys = ["application"]')
+    result = run(cfg, engine)
+    assert result.status == "failed"
+    assert "app 'alpha', day 2024-11-05, infra/'Compute' has spend in currencies EUR, USD" in str(result.error)
+    assert storage.read_frame(engine, records.CostRecord).empty
+
+
+# ----------------------------------------------------------------------------- commitment discounts
+
+CDF = "commitment_discount_flexibility"
+PATTERNS = """
+default_currency = "USD"   # the worked examples carry no BillingCurrency column
+resource_patterns = [
+  { glob = "<my-large-vm-id>", app = "large-vm" },
+  { glob = "<my-medium-vm-id>", app = "medium-vm" },
+]
+"""
+J1 = date(2023, 1, 1)
+
+
+@pytest.mark.parametrize(
+    ("example", "cost_column", "expected", "total"),
+    [
+        pytest.param(
+            "one_hundred_percent_utilization_with_commitment_discount_flexibility_with_1_resource.csv",
+            "EffectiveCost",
+            {("large-vm", J1, "infra", "unknown"): "2.75"},  # 0.50 amortised + 2.25 on demand
+            "2.75",
+            id="flex-1-resource",
+        ),
+        pytest.param(
+            "one_hundred_percent_utilization_with_commitment_discount_flexibility_with_2_resources.csv",
+            "EffectiveCost",
+            {("medium-vm", J1, "infra", "unknown"): "2.00"},  # 1.00 + 1.00 amortised, purchase not again
+            "2.00",
+            id="flex-2-resources",
+        ),
+        pytest.param(
+            "one_hundred_percent_utilization_without_commitment_discount_flexibility.csv",
+            "EffectiveCost",
+            {("large-vm", J1, "infra", "unknown"): "1.50"},
+            "1.50",
+            id="no-flex-full",
+        ),
+        pytest.param(
+            "zero_percent_utilization_without_commitment_discount_flexibility.csv",
+            "EffectiveCost",
+            {
+                (records.UNALLOCATED, J1, "infra", "unused commitment"): "1.50",
+                ("medium-vm", J1, "infra", "unknown"): "2.00",
+            },
+            "3.50",
+            id="no-flex-unused",
+        ),
+        pytest.param(
+            "zero_percent_utilization_without_commitment_discount_flexibility.csv",
+            "BilledCost",
+            {
+                (records.UNALLOCATED, J1, "infra", "unknown"): "1.50",  # the purchase as billed
+                ("medium-vm", J1, "infra", "unknown"): "2.00",
+            },
+            "3.50",
+            id="no-flex-unused-billed",
+        ),
+    ],
+)
+def test_commitment_discount_examples(tmp_path, engine, shared_data, example, cost_column, expected, total):
+    path = shared_data / "focus" / "spec-1.2-examples" / CDF / example
+    cfg = make_config(tmp_path, engine, f'path = "{path}"\ncost_column = "{cost_column}"\n{PATTERNS}')
+    result = run(cfg, engine)
+    assert result.status == "success", result.error
+    assert {k: v[0] for k, v in costs(engine).items()} == {k: D(v).quantize(Q6) for k, v in expected.items()}
+    assert totals(engine) == {("2023-01", "USD"): D(total).quantize(Q6)}
+
+
+def test_commitment_purchase_set_aside_is_recorded(tmp_path, engine, shared_data):
+    path = shared_data / "focus" / "spec-1.2-examples" / CDF
+    cfg = make_config(tmp_path, engine, f'path = "{path / "one_hundred_percent_utilization_without_commitment_discount_flexibility.csv"}"\n{PATTERNS}')
+    assert run(cfg, engine).status == "success"
+    detail = storage.read_frame(engine, records.BillingTotal).detail.iloc[0]
+    assert "1 commitment purchase line(s) (0) set aside: amortised in usage" in detail
+
+
+# ----------------------------------------------------------------------------- folders and restatement
+
+
+def _split_sample(sample: Path, root: Path) -> dict[str, Path]:
+    """The sample as AWS lays exports out: one BILLING_PERIOD=YYYY-MM folder per period."""
+    with sample.open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.reader(fh))
+    bp = rows[0].index("BillingPeriodStart")
+    files: dict[str, Path] = {}
+    for period in sorted({r[bp][:7] for r in rows[1:]}):
+        folder = root / f"BILLING_PERIOD={period}"
+        folder.mkdir(parents=True)
+        files[period] = folder / "export-00001.csv.gz"
+        with gzip.open(files[period], "wt", newline="", encoding="utf-8") as fh:
+            csv.writer(fh).writerows([rows[0]] + [r for r in rows[1:] if r[bp][:7] == period])
+    return files
+
+
+def test_billing_period_folders_and_restatement(tmp_path, engine, shared_data):
+    sample = shared_data / "focus" / "focus-1.0-sample.csv"
+    files = _split_sample(sample, tmp_path / "exports" / "data")
+    cfg = make_config(tmp_path, engine, 'path = "exports"\ncost_column = "BilledCost"\napp_tag_keys = ["application"]')
+    assert run(cfg, engine).status == "success"
+    before = costs(engine)
+    by_period, _ = sample_expectations(sample, "BilledCost")
+    assert totals(engine) == {k: v.quantize(Q6, ROUND_HALF_UP) for k, v in by_period.items()}
+
+    # AWS re-exports 2024-09: every BrightLensMatrix line is gone, every other line doubled
+    with gzip.open(files["2024-09"], "rt", newline="", encoding="utf-8") as fh:
+        rows = list(csv.reader(fh))
+    head = rows[0]
+    cost, tags = head.index("BilledCost"), head.index("Tags")
+    restated = [head]
+    for r in rows[1:]:
+        if "BrightLensMatrix" in r[tags]:
+            continue
+        restated.append(r[:cost] + [str(D(r[cost]) * 2)] + r[cost + 1 :])
+    with gzip.open(files["2024-09"], "wt", newline="", encoding="utf-8") as fh:
+        csv.writer(fh).writerows(restated)
+
+    result = run(cfg, engine)
+    assert result.status == "success", result.error
+    after = costs(engine)
+    gone = {k for k in before if k[0] == "BrightLensMatrix" and before[k][2] == "2024-09"}
+    # (rows of a few cents' fractions may also move by 0.000001: cumulative rounding of the restated bill)
+    assert gone and result.rows_deleted >= len(gone)
+    assert not any(k in after for k in gone)
+    for key, (amount, currency, bp) in before.items():
+        if key in gone:
+            continue
+        if bp == "2024-10":
+            assert after[key] == (amount, currency, bp)  # the other period is untouched
+    new_total = sum((D(r[cost]) for r in restated[1:]), D(0)).quantize(Q6, ROUND_HALF_UP)
+    assert totals(engine)[("2024-09", "USD")] == new_total
+    assert recorded(engine)[("2024-09", "USD")] == new_total
