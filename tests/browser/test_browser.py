@@ -1,7 +1,8 @@
 """The real thing: ``streamlit run app.py`` on the demo database, driven by Playwright in Debian's Chromium.
 
 Opens every page, waits until the script has finished rendering, and fails on any exception or
-error box the page shows. Leaves a screenshot of the Portfolio page in docs/screenshot.png.
+error box the page shows. Takes a screenshot of the Portfolio page: into docs/screenshot.png (the
+README's) when MLP_SCREENSHOT=1, else into the test's temporary folder, so a test run leaves the tree clean.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ PAGES = {
     "health": "Data health",
     "ledger": "Value ledger upload",
 }
-SCREENSHOT = ROOT / "docs" / "screenshot.png"
+README_SCREENSHOT = ROOT / "docs" / "screenshot.png"
 
 
 def _free_port() -> int:
@@ -111,7 +112,8 @@ def _wait_rendered(page, title: str) -> None:  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.browser
-def test_every_page_renders_in_chromium(dashboard: str) -> None:
+def test_every_page_renders_in_chromium(dashboard: str, tmp_path: Path) -> None:
+    shot = README_SCREENSHOT if os.environ.get("MLP_SCREENSHOT") == "1" else tmp_path / "portfolio.png"
     if not Path(CHROMIUM).is_file() or not shutil.which(CHROMIUM):
         pytest.fail(f"Debian's Chromium is required at {CHROMIUM} (apt-get install chromium); it is missing")
     from playwright.sync_api import sync_playwright
@@ -135,11 +137,11 @@ def test_every_page_renders_in_chromium(dashboard: str) -> None:
                     assert metrics.count() >= 6, f"Portfolio shows {metrics.count()} metrics"
                     assert "$" in metrics.first.inner_text()
                     page.wait_for_selector('[data-testid="stVegaLiteChart"], .vega-embed', timeout=30_000)
-                    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-                    page.screenshot(path=str(SCREENSHOT), full_page=True)
+                    shot.parent.mkdir(parents=True, exist_ok=True)
+                    page.screenshot(path=str(shot), full_page=True)
                 if title == "App":
                     assert page.locator('code:has-text("email-send-time")').count() >= 1, "App page did not open ?app="
             assert not console_errors, console_errors
         finally:
             browser.close()
-    assert SCREENSHOT.stat().st_size > 10_000
+    assert shot.stat().st_size > 10_000
