@@ -98,7 +98,9 @@ def _value_columns(model: type[SQLModel]) -> list[sa.Column[Any]]:
     return [c for c in table.columns if not (c.name == "id" and "id" not in key)]
 
 
-def _upsert_sql(conn: Connection, model: type[SQLModel], cols: Sequence[sa.Column[Any]]) -> str:
+def _upsert_sql(
+    conn: Connection, model: type[SQLModel], cols: Sequence[sa.Column[Any]], on_conflict: bool = True
+) -> str:
     dialect = conn.dialect
     q = dialect.identifier_preparer.quote
     table = table_of(model)
@@ -109,8 +111,10 @@ def _upsert_sql(conn: Connection, model: type[SQLModel], cols: Sequence[sa.Colum
     sql = (
         f"INSERT INTO {q(table.name)} ({', '.join(q(n) for n in names)}) "
         f"VALUES ({', '.join(mark for _ in names)}) "
-        f"ON CONFLICT ({', '.join(q(k) for k in key)}) "
     )
+    if not on_conflict:  # a plain INSERT: a repeated natural key is an IntegrityError
+        return sql
+    sql += f"ON CONFLICT ({', '.join(q(k) for k in key)}) "
     if not update:
         return sql + "DO NOTHING"
     differs = "IS NOT" if dialect.name == "sqlite" else "IS DISTINCT FROM"
@@ -126,13 +130,20 @@ def _processors(conn: Connection, cols: Sequence[sa.Column[Any]]) -> list[Any]:
 
 
 def upsert_columns(
-    conn: Connection, model: type[SQLModel], columns: Mapping[str, Sequence[Any]], length: int
+    conn: Connection,
+    model: type[SQLModel],
+    columns: Mapping[str, Sequence[Any]],
+    length: int,
+    *,
+    insert_only: bool = False,
 ) -> int:
     """Upsert ``length`` rows given column-wise (field name -> Python values). Returns rows changed.
 
     Column-wise because the bulk path (a billing export, a year of metrics for 1,000 apps) spends
     its time converting values: each column's bind processor runs over that column only, and
     columns that need none (text, floats on SQLite) are passed through untouched.
+    ``insert_only`` writes with a plain INSERT, for rows known to be new (a source's first sync):
+    a repeated natural key then raises IntegrityError instead of overwriting.
     """
     if length == 0:
         return 0
@@ -143,7 +154,7 @@ def upsert_columns(
             default = model.model_fields[name].get_default(call_default_factory=True)
             columns = {**columns, name: [default] * length}
     cols = [by_name[n] for n in columns]
-    sql = _upsert_sql(conn, model, cols)
+    sql = _upsert_sql(conn, model, cols, on_conflict=not insert_only)
     converted = []
     for col, proc in zip(cols, _processors(conn, cols), strict=True):
         values = columns[col.name]
@@ -165,15 +176,16 @@ def upsert_tuples(
     return upsert_columns(conn, model, columns, len(materialised))
 
 
-def upsert(conn: Connection, model: type[SQLModel], objs: Sequence[SQLModel]) -> int:
+def upsert(conn: Connection, model: type[SQLModel], objs: Sequence[SQLModel], *, insert_only: bool = False) -> int:
     """Upsert model instances by natural key. Returns how many rows were inserted or changed."""
     if not objs:
         return 0
     names = [c.name for c in _value_columns(model)]
-    return upsert_columns(conn, model, {n: [getattr(o, n) for o in objs] for n in names}, len(objs))
+    columns = {n: [getattr(o, n) for o in objs] for n in names}
+    return upsert_columns(conn, model, columns, len(objs), insert_only=insert_only)
 
 
-def upsert_frame(conn: Connection, model: type[SQLModel], frame: pd.DataFrame) -> int:
+def upsert_frame(conn: Connection, model: type[SQLModel], frame: pd.DataFrame, *, insert_only: bool = False) -> int:
     """Upsert a DataFrame whose columns are the model's field names (bulk path for big connectors)."""
     if frame.empty:
         return 0
@@ -182,7 +194,13 @@ def upsert_frame(conn: Connection, model: type[SQLModel], frame: pd.DataFrame) -
     if unknown:
         raise StorageError(f"{model.__name__}: unknown columns {sorted(unknown)}")
     columns = {str(n): _python_values(frame[n]) for n in names}
-    return upsert_columns(conn, model, columns, len(frame))
+    return upsert_columns(conn, model, columns, len(frame), insert_only=insert_only)
+
+
+def source_has_rows(conn: Connection, model: type[SQLModel], source: str) -> bool:
+    """Whether ``source`` has any row in the table (served by the natural key's index)."""
+    table = table_of(model)
+    return conn.execute(sa.select(sa.literal(1)).where(table.c.source == source).limit(1)).first() is not None
 
 
 def _python_values(series: pd.Series) -> list[Any]:

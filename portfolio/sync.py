@@ -107,6 +107,11 @@ class _Writer:
         self.keys: dict[type[SQLModel], set[tuple[Any, ...]]] = defaultdict(set)
         self.replaces: list[Replace | ReplaceKeys] = []
         self.notices: list[str] = []
+        # per table: True when this source had no row in it before this run ("first sync"). Its
+        # rows are then written with plain INSERTs (the unique index refuses a repeated key), not
+        # tracked in memory, and Replace has nothing stale to delete: what a 10-million-line
+        # first bill needs to stay fast and small.
+        self.fresh: dict[type[SQLModel], bool] = {}
         self.written = 0
         self.count = 0
 
@@ -146,6 +151,20 @@ class _Writer:
                 )
         return key
 
+    def _is_fresh(self, model: Any) -> bool:
+        if model not in self.fresh:
+            self.fresh[model] = "source" in model.NATURAL_KEY and not storage.source_has_rows(
+                self.conn, model, self.source
+            )
+        return self.fresh[model]
+
+    def _write(self, model: Any, write: Any) -> None:
+        """Run a write; a repeated natural key on a plain INSERT becomes a clear SyncError."""
+        try:
+            self.written += write()
+        except sa.exc.IntegrityError:
+            raise SyncError(f"{self.source}: {model.__name__} rows repeat a natural key") from None
+
     def _add_rows(self, rows: Rows) -> None:
         model: Any = rows.table
         frame = rows.frame
@@ -162,18 +181,22 @@ class _Writer:
                 bad = set(frame[field].unique()) - set(allowed)
                 if bad:
                     raise SyncError(f"{self.source}: {model.__name__}.{field} values {sorted(map(str, bad))} not in {allowed}")
+        self.count += len(frame)
+        if self._is_fresh(model):
+            self._write(model, lambda: storage.upsert_frame(self.conn, model, frame, insert_only=True))
+            return
         new_keys = set(frame[nk].itertuples(index=False, name=None))
         if len(new_keys) != len(frame) or new_keys & self.keys[model]:
             raise SyncError(f"{self.source}: {model.__name__} rows repeat a natural key")
         self.keys[model] |= new_keys
-        self.count += len(frame)
-        self.written += storage.upsert_frame(self.conn, model, frame)
+        self._write(model, lambda: storage.upsert_frame(self.conn, model, frame))
 
     def flush(self, model: type[SQLModel] | None = None) -> None:
         for m in [model] if model else list(self.buffers):
             buf = self.buffers[m]
             if buf:
-                self.written += storage.upsert(self.conn, m, buf)
+                fresh = self._is_fresh(m)
+                self._write(m, lambda m=m, buf=buf, fresh=fresh: storage.upsert(self.conn, m, buf, insert_only=fresh))
                 buf.clear()
 
     def finish(self) -> int:
@@ -181,6 +204,8 @@ class _Writer:
         self.flush()
         deleted = 0
         for rep in self.replaces:
+            if self.fresh.get(rep.table):
+                continue  # the source had no row before this run: nothing of it can be stale
             seen = self.keys.get(rep.table, set())
             if isinstance(rep, ReplaceKeys):
                 existing = storage.keys_where_in(self.conn, rep.table, self.source, rep.field, rep.values)
