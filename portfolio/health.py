@@ -7,6 +7,7 @@ arrived, flagging apps whose cost or usage stopped more than 3 days before the l
 
 from __future__ import annotations
 
+import importlib
 from datetime import timedelta
 from typing import Any
 
@@ -33,7 +34,8 @@ def describe(type_name: str) -> str:
     import connectors
 
     try:
-        module = connectors.load(type_name)
+        # ledger uploads from the dashboard are recorded as connector "upload"
+        module = importlib.import_module("portfolio.ledger") if type_name == "upload" else connectors.load(type_name)
     except Exception:  # an unknown or broken connector must not break the health page
         return ""
     doc = (module.__doc__ or "").strip()

@@ -67,3 +67,21 @@ def test_freshness(cost_day, usage_day, stage, stale):
     assert r["last_cost_day"] == cost_day and r["last_usage_day"] == usage_day
     assert r["last_outcome_month"] == date(2026, 6, 1) and r["last_uptime_day"] is None
     assert bool(r["stale"]) is stale
+
+
+@pytest.mark.parametrize(
+    ("type_name", "expected_start"),
+    [
+        pytest.param("upload", "The outcomes ledger", id="dashboard-ledger-upload"),
+        pytest.param("demo", "", id="registered-connector"),
+        pytest.param("no-such-type", "", id="unknown-type"),
+    ],
+)
+def test_describe(type_name: str, expected_start: str) -> None:
+    from portfolio import health
+
+    text = health.describe(type_name)
+    if type_name == "no-such-type":
+        assert text == ""
+    else:
+        assert text.startswith(expected_start) and text
