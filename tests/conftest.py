@@ -89,6 +89,27 @@ def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def demo_pg_template(postgres: Postgres) -> str:
+    """The demo portfolio (as of DEMO_AS_OF) built once in a PostgreSQL database used as a template."""
+    from portfolio import config, sync
+
+    url = postgres.create_database("demo_tpl")
+    cfg = config.demo_config(url)
+    cfg.connectors["demo"].as_of = DEMO_AS_OF  # type: ignore[attr-defined]
+    outcome = sync.sync(cfg, only=["demo"])
+    assert outcome.ok, [r.error for r in outcome.runs]
+    storage.dispose_all()  # a template database must have no open connection
+    return url.rsplit("/", 1)[-1]
+
+
+@pytest.fixture
+def demo_pg_copy(postgres: Postgres, demo_pg_template: str) -> str:
+    """A private PostgreSQL copy of the demo portfolio; returns its URL."""
+    storage.dispose_all()
+    return postgres.create_database("demo", template=demo_pg_template)
+
+
 @pytest.fixture
 def demo_copy(demo_db: Path, tmp_path: Path) -> str:
     """A private, writable copy of the demo database; returns its SQLAlchemy URL."""
@@ -100,11 +121,13 @@ def demo_copy(demo_db: Path, tmp_path: Path) -> str:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """On the PostgreSQL pass, run exactly the tests that take the database through ``engine``
-    (the others either do not touch a database or already cover both backends themselves)."""
+    """On the PostgreSQL pass, run exactly the tests that take their database through ``engine``
+    or the dashboard's demo fixtures (the others either do not touch a database or already cover
+    both backends themselves)."""
     if TEST_DB != "postgresql":
         return
-    keep = [i for i in items if "engine" in getattr(i, "fixturenames", ())]
+    uses_db = {"engine", "demo_url", "own_demo_url"}  # the dashboard's demo fixtures switch too
+    keep = [i for i in items if uses_db & set(getattr(i, "fixturenames", ()))]
     dropped = [i for i in items if i not in keep]
     if dropped:
         config.hook.pytest_deselected(items=dropped)

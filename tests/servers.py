@@ -67,12 +67,13 @@ class Postgres:
     def url(self, database: str = "postgres") -> str:
         return f"postgresql+psycopg://{self.user}@127.0.0.1:{self.port}/{database}"
 
-    def create_database(self, prefix: str = "t") -> str:
-        """A fresh empty database; returns its SQLAlchemy URL."""
+    def create_database(self, prefix: str = "t", template: str | None = None) -> str:
+        """A fresh database (empty, or a copy of ``template``); returns its SQLAlchemy URL."""
         self._dbs += 1
         name = f"{prefix}_{os.getpid()}_{self._dbs}"
+        extra = ["-T", template] if template else []
         subprocess.run(
-            [_pg_bin("createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", self.user, name],
+            [_pg_bin("createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", self.user, *extra, name],
             check=True,
             capture_output=True,
         )

@@ -21,7 +21,7 @@ from streamlit.testing.v1 import AppTest
 from portfolio import config, facts, pnl, records, retirement, storage
 from portfolio.dashboard import fmt
 from portfolio.periods import Period, default_period, month_end
-from tests.conftest import DEMO_AS_OF
+from tests.conftest import DEMO_AS_OF, TEST_DB
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "app.py")
@@ -59,19 +59,29 @@ def _use(monkeypatch: pytest.MonkeyPatch, url: str) -> None:
 
 
 @pytest.fixture
-def demo_url(_clean_environment: None, golden_db: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The shared (read-only) demo database, wired in through the environment."""
-    url = f"sqlite:///{golden_db}"
+def demo_url(_clean_environment: None, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The shared (read-only) demo database, wired in through the environment.
+
+    On the PostgreSQL pass of the suite (MLP_TEST_DB=postgresql) it is a copy of the demo built in
+    PostgreSQL instead of the SQLite file.
+    """
+    if TEST_DB == "postgresql":
+        url = str(request.getfixturevalue("demo_pg_copy"))
+    else:
+        url = f"sqlite:///{request.getfixturevalue('golden_db')}"
     _use(monkeypatch, url)
     return url
 
 
 @pytest.fixture
-def own_demo_url(_clean_environment: None, golden_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A private copy of the demo database, for tests that write."""
-    copy = tmp_path / "demo.db"
-    shutil.copy(golden_db, copy)
-    url = f"sqlite:///{copy}"
+def own_demo_url(_clean_environment: None, request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A private copy of the demo database, for tests that write (SQLite or PostgreSQL, as demo_url)."""
+    if TEST_DB == "postgresql":
+        url = str(request.getfixturevalue("demo_pg_copy"))
+    else:
+        copy = tmp_path / "demo.db"
+        shutil.copy(request.getfixturevalue("golden_db"), copy)
+        url = f"sqlite:///{copy}"
     _use(monkeypatch, url)
     return url
 
