@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+import pandas as pd
+
 _MONTH = re.compile(r"^\s*(\d{4})-(\d{1,2})\s*$")
 
 
@@ -42,6 +44,14 @@ def full_months(end: date, n: int) -> list[date]:
     """
     last = month_start(end) if end == month_end(end) else add_months(end, -1)
     return [add_months(last, -i) for i in range(n - 1, -1, -1)]
+
+
+def within(frame: pd.DataFrame, column: str, start: date, end: date) -> pd.DataFrame:
+    """Rows whose ``column`` (dates, timestamps or month firsts) falls in ``start .. end`` inclusive."""
+    if frame.empty:
+        return frame
+    days = pd.to_datetime(frame[column]).dt.date
+    return frame[(days >= start) & (days <= end)]
 
 
 @dataclass(frozen=True)

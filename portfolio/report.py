@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from portfolio.periods import within
+
 if TYPE_CHECKING:
     from portfolio.config import Config
     from portfolio.facts import Facts
@@ -66,21 +68,9 @@ TABLE_COLUMNS = {
 }  # fmt: skip
 
 
-def _as_date(value: Any) -> date | None:
-    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NaT:
-        return None
-    if isinstance(value, datetime | pd.Timestamp):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    return pd.Timestamp(value).date()
-
-
 def in_period(frame: pd.DataFrame, period: Period, team: str | None = None, column: str = "month") -> pd.DataFrame:
     """Rows whose ``column`` (a month's first day) is one of the period's months, and of ``team``."""
-    months = set(period.months)
-    keep = frame[column].map(lambda v: _as_date(v) in months) if len(frame) else pd.Series([], dtype=bool)
-    out = frame[keep.astype(bool)]
+    out = within(frame, column, period.start, period.end)
     if team is not None:
         out = out[out["team"] == team]
     return out.reset_index(drop=True)

@@ -8,8 +8,7 @@ Upserts go by each table's ``NATURAL_KEY`` with ``INSERT ... ON CONFLICT (key) D
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from datetime import date
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -167,15 +166,6 @@ def upsert_columns(
     return changed
 
 
-def upsert_tuples(
-    conn: Connection, model: type[SQLModel], names: Sequence[str], rows: Iterable[Sequence[Any]]
-) -> int:
-    """Upsert rows given as tuples in the order of ``names`` (Python values). Returns rows changed."""
-    materialised = list(rows)
-    columns = {n: [r[i] for r in materialised] for i, n in enumerate(names)}
-    return upsert_columns(conn, model, columns, len(materialised))
-
-
 def upsert(conn: Connection, model: type[SQLModel], objs: Sequence[SQLModel], *, insert_only: bool = False) -> int:
     """Upsert model instances by natural key. Returns how many rows were inserted or changed."""
     if not objs:
@@ -210,31 +200,14 @@ def _python_values(series: pd.Series) -> list[Any]:
 
 
 def existing_keys(
-    conn: Connection, model: type[SQLModel], source: str, field: str, start: date, end: date
+    conn: Connection, model: type[SQLModel], source: str, *where: Any
 ) -> Iterator[tuple[Any, ...]]:
-    """Natural keys of ``source``'s rows with ``start <= field <= end``."""
+    """Natural keys of ``source``'s rows that meet ``where`` (SQLAlchemy conditions on the table)."""
     table = table_of(model)
     key = list(model.NATURAL_KEY)  # type: ignore[attr-defined]
-    stmt = sa.select(*(table.c[k] for k in key)).where(
-        table.c.source == source, table.c[field] >= start, table.c[field] <= end
-    )
+    stmt = sa.select(*(table.c[k] for k in key)).where(table.c.source == source, *where)
     for row in conn.execute(stmt):
         yield tuple(row)
-
-
-def keys_where_in(
-    conn: Connection, model: type[SQLModel], source: str, field: str, values: Iterable[Any], chunk: int = 500
-) -> Iterator[tuple[Any, ...]]:
-    """Natural keys of ``source``'s rows whose ``field`` is one of ``values``."""
-    table = table_of(model)
-    key = list(model.NATURAL_KEY)  # type: ignore[attr-defined]
-    vals = list(values)
-    for i in range(0, len(vals), chunk):
-        stmt = sa.select(*(table.c[k] for k in key)).where(
-            table.c.source == source, table.c[field].in_(vals[i : i + chunk])
-        )
-        for row in conn.execute(stmt):
-            yield tuple(row)
 
 
 def delete_keys(conn: Connection, model: type[SQLModel], keys: Sequence[tuple[Any, ...]]) -> int:

@@ -207,10 +207,16 @@ class _Writer:
             if self.fresh.get(rep.table):
                 continue  # the source had no row before this run: nothing of it can be stale
             seen = self.keys.get(rep.table, set())
-            if isinstance(rep, ReplaceKeys):
-                existing = storage.keys_where_in(self.conn, rep.table, self.source, rep.field, rep.values)
+            col = storage.table_of(rep.table).c[rep.field]
+            conditions: list[Any]
+            if isinstance(rep, ReplaceKeys):  # in chunks: SQLite caps the bound values of one query
+                values = sorted(rep.values, key=str)
+                conditions = [col.in_(values[i : i + 500]) for i in range(0, len(values), 500)]
             else:
-                existing = storage.existing_keys(self.conn, rep.table, self.source, rep.field, rep.start, rep.end)
+                conditions = [sa.and_(col >= rep.start, col <= rep.end)]
+            existing = (
+                k for cond in conditions for k in storage.existing_keys(self.conn, rep.table, self.source, cond)
+            )
             stale = [k for k in existing if k not in seen]
             deleted += storage.delete_keys(self.conn, rep.table, stale)
         return deleted

@@ -14,7 +14,7 @@ import pandas as pd
 
 from portfolio.config import Config
 from portfolio.facts import Facts
-from portfolio.periods import Period, month_start
+from portfolio.periods import Period, month_start, within
 from portfolio.records import UNALLOCATED
 
 MONEY = ["value", "cost", "net"]
@@ -25,10 +25,7 @@ def _days(values: pd.Series) -> pd.Series:
 
 
 def _in_period(frame: pd.DataFrame, column: str, period: Period) -> pd.DataFrame:
-    if frame.empty:
-        return frame
-    days = _days(frame[column])
-    return frame[(days >= period.start) & (days <= period.end)]
+    return within(frame, column, period.start, period.end)
 
 
 def apps(facts: Facts) -> pd.DataFrame:
