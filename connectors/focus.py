@@ -33,10 +33,11 @@ BillingTotal detail says how many such lines were set aside). Unused commitment
 Reconciliation: costs are summed exactly (DECIMAL(38,12)); per billing period and currency the
 rows are rounded to 6 places with cumulative rounding (each row = round(running sum) - round(running
 sum before it)), so the rows add up exactly to the bill's own rounded total, which is yielded as a
-:class:`~portfolio.records.BillingTotal`. Each billing period present yields a ``Replace`` window
-(its calendar span), so a re-exported (restated) period replaces the old figures. A charge whose day
-falls outside its billing period (a late charge) keeps its own row, service suffixed
-``(billed YYYY-MM)``, so it never collides with the other period's rows. Costs in several currencies
+:class:`~portfolio.records.BillingTotal`. Each billing period present replaces what the source held
+for that period (``ReplaceKeys`` on ``billing_period``), so a re-exported (restated) period replaces
+the old figures, late charges included. A charge whose day falls outside its billing period (a late
+charge) keeps its own row, service suffixed ``(billed YYYY-MM)``, so it never collides with the
+other period's rows. Costs in several currencies
 are kept per currency; if one (app, day, category, service) has spend in two currencies the sync
 fails with an error naming them rather than summing them.
 
@@ -51,6 +52,11 @@ Settings (``[connectors.<name>]``, ``type = "focus"``):
 - ``app_tag_keys``, ``sub_accounts``, ``resource_patterns``: the mapping rules above.
 - ``default_currency``: used when a file has no ``BillingCurrency`` column (the spec's worked
   examples); without it such a file is refused.
+- ``duplicate_exports``: when one billing period of one billing account is found in several export
+  folders (Azure writes a folder per export run, AWS one per report version, and a folder of
+  downloads may hold a month twice), ``newest`` (default) keeps the folder whose files were written
+  last and says so in the run's warnings; ``error`` refuses the sync; ``sum`` adds them up (the
+  folders hold different charges). Files within one folder are parts of one export and always add up.
 - ``duckdb_memory_limit`` (``512MB``), ``duckdb_threads``, ``duckdb_temp_directory``: DuckDB's
   budget; beyond the limit it spills to the temp directory instead of growing.
 
@@ -72,7 +78,7 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -81,7 +87,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
-from connectors.base import ConnectorError, InputFileError, Replace, Rows
+from connectors.base import ConnectorError, InputFileError, Notice, ReplaceKeys, Rows
 from portfolio import records
 from portfolio.config import ConnectorConfig
 from portfolio.errors import ConfigError, redact
@@ -106,6 +112,7 @@ CANONICAL = COST_COLUMNS + (
     "SubAccountId",
     "SubAccountName",
     "ResourceId",
+    "BillingAccountId",
 )
 #: other spellings -> canonical (FOCUS 1.3 renames, and 0.5's AmortizedCost)
 ALIASES = {
@@ -115,6 +122,8 @@ ALIASES = {
 CHUNK_ROWS = 100_000
 _KEY_COLUMNS = ("app_id", "day", "category", "service", "currency", "billing_period")
 UNUSED_SERVICE = "unused commitment"
+DUPLICATE_POLICIES = ("newest", "error", "sum")
+_FILE_COLUMN = "mlp_export_file"
 _SUFFIXES_PARQUET = (".parquet", ".parq", ".pq")
 _SUFFIXES_CSV = (".csv", ".csv.gz", ".csv.gzip", ".tsv", ".tsv.gz")
 
@@ -139,6 +148,7 @@ class Settings:
     patterns: tuple[Pattern, ...] = ()
     tag_to_app: dict[str, str] = field(default_factory=dict)  # lower(tag value) -> app id
     default_currency: str | None = None  # for partial files without BillingCurrency
+    duplicate_exports: str = "newest"  # one period of one account in several export folders
 
     @classmethod
     def from_config(cls, config: ConnectorConfig) -> Settings:
@@ -178,7 +188,11 @@ class Settings:
         for app in config.apps:
             for tag in app.cost_tags:
                 tag_to_app[tag.strip().lower()] = app.id
+        dup = str(config.get("duplicate_exports", "newest")).strip().lower()
+        if dup not in DUPLICATE_POLICIES:
+            raise ConfigError(f"{where}.duplicate_exports: {dup!r}; expected one of {', '.join(DUPLICATE_POLICIES)}")
         return cls(
+            duplicate_exports=dup,
             cost_column=match[0],
             tag_keys=tuple(dict.fromkeys(k.strip() for k in keys)),
             sub_accounts={str(k).strip(): v for k, v in subs.items()},
@@ -328,14 +342,23 @@ def resolve_columns(names: Sequence[str]) -> dict[str, str]:
 
 
 def stage1_sql(
-    source: str, cols: dict[str, str], types: dict[str, str], s: Settings, d: SqlDialect
+    source: str,
+    cols: dict[str, str],
+    types: dict[str, str],
+    s: Settings,
+    d: SqlDialect,
+    extra: dict[str, str] | None = None,
 ) -> str:
     """The one aggregating query over the raw lines: per billing period, currency, day, category,
     service and claim (tag value or directly mapped app), the exact cost sum and line count.
 
     Each raw column is touched once in the innermost query (every per-line function counts at
-    10M lines); the mapping runs on those derived columns.
+    10M lines); the mapping runs on those derived columns. ``extra`` (name -> per-line
+    expression) adds grouping columns, e.g. the export folder a line comes from.
     """
+    extra = extra or {}
+    extra_inner = "".join(f",\n           {expr} AS {name}" for name, expr in extra.items())
+    extra_cols = "".join(f", {name}" for name in extra)
     null_text = "CAST(NULL AS VARCHAR)" if d.name == "duckdb" else "CAST(NULL AS TEXT)"
 
     def c(canon: str) -> str:
@@ -393,9 +416,9 @@ def stage1_sql(
     carried = "".join(f", {c(k)} AS {d.quote(k)}" for k in mapping_cols)
     return f"""
 SELECT bp_start, currency, day, category, service, tag_value, direct_app, unused, excluded,
-       SUM(cost) AS amount, COUNT(*) AS lines
+       SUM(cost) AS amount, COUNT(*) AS lines{extra_cols}
 FROM (
-  SELECT bp_start, currency, day,
+  SELECT bp_start, currency, day{extra_cols},
          CASE WHEN lower(TRIM(charge_category)) = 'tax' THEN 'other' ELSE 'infra' END AS category,
          CASE WHEN unused THEN '{UNUSED_SERVICE}' ELSE service END AS service,
          CASE WHEN unused THEN {null_text} ELSE tag_value END AS tag_value,
@@ -410,11 +433,11 @@ FROM (
            {unused} AS unused,
            {excluded} AS excluded,
            {tag} AS tag_value,
-           {d.decimal(c(s.cost_column))} AS cost{carried}
+           {d.decimal(c(s.cost_column))} AS cost{carried}{extra_inner}
     FROM {source}
   ) AS lines_
 ) AS mapped_
-GROUP BY bp_start, currency, day, category, service, tag_value, direct_app, unused, excluded
+GROUP BY bp_start, currency, day, category, service, tag_value, direct_app, unused, excluded{extra_cols}
 """
 
 
@@ -437,6 +460,9 @@ _STAGE1_SCHEMA = pa.schema(
 )
 
 
+_ARROW_KEPT = {pa.date32(): pd.ArrowDtype(pa.date32()), pa.decimal128(38, 6): pd.ArrowDtype(pa.decimal128(38, 6))}
+
+
 def _tag_map_sql(s: Settings) -> str:
     if not s.tag_to_app:
         return "tag_value"
@@ -445,7 +471,7 @@ def _tag_map_sql(s: Settings) -> str:
 
 
 def finish(con: duckdb.DuckDBPyConnection, s: Settings, name: str, detail: str) -> Iterator[Any]:
-    """From table ``stage1`` to what the connector yields: Replace windows, BillingTotals, CostRecord rows."""
+    """From table ``stage1`` to what the connector yields: ReplaceKeys markers, BillingTotals, CostRecord rows."""
     con.execute(
         f"""
 CREATE OR REPLACE TEMP TABLE agg AS
@@ -488,12 +514,13 @@ GROUP BY ALL
         ).fetchall()
     )
     con.execute("DROP TABLE stage1")  # its memory goes to the sort below
-    seen_windows: set[str] = set()
-    for bp, start, currency, total, lines in periods:
-        if bp not in seen_windows:
-            seen_windows.add(bp)
-            end = (pd.Timestamp(start) + pd.DateOffset(months=1) - pd.Timedelta(days=1)).date()
-            yield Replace(records.CostRecord, start, end)
+    # A billing period read again replaces everything this source holds for it: its rows (late
+    # charges dated outside the period's calendar span included) and its per-currency totals.
+    billed = frozenset(bp for bp, *_ in periods)
+    if billed:
+        yield ReplaceKeys(records.CostRecord, "billing_period", billed)
+        yield ReplaceKeys(records.BillingTotal, "billing_period", billed)
+    for bp, _start, currency, total, lines in periods:
         note = detail
         if (bp, currency) in excluded:
             n, amt = excluded[(bp, currency)]
@@ -522,10 +549,12 @@ SELECT app_id, day, category, service, amount, currency, billing_period FROM (
     ).to_arrow_reader(CHUNK_ROWS)
     for batch in reader:
         if batch.num_rows:
-            # Categoricals, not pandas' Arrow-backed strings: the writer iterates row by row
-            # (Arrow-backed strings cost ~5x more to iterate), and every row of a value shares one
-            # Python object — the sync keeps every natural key of the pull in memory.
-            frame = batch.to_pandas().astype({c: "category" for c in _KEY_COLUMNS})
+            # Text keys as categoricals (every row of a value shares one Python object: the sync
+            # may keep every natural key of the pull in memory); day and amount stay Arrow-backed,
+            # so the storage converts them in one vectorised step instead of one call per value.
+            frame = batch.to_pandas(types_mapper=_ARROW_KEPT.get).astype(
+                {c: "category" for c in _KEY_COLUMNS if c != "day"}
+            )
             yield Rows(records.CostRecord, frame)
 
 
@@ -563,12 +592,13 @@ def _list_sql(files: Sequence[Path]) -> str:
     return "[" + ", ".join(lit(str(f)) for f in files) + "]"
 
 
-def _reader(files: Sequence[Path], kind: str) -> str:
+def _reader(files: Sequence[Path], kind: str, with_file: bool = False) -> str:
+    file_col = f", filename = {lit(_FILE_COLUMN)}" if with_file else ""
     if kind == "parquet":
-        return f"read_parquet({_list_sql(files)}, union_by_name = true, hive_partitioning = false)"
+        return f"read_parquet({_list_sql(files)}, union_by_name = true, hive_partitioning = false{file_col})"
     return (
         f"read_csv({_list_sql(files)}, header = true, all_varchar = true, union_by_name = true, "
-        "nullstr = ['NULL', 'null', ''], hive_partitioning = false)"
+        f"nullstr = ['NULL', 'null', ''], hive_partitioning = false{file_col})"
     )
 
 
@@ -697,12 +727,19 @@ def pull_files(config: ConnectorConfig, s: Settings) -> Iterator[Any]:
         by_kind: dict[str, list[Path]] = {}
         for f in files:
             by_kind.setdefault(_kind(f) or "csv", []).append(f)
-        parts = [f"SELECT * FROM {_reader(fs, kind)}" for kind, fs in sorted(by_kind.items())]
+        # several export folders may hold the same billing period twice (Azure writes one folder
+        # per export run, AWS one per report version): group by folder, to keep only one
+        folders = len({f.parent for f in files}) > 1 and s.duplicate_exports != "sum"
+        parts = [f"SELECT * FROM {_reader(fs, kind, folders)}" for kind, fs in sorted(by_kind.items())]
         source = "(" + " UNION ALL BY NAME ".join(parts) + ") AS src"
         types = _describe(con, source)
-        cols = resolve_columns(list(types))
+        cols = resolve_columns([t for t in types if t != _FILE_COLUMN])
         col_types = {canon: types[actual] for canon, actual in cols.items()}
-        sql = stage1_sql(source, cols, col_types, s, DuckDialect())
+        extra = None
+        if folders:
+            account = f"NULLIF(TRIM(CAST({_q(cols['BillingAccountId'])} AS VARCHAR)), '')" if "BillingAccountId" in cols else "''"
+            extra = {"src": f"parse_dirpath({_q(_FILE_COLUMN)})", "account": f"coalesce({account}, '')"}
+        sql = stage1_sql(source, cols, col_types, s, DuckDialect(), extra)
         try:
             con.execute(f"CREATE TEMP TABLE stage1 AS {sql}")
             bad = con.execute(
@@ -712,10 +749,48 @@ def pull_files(config: ConnectorConfig, s: Settings) -> Iterator[Any]:
             raise diagnose(name, config, files, s, exc) from None
         if bad and bad[0]:
             raise diagnose(name, config, files, s, None)
+        if folders:
+            yield from _one_export_per_period(con, name, files, s)
         detail = f"{s.cost_column} of {len(files)} file(s): " + ", ".join(f.name for f in files[:5])
         if len(files) > 5:
             detail += ", ..."
         yield from finish(con, s, name, detail)
+
+
+def _one_export_per_period(
+    con: duckdb.DuckDBPyConnection, name: str, files: Sequence[Path], s: Settings
+) -> Iterator[Notice]:
+    """Where one billing period of one account comes from several export folders, keep the folder
+    written last (its newest file) and drop the others from ``stage1``, saying so; or refuse
+    (``duplicate_exports = "error"``). Files of one folder are parts of one export and add up."""
+    dupes = con.execute(
+        """SELECT strftime(bp_start, '%Y-%m') AS bp, account, list(DISTINCT src ORDER BY src)
+           FROM stage1 GROUP BY ALL HAVING count(DISTINCT src) > 1 ORDER BY bp, account"""
+    ).fetchall()
+    if not dupes:
+        return
+    written: dict[str, float] = {}
+    for f in files:
+        written[str(f.parent)] = max(written.get(str(f.parent), 0.0), f.stat().st_mtime)
+    for bp, account, folders in dupes:
+        of = f"billing period {bp}" + (f" of account {account}" if account else "")
+        if s.duplicate_exports == "error":
+            raise ConnectorError(
+                name,
+                f"{of} is in {len(folders)} export folders ({', '.join(folders)}): summing them would count it "
+                'twice. Point path at one export, or set duplicate_exports = "newest" (keep the folder written '
+                'last) or "sum" (the folders hold different charges)',
+            )
+        keep = max(folders, key=lambda d: (written.get(d, 0.0), d))
+        con.execute(
+            "DELETE FROM stage1 WHERE strftime(bp_start, '%Y-%m') = ? AND account = ? AND src <> ?", [bp, account, keep]
+        )
+        stamp = datetime.fromtimestamp(written.get(keep, 0.0), UTC).strftime("%Y-%m-%d %H:%M UTC")
+        others = [d for d in folders if d != keep]
+        yield Notice(
+            f"{name}: {of} is in {len(folders)} export folders; used the one written last, {keep} ({stamp}), "
+            f"and ignored {', '.join(others)} (duplicate_exports = \"newest\")"
+        )
 
 
 # ----------------------------------------------------------------------------- warehouse
@@ -808,7 +883,7 @@ def _create_stage1_sql() -> str:
 
 
 def pull(config: ConnectorConfig, since: datetime | None) -> Iterator[Any]:
-    """Yield Replace windows, BillingTotals and CostRecord rows for every billing period present."""
+    """Yield ReplaceKeys markers, BillingTotals and CostRecord rows for every billing period present."""
     s = Settings.from_config(config)
     url = warehouse_url(config)
     if url and config.get("path"):

@@ -183,6 +183,33 @@ def test_upsert_frame_is_the_same_upsert(db: Engine) -> None:
         storage.upsert_frame(conn, records.CostRecord, frame.assign(colour="red"))
 
 
+
+@pytest.mark.parametrize("scale", [6, 12], ids=["scale-6", "scale-12-rounds-half-even"])
+def test_arrow_backed_money_and_days_store_what_python_values_store(db: Engine, scale: int) -> None:
+    """A billing connector hands amounts and days over Arrow-backed (converted vectorised on
+    SQLite); the database must end up holding exactly what the per-value path writes."""
+    import pyarrow as pa
+
+    amounts = [Decimal("987654321098.765432"), Decimal("-0.000001"), Decimal("0.0000005"), Decimal("0.0000015"), Decimal("0")]
+    days = [DAY + timedelta(days=i) for i in range(len(amounts))]
+    plain = pd.DataFrame({"source": "bill", "app_id": [f"a{i}" for i in range(5)], "day": days,
+                          "category": "infra", "service": "compute", "amount": amounts})
+    arrow = plain.assign(
+        day=pd.Series(pa.array(days, pa.date32()), dtype=pd.ArrowDtype(pa.date32())),
+        amount=pd.Series(pa.array([a.quantize(Decimal(10) ** -scale) for a in amounts], pa.decimal128(38, scale)), dtype=pd.ArrowDtype(pa.decimal128(38, scale))),
+    )
+    with db.begin() as conn:
+        assert storage.upsert_frame(conn, records.CostRecord, plain) == 5
+    expected = costs(db)
+    with db.begin() as conn:
+        assert storage.upsert_frame(conn, records.CostRecord, arrow) == 0, "same values: no row changes"
+        conn.execute(sa.delete(storage.table_of(records.CostRecord)))
+    with db.begin() as conn:
+        assert storage.upsert_frame(conn, records.CostRecord, arrow, insert_only=True) == 5
+    assert costs(db) == expected
+    if scale == 12:  # half-even at the 6th place, as Decimal.quantize does
+        assert [r[3] for r in expected][2:4] == [Decimal("0.000000"), Decimal("0.000002")]
+
 def test_postgres_upsert_roundtrip(postgres_url: str) -> None:
     """The PostgreSQL path end to end: ON CONFLICT ... WHERE IS DISTINCT FROM, NUMERIC back as Decimal."""
     engine = storage.make_engine(postgres_url)
