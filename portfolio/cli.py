@@ -11,10 +11,12 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -68,7 +70,7 @@ def _load_config(args: argparse.Namespace) -> Config:
 def _secret_names(cfg: Config | None) -> list[str]:
     if cfg is None:
         return []
-    return [n for c in cfg.connectors.values() for n in c.secret_env_names()]
+    return [n for c in cfg.connectors.values() for n in c.secret_env_names()] + list(cfg.auth.secret_env_names())
 
 
 def demo_database_url(explicit: str | None = None) -> str:
@@ -132,9 +134,10 @@ def dashboard_entry() -> Path:
     return path
 
 
-def streamlit_command(port: int, address: str = "127.0.0.1") -> list[str]:
+def streamlit_command(port: int, address: str = "127.0.0.1", secrets_file: str | None = None) -> list[str]:
     # Always headless: a non-headless first run asks for an e-mail on the terminal and blocks;
     # the browser is opened by us once the server answers (webbrowser), unless --no-browser.
+    secrets = ["--secrets.files", secrets_file] if secrets_file else []
     return [
         sys.executable, "-m", "streamlit", "run", str(dashboard_entry()),
         "--server.port", str(port),
@@ -144,6 +147,7 @@ def streamlit_command(port: int, address: str = "127.0.0.1") -> list[str]:
         "--server.fileWatcherType", "none",
         "--server.runOnSave", "false",
         "--browser.gatherUsageStats", "false",
+        *secrets,
     ]  # fmt: skip
 
 
@@ -192,9 +196,10 @@ def serve_dashboard(
     config_path: str | None = None,
     timeout: float = STARTUP_TIMEOUT,
     address: str = "127.0.0.1",
+    secrets_file: str | None = None,
 ) -> int:
     """Run the Streamlit dashboard until it exits or Ctrl-C; the child never outlives us."""
-    cmd = streamlit_command(port, address)
+    cmd = streamlit_command(port, address, secrets_file)
     if _port_in_use(port):
         raise PortfolioError(f"port {port} on 127.0.0.1 is already in use: choose another with --port")
     proc = subprocess.Popen(cmd, env=dashboard_env(database_url, demo=demo, config_path=config_path))
@@ -220,6 +225,58 @@ def serve_dashboard(
         return 0
     finally:
         _stop(proc)
+
+
+def _toml_string(value: str) -> str:
+    """A TOML basic string (quotes, backslashes and control characters escaped)."""
+    out = []
+    for ch in value:
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
+def secrets_toml(auth_section: dict[str, Any]) -> str:
+    """Streamlit's secrets.toml holding ``auth_section`` (string values, one level of sub-tables)."""
+    lines = ["[auth]"]
+    tables = []
+    for key, value in auth_section.items():
+        if isinstance(value, dict):
+            name = key if key.replace("-", "").replace("_", "").isalnum() and key.isascii() else _toml_string(key)
+            tables.append(f"\n[auth.{name}]")
+            tables.extend(f"{k} = {_toml_string(str(v))}" for k, v in value.items())
+        else:
+            lines.append(f"{key} = {_toml_string(str(value))}")
+    return "\n".join(lines + tables) + "\n"
+
+
+@contextmanager
+def auth_secrets_file(cfg: Config) -> Iterator[str | None]:
+    """Streamlit's sign-in secrets for the dashboard process, from the environment variables named in ``[auth]``.
+
+    ``streamlit run`` reads the OIDC client of ``st.login`` only from secrets files, so the values
+    live for the dashboard's lifetime in a file only this user can read, in a fresh private folder
+    removed when it stops (``--secrets.files`` points the dashboard at it).
+    Yields None (Streamlit reads ``.streamlit/secrets.toml`` as usual) when sign-in is off or
+    the client is not given in portfolio.toml.
+    """
+    if not (cfg.auth.enabled and cfg.auth.has_client):
+        yield None
+        return
+    text = secrets_toml(cfg.auth.streamlit_secrets())  # ConfigError naming an unset variable, before any file
+    folder = tempfile.mkdtemp(prefix="mlportfolio-auth-")  # mode 0700
+    try:
+        path = os.path.join(folder, "secrets.toml")  # Streamlit reads a secrets file only if it ends in .toml
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        yield path
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @contextmanager
@@ -294,6 +351,11 @@ def validate(cfg: Config) -> tuple[list[str], list[str]]:
                     warnings.append(f"{key}.path: no file matches {path} yet")
             elif not path.exists():
                 errors.append(f"{key}.path: {path} does not exist (expected a file or folder, relative to the config file)")
+    if cfg.auth.enabled and cfg.auth.has_client:
+        for param in ("client_secret_env", "cookie_secret_env"):
+            var = getattr(cfg.auth, param)
+            if not os.environ.get(var):
+                warnings.append(f"auth.{param}: environment variable {var} is not set (`mlportfolio up` refuses to start)")
     return errors, warnings
 
 
@@ -452,7 +514,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 
     cfg = _load_config(args)
     storage.make_engine(cfg.database_url)
-    with _sigterm_as_interrupt():
+    with _sigterm_as_interrupt(), auth_secrets_file(cfg) as secrets_file:
         sched = scheduler.start(cfg, run_now=args.sync_now)
         try:
             if not sched.get_jobs():
@@ -461,7 +523,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             address = bind_address(cfg, args.address)
             return serve_dashboard(
                 cfg.database_url, port=args.port, open_browser=False, demo=False, config_path=cfg.source_path,
-                address=address,
+                address=address, secrets_file=secrets_file,
             )
         finally:
             print("stopping the scheduler (waiting for a running sync to finish)", file=sys.stderr, flush=True)

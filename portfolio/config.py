@@ -15,7 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from portfolio.errors import ConfigError
 
@@ -75,18 +75,95 @@ class Alerts(BaseModel):
 
 
 class Auth(BaseModel):
-    """Sign-in and roles. Sign-in itself is Streamlit's OIDC (``st.login``), configured in
-    ``.streamlit/secrets.toml`` ([auth] section); this maps identities to roles."""
+    """Sign-in and roles. Sign-in itself is Streamlit's OIDC (``st.login``); this maps identities to roles.
+
+    The OIDC client is given either here — ``client_id``, ``server_metadata_url``, ``redirect_uri``
+    and the *names* of the environment variables that hold the client secret and the cookie secret;
+    ``mlportfolio up`` hands them to Streamlit (:meth:`streamlit_secrets`) — or by hand in
+    ``.streamlit/secrets.toml`` ([auth] section) when these keys are left out.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     enabled: bool = False
     provider: str | None = Field(None, description="name of the [auth.<provider>] section in secrets.toml, if several")
+    client_id: str | None = Field(None, description="the OIDC client's id at the provider (not a secret)")
+    client_secret_env: str | None = Field(None, description="env variable holding the OIDC client secret")
+    cookie_secret_env: str | None = Field(None, description="env variable holding the key that signs the sign-in cookie")
+    server_metadata_url: str | None = Field(None, description="the provider's /.well-known/openid-configuration URL")
+    redirect_uri: str | None = Field(None, description="this dashboard's URL + /oauth2callback ({port} = its port)")
     admins: list[str] = Field(default_factory=list, description="e-mails, or @domain, or group names")
     editors: list[str] = Field(default_factory=list)
     viewers: list[str] = Field(default_factory=list)
     default_role: Literal["none", "viewer", "editor", "admin"] = "viewer"
     group_claim: str = "groups"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_secret_values(cls, data: Any) -> Any:
+        # Streamlit's docs put these in secrets.toml; pasted here they would be echoed by the
+        # "extra key" error, so refuse them by name only
+        if isinstance(data, dict):
+            for key in ("client_secret", "cookie_secret"):
+                if key in data:
+                    raise ValueError(
+                        f"auth.{key}: a secret never goes in portfolio.toml; put it in an environment "
+                        f"variable and name that variable with {key}_env"
+                    )
+        return data
+
+    @model_validator(mode="after")
+    def _client_complete(self) -> Auth:
+        given = {key: getattr(self, key) for key in OIDC_CLIENT_KEYS}
+        if any(given.values()):
+            missing = [f"auth.{key}" for key, value in given.items() if not value]
+            if missing:
+                raise ValueError(
+                    f"{', '.join(missing)} required too: an OIDC client given in portfolio.toml needs "
+                    f"all of {', '.join(OIDC_CLIENT_KEYS)}"
+                )
+            if not str(self.redirect_uri).endswith("/oauth2callback"):
+                raise ValueError("auth.redirect_uri must end with /oauth2callback (Streamlit's sign-in callback)")
+        return self
+
+    @property
+    def has_client(self) -> bool:
+        """Whether the OIDC client is given here (else in ``.streamlit/secrets.toml``)."""
+        return bool(self.client_id)
+
+    def secret_env_names(self) -> tuple[str, ...]:
+        return tuple(n for n in (self.client_secret_env, self.cookie_secret_env) if n)
+
+    def streamlit_secrets(self) -> dict[str, Any]:
+        """The ``auth`` section of Streamlit's secrets for ``st.login``, secrets read from the environment.
+
+        With ``provider`` the client keys go under ``auth.<provider>``. Raises :class:`ConfigError`
+        naming the variable (never a value) when a secret's variable is unset or empty.
+        """
+        if not self.has_client:
+            raise ConfigError("auth: portfolio.toml gives no OIDC client (client_id, ...); it is in .streamlit/secrets.toml")
+        values = {}
+        for key in ("client_secret_env", "cookie_secret_env"):
+            var = str(getattr(self, key))
+            value = os.environ.get(var)
+            if not value:
+                raise ConfigError(f"auth.{key}: environment variable {var} is not set")
+            values[key.removesuffix("_env")] = value
+        client = {
+            "client_id": self.client_id,
+            "client_secret": values["client_secret"],
+            "server_metadata_url": self.server_metadata_url,
+        }
+        section: dict[str, Any] = {"redirect_uri": self.redirect_uri, "cookie_secret": values["cookie_secret"]}
+        if self.provider:
+            section[self.provider] = client
+        else:
+            section.update(client)
+        return section
+
+
+#: the keys of an OIDC client given in ``[auth]`` (all or none)
+OIDC_CLIENT_KEYS = ("client_id", "client_secret_env", "cookie_secret_env", "server_metadata_url", "redirect_uri")
 
 
 class ConnectorConfig(BaseModel):

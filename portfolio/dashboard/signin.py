@@ -4,6 +4,10 @@ With ``[auth] enabled = true`` every page requires a signed-in identity; its rol
 / admin, from portfolio.toml) decides whether it may record decisions, upload ledgers or sync.
 Without sign-in the dashboard is served on localhost only (the CLI binds 127.0.0.1) and the
 person at the keyboard is an editor of their own portfolio.
+
+The OIDC client reaches Streamlit as its ``auth`` secrets: from ``.streamlit/secrets.toml``, or,
+when ``[auth]`` gives the client, from the secrets file ``mlportfolio up`` writes from the
+environment (:func:`portfolio.cli.auth_secrets_file`).
 """
 
 from __future__ import annotations
@@ -37,6 +41,13 @@ def _identity() -> dict[str, Any]:
         return {}
 
 
+def _has_auth_secrets() -> bool:
+    try:
+        return "auth" in st.secrets
+    except Exception:  # no secrets file at all
+        return False
+
+
 def current_user(cfg: Config | None) -> User:
     """Who is using the dashboard. Never stops the script (see :func:`gate`)."""
     if cfg is None or not cfg.auth.enabled:
@@ -55,6 +66,13 @@ def gate(cfg: Config | None) -> User:
         return user
     if not user.signed_in:
         st.title("ML Portfolio")
+        if cfg.auth.has_client and not _has_auth_secrets():
+            st.error(
+                "Sign-in is configured in portfolio.toml ([auth] client_id, ...), but this dashboard was not "
+                "given its OIDC client: start it with `mlportfolio up`, which reads the secrets from the "
+                "environment variables that [auth] names."
+            )
+            st.stop()
         st.info("Sign in to see the portfolio.")
         if st.button("Sign in", type="primary"):
             if cfg.auth.provider:
