@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from portfolio import config as config_mod
-from portfolio import records, storage, sync
+from portfolio import periods, records, storage, sync
 from portfolio.config import Config
 from portfolio.errors import ConfigError, PortfolioError, redact
 
@@ -50,13 +50,10 @@ class UsageError(PortfolioError):
 
 def _today(raw: str | None) -> date:
     """The as-of date: ``--today``, else ``PORTFOLIO_TODAY``, else today's UTC date."""
-    raw = raw or os.environ.get("PORTFOLIO_TODAY")
-    if not raw:
-        return datetime.now(UTC).date()
     try:
-        return date.fromisoformat(raw)
-    except ValueError:
-        raise UsageError(f"today: {raw!r} is not a date (expected YYYY-MM-DD, from --today or PORTFOLIO_TODAY)") from None
+        return periods.as_of(raw or os.environ.get("PORTFOLIO_TODAY"), "--today" if raw else "PORTFOLIO_TODAY")
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _load_config(args: argparse.Namespace) -> Config:

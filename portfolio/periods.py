@@ -9,11 +9,25 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pandas as pd
 
 _MONTH = re.compile(r"^\s*(\d{4})-(\d{1,2})\s*$")
+
+
+def as_of(text: str | None, where: str = "PORTFOLIO_TODAY") -> date:
+    """The as-of date ``text`` (YYYY-MM-DD), or today's UTC date when it is empty.
+
+    One parser for every entry point (``--today``, ``PORTFOLIO_TODAY`` in the CLI and the
+    dashboard); a bad value raises ValueError naming ``where`` it came from.
+    """
+    if not text or not text.strip():
+        return datetime.now(UTC).date()
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(f"{where}: {text!r} is not a date (expected YYYY-MM-DD)") from None
 
 
 def month_start(d: date) -> date:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -27,7 +27,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from portfolio import config as config_mod
-from portfolio import decisions, health, maintenance, pnl, retirement, storage
+from portfolio import decisions, health, maintenance, periods, pnl, retirement, storage
 from portfolio import facts as facts_mod
 from portfolio import review as review_mod
 from portfolio.config import Config
@@ -69,7 +69,7 @@ class NotConfigured(Exception):
 def resolve_source(environ: Mapping[str, str] | None = None, cwd: Path | None = None) -> Source:
     """Read where the data is from the environment. Raises NotConfigured, ConfigError, ValueError."""
     env = os.environ if environ is None else environ
-    today = _today(env.get("PORTFOLIO_TODAY"))
+    today = periods.as_of(env.get("PORTFOLIO_TODAY"))
     url = env.get("PORTFOLIO_DB_URL", "").strip()
     if env.get("PORTFOLIO_DEMO", "").strip().lower() in ("1", "true", "yes"):
         if not url:
@@ -85,15 +85,6 @@ def resolve_source(environ: Mapping[str, str] | None = None, cwd: Path | None = 
     if url:
         return Source(url, "", False, today)
     raise NotConfigured("no PORTFOLIO_CONFIG, no ./portfolio.toml and no PORTFOLIO_DB_URL")
-
-
-def _today(text: str | None) -> date:
-    if not text or not text.strip():
-        return datetime.now(UTC).date()
-    try:
-        return date.fromisoformat(text.strip())
-    except ValueError:
-        raise ValueError(f"PORTFOLIO_TODAY {text!r}: expected a date as YYYY-MM-DD") from None
 
 
 def source_or_stop() -> Source:

@@ -4,6 +4,7 @@ import pytest
 
 from portfolio.periods import (
     Period,
+    as_of,
     default_period,
     full_months,
     last_complete_day,
@@ -92,3 +93,20 @@ def test_period_must_start_on_the_first():
 def test_full_months(end, n, expected):
     assert full_months(end, n) == expected
     assert month_start(end) == date(end.year, end.month, 1)
+
+
+@pytest.mark.parametrize(("text", "expected"), [("2026-06-15", date(2026, 6, 15)), (" 2026-06-15 ", date(2026, 6, 15))])
+def test_as_of_parses_a_date(text: str, expected: date) -> None:
+    assert as_of(text) == expected
+
+
+@pytest.mark.parametrize("empty", [None, "", "  "])
+def test_as_of_defaults_to_todays_utc_date(empty: str | None) -> None:
+    from datetime import UTC, datetime
+
+    assert as_of(empty) == datetime.now(UTC).date()
+
+
+def test_as_of_names_where_a_bad_date_came_from() -> None:
+    with pytest.raises(ValueError, match=r"--today: 'yesterday' is not a date \(expected YYYY-MM-DD\)"):
+        as_of("yesterday", "--today")
