@@ -38,5 +38,5 @@ echo "== mypy"
 .venv/bin/mypy
 echo "== pytest (SQLite, and both backends where a test says so)"
 .venv/bin/python -m pytest "$@"
-echo "== pytest again on PostgreSQL: every test that takes its database through the engine or demo fixtures"
+echo "== pytest again on PostgreSQL: every test that touches the portfolio database (the others would only repeat)"
 MLP_TEST_DB=postgresql .venv/bin/python -m pytest -q "$@"

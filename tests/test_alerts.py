@@ -27,10 +27,10 @@ def _cfg(url: str) -> config.Config:
     return cfg
 
 
-def test_candidates_are_announced_once(demo_copy, receiver, monkeypatch):
+def test_candidates_are_announced_once(demo_copy_url, receiver, monkeypatch):
     monkeypatch.setenv("PORTFOLIO_TEST_HOOK", receiver.url + "/hook")
-    cfg = _cfg(demo_copy)
-    engine = storage.make_engine(demo_copy)
+    cfg = _cfg(demo_copy_url)
+    engine = storage.make_engine(demo_copy_url)
     expected_apps = set(retirement.retirement_findings(load_facts(engine, TODAY), cfg)["app_id"])
     sent = alerts.check_and_send(cfg, engine, today=TODAY)
     candidate_keys = {a.key for a in sent if a.kind == "candidate"}
@@ -44,11 +44,11 @@ def test_candidates_are_announced_once(demo_copy, receiver, monkeypatch):
     assert len(receiver.requests) == len(sent)
 
 
-def test_failing_hook_is_retried_next_time(demo_copy, monkeypatch):
+def test_failing_hook_is_retried_next_time(demo_copy_url, monkeypatch):
     with PayloadServer(lambda *a: Reply(500, b"boom")) as broken:
         monkeypatch.setenv("PORTFOLIO_TEST_HOOK", broken.url + "/hook")
-        cfg = _cfg(demo_copy)
-        engine = storage.make_engine(demo_copy)
+        cfg = _cfg(demo_copy_url)
+        engine = storage.make_engine(demo_copy_url)
         assert alerts.check_and_send(cfg, engine, today=TODAY) == []
         assert storage.read_frame(engine, records.AlertLog).empty
     with PayloadServer(lambda *a: Reply(200, b"ok")) as fixed:
@@ -56,9 +56,9 @@ def test_failing_hook_is_retried_next_time(demo_copy, monkeypatch):
         assert alerts.check_and_send(cfg, engine, today=TODAY)
 
 
-def test_no_webhook_configured_sends_nothing(demo_copy):
-    cfg = config.demo_config(demo_copy)
-    assert alerts.check_and_send(cfg, storage.make_engine(demo_copy), today=TODAY) == []
+def test_no_webhook_configured_sends_nothing(demo_copy_url):
+    cfg = config.demo_config(demo_copy_url)
+    assert alerts.check_and_send(cfg, storage.make_engine(demo_copy_url), today=TODAY) == []
 
 
 def _runs(statuses: list[str]) -> Facts:

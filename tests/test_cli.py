@@ -1,7 +1,9 @@
 """``mlportfolio``: exit codes, reports, config checks and syncs, in-process and as real processes.
 
-The demo database is built once per session by ``mlportfolio demo --no-serve`` into a temporary
-folder. Sync sources are the real ``github_issues`` connector against a real local HTTP server.
+The demo database is built once per session by ``mlportfolio demo --no-serve``, and every test that
+touches a database gets its own (``db_url``): SQLite files in temporary folders, or databases of a
+real PostgreSQL on the suite's PostgreSQL pass (tests/conftest.py). Sync sources are the real
+``github_issues`` connector against a real local HTTP server.
 """
 
 from __future__ import annotations
@@ -10,19 +12,21 @@ import contextlib
 import io
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 
 from portfolio import cli, config, maintenance, pnl, records, storage
 from portfolio.errors import ConfigError
@@ -39,10 +43,10 @@ SECRET = "s3cr3t-token-value-4242"
 
 
 @pytest.fixture(scope="session")
-def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
-    """(url, printed stdout) of the demo database built by ``mlportfolio demo --no-serve``."""
-    path = tmp_path_factory.mktemp("demo") / "demo.db"
-    url = f"sqlite:///{path}"
+def cli_demo(make_db_url: Callable[[str], str]) -> Iterator[tuple[str, str]]:
+    """(url, printed stdout) of the demo database built by ``mlportfolio demo --no-serve`` as of TODAY,
+    on the pass's backend. Tests read it; none writes to it."""
+    url = make_db_url("cli_demo")
     out, err = io.StringIO(), io.StringIO()
     with pytest.MonkeyPatch.context() as mp:
         for key in [k for k in os.environ if k.startswith("PORTFOLIO_")]:
@@ -95,7 +99,11 @@ def github_server() -> Iterator[PayloadServer]:
 
 
 def write_config(tmp_path: Path, body: str, db: str | None = None) -> Path:
-    db = db or f"sqlite:///{tmp_path / 'portfolio.db'}"
+    """A portfolio.toml with one app and ``body``, on the database ``db`` (a test's ``db_url``).
+
+    Without ``db`` it names a SQLite file that is never created: for tests that stop at the config.
+    """
+    db = db or f"sqlite:///{tmp_path / 'never-opened.db'}"
     path = tmp_path / "portfolio.toml"
     path.write_text(
         f"""
@@ -120,11 +128,16 @@ launched = 2026-01-01
 # ----------------------------------------------------------------------------- demo + reports
 
 
-def test_demo_no_serve_prints_the_database_path(demo_db: tuple[str, str]) -> None:
-    url, out = demo_db
-    path = Path(url.removeprefix("sqlite:///"))
-    assert out.strip().splitlines()[-1] == str(path)
-    assert path.is_file()
+def test_demo_no_serve_prints_the_database_path(cli_demo: tuple[str, str]) -> None:
+    url, out = cli_demo
+    printed = out.strip().splitlines()[-1]
+    if url.startswith("sqlite"):
+        path = Path(url.removeprefix("sqlite:///"))
+        assert printed == str(path)
+        assert path.is_file()
+    else:  # a server's database: its URL, the user name masked like any credential
+        assert printed == re.sub(r"://[^@/]+@", "://***@", url)
+        assert "***@" in printed
     apps = storage.read_frame(storage.make_engine(url), records.App)
     assert len(apps) >= 20
     runs = storage.read_frame(storage.make_engine(url), records.SyncRun)
@@ -142,8 +155,8 @@ def test_demo_database_defaults_to_the_user_data_dir(monkeypatch: pytest.MonkeyP
     assert cli.demo_database_url("sqlite:////given.db") == "sqlite:////given.db"
 
 
-def test_report_retirement_csv_lists_all_six_rules(demo_db: tuple[str, str], capsys: pytest.CaptureFixture[str]) -> None:
-    url, _ = demo_db
+def test_report_retirement_csv_lists_all_six_rules(cli_demo: tuple[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    url, _ = cli_demo
     code, out, err = run_cli(capsys, "report", "retirement", "--demo", "--db", url, "--today", TODAY.isoformat(), "--format", "csv")
     assert code == 0, err
     frame = pd.read_csv(io.StringIO(out))
@@ -157,8 +170,8 @@ def test_report_retirement_csv_lists_all_six_rules(demo_db: tuple[str, str], cap
     assert all(isinstance(json.loads(n), dict) for n in frame.numbers)
 
 
-def test_report_pnl_csv_is_monthly_pnl_of_the_period(demo_db: tuple[str, str], capsys: pytest.CaptureFixture[str]) -> None:
-    url, _ = demo_db
+def test_report_pnl_csv_is_monthly_pnl_of_the_period(cli_demo: tuple[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    url, _ = cli_demo
     code, out, err = run_cli(
         capsys, "report", "pnl", "--demo", "--db", url, "--today", TODAY.isoformat(), "--from", "2026-05", "--to", "2026-10", "--format", "csv"
     )
@@ -182,9 +195,9 @@ def test_report_pnl_csv_is_monthly_pnl_of_the_period(demo_db: tuple[str, str], c
 
 
 def test_report_pnl_team_filter_drops_other_teams_and_shared_spend(
-    demo_db: tuple[str, str], capsys: pytest.CaptureFixture[str]
+    cli_demo: tuple[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    url, _ = demo_db
+    url, _ = cli_demo
     code, out, _ = run_cli(capsys, "report", "pnl", "--demo", "--db", url, "--today", TODAY.isoformat(), "--team", "risk", "--format", "csv")
     assert code == 0
     got = pd.read_csv(io.StringIO(out))
@@ -192,8 +205,8 @@ def test_report_pnl_team_filter_drops_other_teams_and_shared_spend(
     assert set(got.team) == {"risk"}
 
 
-def test_report_maintenance_csv(demo_db: tuple[str, str], capsys: pytest.CaptureFixture[str]) -> None:
-    url, _ = demo_db
+def test_report_maintenance_csv(cli_demo: tuple[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    url, _ = cli_demo
     code, out, err = run_cli(
         capsys, "report", "maintenance", "--demo", "--db", url, "--today", TODAY.isoformat(), "--from", "2026-10", "--format", "csv"
     )
@@ -208,8 +221,8 @@ def test_report_maintenance_csv(demo_db: tuple[str, str], capsys: pytest.Capture
     assert got.klo_hours.sum() == pytest.approx(expected.klo_hours.sum(), abs=0.01 * len(got))
 
 
-def test_report_formats_agree(demo_db: tuple[str, str], capsys: pytest.CaptureFixture[str]) -> None:
-    url, _ = demo_db
+def test_report_formats_agree(cli_demo: tuple[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    url, _ = cli_demo
     base = ["report", "pnl", "--demo", "--db", url, "--today", TODAY.isoformat(), "--from", "2026-10"]
     _, csv_out, _ = run_cli(capsys, *base, "--format", "csv")
     code, json_out, _ = run_cli(capsys, *base, "--format", "json")
@@ -234,11 +247,11 @@ def test_report_formats_agree(demo_db: tuple[str, str], capsys: pytest.CaptureFi
 # ----------------------------------------------------------------------------- hand-computed P&L
 
 
-def seed_small_portfolio(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
-    cfg_path = write_config(tmp_path, "")
+def seed_small_portfolio(tmp_path: Path, capsys: pytest.CaptureFixture[str], db: str) -> Path:
+    cfg_path = write_config(tmp_path, "", db)
     code, out, err = run_cli(capsys, "sync", "--config", str(cfg_path))  # writes the app inventory
     assert code == 0, err
-    engine = storage.make_engine(f"sqlite:///{tmp_path / 'portfolio.db'}")
+    engine = storage.make_engine(db)
 
     def cost(app: str, day: date, category: str, amount: str) -> records.CostRecord:
         return records.CostRecord(source="bill", app_id=app, day=day, category=category, service="svc", amount=Decimal(amount))
@@ -277,9 +290,9 @@ PNL_COLUMNS = ["revenue_capture", "cost_avoidance", "value", "value_low", "value
 
 @pytest.mark.parametrize(("key", "expected"), EXPECTED_PNL)
 def test_report_pnl_hand_computed(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], key: tuple[str, str], expected: tuple[float, ...]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], db_url: str, key: tuple[str, str], expected: tuple[float, ...]
 ) -> None:
-    cfg_path = seed_small_portfolio(tmp_path, capsys)
+    cfg_path = seed_small_portfolio(tmp_path, capsys, db_url)
     code, out, err = run_cli(
         capsys, "report", "pnl", "--config", str(cfg_path), "--from", "2026-09", "--to", "2026-10", "--today", "2026-11-15", "--format", "csv"
     )
@@ -294,8 +307,10 @@ def test_report_pnl_hand_computed(
     assert (others[["value", "cost"]].abs().sum().sum()) == 0
 
 
-def test_report_pnl_period_defaults_to_twelve_months_ending_yesterday(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    cfg_path = seed_small_portfolio(tmp_path, capsys)
+def test_report_pnl_period_defaults_to_twelve_months_ending_yesterday(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], db_url: str
+) -> None:
+    cfg_path = seed_small_portfolio(tmp_path, capsys, db_url)
     # as of 2026-09-01 the last complete day is 2026-08-31: only August's 999 of infra is in
     code, out, _ = run_cli(capsys, "report", "pnl", "--config", str(cfg_path), "--today", "2026-09-01", "--format", "json")
     assert code == 0
@@ -307,7 +322,7 @@ def test_report_pnl_period_defaults_to_twelve_months_ending_yesterday(tmp_path: 
 
 
 def test_check_lists_apps_and_connectors_and_what_they_would_sync(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], github_server: PayloadServer
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], github_server: PayloadServer, db_url: str
 ) -> None:
     cfg_path = write_config(
         tmp_path,
@@ -319,6 +334,7 @@ api_url = "{github_server.url}"
 repos = ["acme/ok"]
 lookback_days = 2
 """,
+        db_url,
     )
     code, out, err = run_cli(capsys, "check", "--config", str(cfg_path))
     assert code == 0, err
@@ -367,12 +383,12 @@ def test_missing_config_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[st
     ],
 )
 def test_bad_report_arguments_exit_2(
-    demo_db: tuple[str, str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    cli_demo: tuple[str, str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
     argv: list[str], env: dict[str, str], needle: str,
 ) -> None:  # fmt: skip
     for k, v in env.items():
         monkeypatch.setenv(k, v)
-    code, _, err = run_cli(capsys, "report", "pnl", "--demo", "--db", demo_db[0], *argv)
+    code, _, err = run_cli(capsys, "report", "pnl", "--demo", "--db", cli_demo[0], *argv)
     assert code == 2
     assert needle in err
 
@@ -381,7 +397,8 @@ def test_bad_report_arguments_exit_2(
 
 
 def test_sync_one_failing_connector_exits_1_and_the_other_succeeds(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, github_server: PayloadServer
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, github_server: PayloadServer,
+    db_url: str,
 ) -> None:
     monkeypatch.setenv("BROKEN_GH_TOKEN", SECRET)
     cfg_path = write_config(
@@ -397,6 +414,7 @@ type = "github_issues"
 api_url = "{github_server.url}"
 repos = ["acme/ok"]
 """,
+        db_url,
     )
     code, out, err = run_cli(capsys, "sync", "--config", str(cfg_path))
     assert code == 1
@@ -404,7 +422,7 @@ repos = ["acme/ok"]
     assert lines["broken"].split()[1] == "failed" and "401" in lines["broken"]
     assert lines["tickets"].split()[1] == "success" and "1 rows written" in lines["tickets"]
     assert SECRET not in out + err
-    engine = storage.make_engine(f"sqlite:///{tmp_path / 'portfolio.db'}")
+    engine = storage.make_engine(db_url)
     rows = storage.read_frame(engine, records.MaintenanceRecord)
     assert rows[["source", "app_id", "hours"]].values.tolist() == [["tickets", "churn", 3.0]]
     # only the one named runs; a second sync writes nothing new
@@ -413,27 +431,40 @@ repos = ["acme/ok"]
     assert out.split()[:2] == ["tickets", "success"] and "0 rows written" in out
 
 
-def test_sync_unknown_connector_name_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    cfg_path = write_config(tmp_path, "")
+def test_sync_unknown_connector_name_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str], db_url: str) -> None:
+    cfg_path = write_config(tmp_path, "", db_url)
     code, out, err = run_cli(capsys, "sync", "nosuch", "--config", str(cfg_path))
     assert code == 1
     assert "nosuch" in err and "Traceback" not in err
 
 
-def test_global_options_work_before_and_after_the_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    cfg_path = write_config(tmp_path, "")
-    other = f"sqlite:///{tmp_path / 'other.db'}"
+def table_names(url: str) -> list[str]:
+    """The tables of the database at ``url``, without creating it (a SQLite file not there has none)."""
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        return []
+    engine = sa.create_engine(url)
+    try:
+        return sa.inspect(engine).get_table_names()
+    finally:
+        engine.dispose()
+
+
+def test_global_options_work_before_and_after_the_command(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], db_url: str, make_db_url: Callable[[str], str]
+) -> None:
+    cfg_path = write_config(tmp_path, "", db_url)
+    other = make_db_url("other")
     assert run_cli(capsys, "--config", str(cfg_path), "--db", other, "sync")[0] == 0
     assert run_cli(capsys, "sync", "--config", str(cfg_path), "--db", other)[0] == 0
-    assert (tmp_path / "other.db").is_file()
-    assert not (tmp_path / "portfolio.db").exists()
+    assert storage.read_frame(storage.make_engine(other), records.App).app_id.tolist() == ["churn"]
+    assert table_names(db_url) == [], "the config's database was used despite --db"
 
 
 # ----------------------------------------------------------------------------- real processes
 
 
-def test_subprocess_report_and_config_error(demo_db: tuple[str, str], tmp_path: Path) -> None:
-    url, _ = demo_db
+def test_subprocess_report_and_config_error(cli_demo: tuple[str, str], tmp_path: Path) -> None:
+    url, _ = cli_demo
     env = subprocess_env(PORTFOLIO_DB_URL=url, PORTFOLIO_TODAY=TODAY.isoformat())
     done = subprocess.run(
         [sys.executable, "-m", "portfolio.cli", "report", "retirement", "--demo", "--format", "csv"],
@@ -490,8 +521,8 @@ def running(argv: list[str], env: dict[str, str], cwd: Path) -> Iterator[subproc
             proc.communicate(timeout=30)
 
 
-def test_demo_serves_the_dashboard_and_ctrl_c_stops_it(demo_db: tuple[str, str], tmp_path: Path) -> None:
-    url, _ = demo_db
+def test_demo_serves_the_dashboard_and_ctrl_c_stops_it(cli_demo: tuple[str, str], tmp_path: Path) -> None:
+    url, _ = cli_demo
     port = free_port()
     env = subprocess_env(PORTFOLIO_TODAY=TODAY.isoformat())
     with running(["demo", "--db", url, "--port", str(port), "--no-browser"], env, tmp_path) as proc:
@@ -503,8 +534,7 @@ def test_demo_serves_the_dashboard_and_ctrl_c_stops_it(demo_db: tuple[str, str],
     assert _port_closed(port), "the dashboard outlived the command"
 
 
-def test_up_runs_scheduler_and_dashboard_and_sigterm_stops_both(tmp_path: Path, github_server: PayloadServer) -> None:
-    db = f"sqlite:///{tmp_path / 'portfolio.db'}"
+def test_up_runs_scheduler_and_dashboard_and_sigterm_stops_both(tmp_path: Path, github_server: PayloadServer, db_url: str) -> None:
     cfg_path = write_config(
         tmp_path,
         f"""
@@ -514,10 +544,11 @@ schedule = "0 0 1 1 *"
 api_url = "{github_server.url}"
 repos = ["acme/ok"]
 """,
+        db_url,
     )
     port = free_port()
+    engine = storage.make_engine(db_url)  # schema first: the child migrates the same database as it starts
     with running(["up", "--config", str(cfg_path), "--port", str(port), "--sync-now"], subprocess_env(), tmp_path) as proc:
-        engine = storage.make_engine(db)
 
         def synced() -> bool:
             runs = storage.read_frame(engine, records.SyncRun)
@@ -539,14 +570,14 @@ def test_scheduler_without_schedules_is_a_config_error(tmp_path: Path, capsys: p
     assert "schedule" in err
 
 
-def test_headless_scheduler_process_syncs_and_stops_on_sigterm(tmp_path: Path, github_server: PayloadServer) -> None:
-    db = f"sqlite:///{tmp_path / 'portfolio.db'}"
+def test_headless_scheduler_process_syncs_and_stops_on_sigterm(tmp_path: Path, github_server: PayloadServer, db_url: str) -> None:
     cfg_path = write_config(
         tmp_path,
         f'[connectors.tickets]\ntype = "github_issues"\nschedule = "0 6 * * 1-5"\napi_url = "{github_server.url}"\nrepos = ["acme/ok"]\n',
+        db_url,
     )
+    engine = storage.make_engine(db_url)  # schema first: the child migrates the same database as it starts
     with running(["scheduler", "--config", str(cfg_path), "--sync-now"], subprocess_env(), tmp_path) as proc:
-        engine = storage.make_engine(db)
 
         def synced() -> bool:
             runs = storage.read_frame(engine, records.SyncRun)
@@ -582,8 +613,8 @@ def test_readme_quick_start_and_config_example() -> None:
     assert all(".path:" in e for e in errors), errors
 
 
-def test_up_refuses_a_port_in_use(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    cfg_path = write_config(tmp_path, "")
+def test_up_refuses_a_port_in_use(tmp_path: Path, capsys: pytest.CaptureFixture[str], db_url: str) -> None:
+    cfg_path = write_config(tmp_path, "", db_url)
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
@@ -594,8 +625,8 @@ def test_up_refuses_a_port_in_use(tmp_path: Path, capsys: pytest.CaptureFixture[
 
 
 @pytest.mark.parametrize("fmt", ["md", "html"])
-def test_report_review_renders_the_quarter(demo_db: tuple[str, str], capsys: pytest.CaptureFixture[str], fmt: str) -> None:
-    url, _ = demo_db
+def test_report_review_renders_the_quarter(cli_demo: tuple[str, str], capsys: pytest.CaptureFixture[str], fmt: str) -> None:
+    url, _ = cli_demo
     code, out, err = run_cli(
         capsys, "report", "review", "--demo", "--db", url, "--today", TODAY.isoformat(), "--quarter", "2026Q3", "--format", fmt
     )
@@ -613,8 +644,8 @@ def test_report_review_renders_the_quarter(demo_db: tuple[str, str], capsys: pyt
         pytest.param(["--quarter", "2026Q3", "--format", "csv"], "md or html", id="bad-format"),
     ],
 )
-def test_report_review_bad_arguments(demo_db: tuple[str, str], capsys: pytest.CaptureFixture[str], args: list[str], message: str) -> None:
-    url, _ = demo_db
+def test_report_review_bad_arguments(cli_demo: tuple[str, str], capsys: pytest.CaptureFixture[str], args: list[str], message: str) -> None:
+    url, _ = cli_demo
     code, _out, err = run_cli(capsys, "report", "review", "--demo", "--db", url, "--today", TODAY.isoformat(), *args)
     assert code == 2 and message in err
 

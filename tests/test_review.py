@@ -32,8 +32,8 @@ def test_bad_quarter_is_refused(bad):
         review.quarter_period(bad, TODAY)
 
 
-def test_review_renders_the_domain_numbers(demo_db):
-    url = f"sqlite:///{demo_db}"
+def test_review_renders_the_domain_numbers(demo_copy_url):
+    url = demo_copy_url
     cfg = config.demo_config(url)
     facts = load_facts(storage.make_engine(url), TODAY)
     md = review.render(facts, cfg, "2026Q1", "md")

@@ -1,16 +1,16 @@
 """The demo connector: a deterministic, realistic portfolio in which every retirement rule fires.
 
-The portfolio is synced once per module through the real sync into a real SQLite file, then read
-back with load_facts, so these tests see exactly what the demo dashboard sees.
+The portfolio is synced once per module through the real sync into a real database (a SQLite file,
+or PostgreSQL on the suite's PostgreSQL pass), then read back with load_facts, so these tests see
+exactly what the demo dashboard sees.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -78,9 +78,9 @@ def counts(engine: Engine) -> dict[str, int]:
 
 
 @pytest.fixture(scope="module")
-def synced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[config.Config, Facts, dict[str, pd.DataFrame]]]:
+def synced(make_db_url: Callable[[str], str]) -> Iterator[tuple[config.Config, Facts, dict[str, pd.DataFrame]]]:
     """The demo synced once (24 months as of AS_OF); facts as the dashboard reads them, plus raw frames."""
-    url = f"sqlite:///{tmp_path_factory.mktemp('demo') / 'demo.db'}"
+    url = make_db_url("demo")
     cfg = demo_cfg(url)
     engine = storage.make_engine(url)
     outcome = sync.sync(cfg, engine)
@@ -297,8 +297,8 @@ def test_bad_params_raise_a_clear_error(params: dict[str, Any], message: str) ->
 # ----------------------------------------------------------------------------- through sync
 
 
-def test_sync_twice_same_rows(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'twice.db'}"
+def test_sync_twice_same_rows(db_url: str) -> None:
+    url = db_url
     cfg = demo_cfg(url, months=3)
     engine = storage.make_engine(url)
     first = sync.sync(cfg, engine).runs[0]
@@ -313,8 +313,8 @@ def test_sync_twice_same_rows(tmp_path: Path) -> None:
     assert {m.__name__: table_rows(engine, m) for m in TABLES} == before
 
 
-def test_bad_input_clear_error_nothing_lost(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'bad.db'}"
+def test_bad_input_clear_error_nothing_lost(db_url: str) -> None:
+    url = db_url
     engine = storage.make_engine(url)
     assert sync.sync(demo_cfg(url, months=2), engine).ok
     before = counts(engine)

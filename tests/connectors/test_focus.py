@@ -204,19 +204,19 @@ def _sync_rows(tmp_path: Path, engine: Engine, path: str, extra: str = "") -> di
     return costs(engine)
 
 
-def test_gzip_csv_equals_plain_csv(tmp_path, shared_data, sqlite_url):
+def test_gzip_csv_equals_plain_csv(tmp_path, shared_data, make_db_url):
     sample = shared_data / "focus" / "focus-1.0-sample.csv"
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     shutil.copy(sample, tmp_path / "a" / "export.csv")
     (tmp_path / "b" / "export.csv.gz").write_bytes(gzip.compress(sample.read_bytes()))
-    plain = _sync_rows(tmp_path, storage.make_engine(f"sqlite:///{tmp_path}/a.db"), "a/export.csv")
-    zipped = _sync_rows(tmp_path, storage.make_engine(f"sqlite:///{tmp_path}/b.db"), "b/*.csv.gz")
+    plain = _sync_rows(tmp_path, storage.make_engine(make_db_url("plain")), "a/export.csv")
+    zipped = _sync_rows(tmp_path, storage.make_engine(make_db_url("gzip")), "b/*.csv.gz")
     assert len(plain) > 300
     assert plain == zipped
 
 
-def test_parquet_with_map_tags_equals_csv(tmp_path, shared_data):
+def test_parquet_with_map_tags_equals_csv(tmp_path, shared_data, make_db_url):
     """Parquet exports hold Tags as a MAP and timestamps as TIMESTAMP: same figures as the CSV."""
     sample = shared_data / "focus" / "focus-1.0-sample.csv"
     out = tmp_path / "export.parquet"
@@ -232,8 +232,8 @@ def test_parquet_with_map_tags_equals_csv(tmp_path, shared_data):
     )
     assert "MAP" in str(con.execute(f"DESCRIBE SELECT Tags FROM '{out}'").fetchall()[0][1])
     con.close()
-    csv_rows = _sync_rows(tmp_path, storage.make_engine(f"sqlite:///{tmp_path}/a.db"), str(sample))
-    pq_rows = _sync_rows(tmp_path, storage.make_engine(f"sqlite:///{tmp_path}/b.db"), "export.parquet")
+    csv_rows = _sync_rows(tmp_path, storage.make_engine(make_db_url("csv")), str(sample))
+    pq_rows = _sync_rows(tmp_path, storage.make_engine(make_db_url("parquet")), "export.parquet")
     assert len(csv_rows) > 300
     assert pq_rows == csv_rows
 
@@ -493,3 +493,111 @@ def test_billing_period_folders_and_restatement(tmp_path, engine, shared_data):
     new_total = sum((D(r[cost]) for r in restated[1:]), D(0)).quantize(Q6, ROUND_HALF_UP)
     assert totals(engine)[("2024-09", "USD")] == new_total
     assert recorded(engine)[("2024-09", "USD")] == new_total
+
+
+def test_restated_period_drops_its_late_charge_and_old_currency(tmp_path, engine, shared_data):
+    """A re-export of 2024-10 whose only line (a 2024-09-30 charge billed in October) is corrected
+    to 2024-10-01 and billed in EUR: the late-charge row, dated outside October, and the October
+    USD total both go; September, whose export has since been deleted, keeps its figures."""
+    sample = shared_data / "focus" / "focus-1.0-sample.csv"
+    files = _split_sample(sample, tmp_path / "exports")
+    cfg = make_config(tmp_path, engine, 'path = "exports"\ncost_column = "BilledCost"\napp_tag_keys = ["application"]')
+    assert run(cfg, engine).status == "success"
+    late = ("SafeGridVault", date(2024, 9, 30), "infra", "COMPUTE (billed 2024-10)")
+    assert late in costs(engine)
+    september = {k: v for k, v in costs(engine).items() if v[2] == "2024-09"}
+
+    with gzip.open(files["2024-10"], "rt", newline="", encoding="utf-8") as fh:
+        rows = list(csv.reader(fh))
+    head, line = rows[0], list(rows[1])
+    assert len(rows) == 2, "the sample bills exactly one line in 2024-10"
+    for col in ("ChargePeriodStart", "ChargePeriodEnd"):
+        line[head.index(col)] = line[head.index(col)].replace("2024-09-30", "2024-10-01")
+    line[head.index("BillingCurrency")] = "EUR"
+    with gzip.open(files["2024-10"], "wt", newline="", encoding="utf-8") as fh:
+        csv.writer(fh).writerows([head, line])
+    files["2024-09"].unlink()  # exports past retention are deleted: their figures stay
+
+    result = run(cfg, engine)
+    assert result.status == "success", result.error
+    after = costs(engine)
+    assert late not in after
+    assert after[("SafeGridVault", date(2024, 10, 1), "infra", "COMPUTE")] == (D("0.240000"), "EUR", "2024-10")
+    assert ("2024-10", "USD") not in totals(engine)
+    assert totals(engine)[("2024-10", "EUR")] == D("0.240000")
+    assert {k: v for k, v in after.items() if v[2] == "2024-09"} == september
+    assert run(cfg, engine).rows_written == 0, "the restated files synced again change nothing"
+
+
+def _export_run(sample: Path, folder: Path, factor: int, account: str | None = None, mtime: float | None = None) -> Path:
+    """One export run's folder (Azure's layout: a folder per run) holding the sample with every
+    cost multiplied by ``factor`` (and, optionally, another BillingAccountId)."""
+    import os
+
+    with sample.open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.reader(fh))
+    head = rows[0]
+    money = [head.index(c) for c in ("BilledCost", "EffectiveCost", "ListCost", "ContractedCost")]
+    acct = head.index("BillingAccountId")
+    out = [head]
+    for r in rows[1:]:
+        r = list(r)
+        for i in money:
+            if r[i] not in ("", "NULL"):
+                r[i] = str(D(r[i]) * factor)
+        if account:
+            r[acct] = account
+        out.append(r)
+    folder.mkdir(parents=True)
+    target = folder / "part_0_0001.csv"
+    with target.open("w", newline="", encoding="utf-8") as fh:
+        csv.writer(fh).writerows(out)
+    if mtime is not None:
+        os.utime(target, (mtime, mtime))
+    return target
+
+
+def test_duplicate_export_folders_keep_the_newest_and_say_so(tmp_path, engine, shared_data):
+    sample = shared_data / "focus" / "focus-1.0-sample.csv"
+    by_period, _ = sample_expectations(sample, "BilledCost")
+    root = tmp_path / "exports"
+    _export_run(sample, root / "run-b-old", 1, mtime=1_700_000_000)
+    _export_run(sample, root / "run-a-new", 3, mtime=1_800_000_000)  # written last, though it sorts first
+    cfg = make_config(tmp_path, engine, 'path = "exports"\ncost_column = "BilledCost"\napp_tag_keys = ["application"]')
+    result = run(cfg, engine)
+    assert result.status == "success", result.error
+    assert totals(engine) == {k: (v * 3).quantize(Q6, ROUND_HALF_UP) for k, v in by_period.items()}
+    assert recorded(engine) == totals(engine)
+    assert result.warnings and "billing period 2024-09" in result.warnings
+    assert "run-a-new" in result.warnings and "ignored" in result.warnings and "run-b-old" in result.warnings
+
+    # policy "error": the sync fails naming the folders, and the database keeps what it had
+    before = costs(engine)
+    strict = make_config(tmp_path, engine, 'path = "exports"\ncost_column = "BilledCost"\napp_tag_keys = ["application"]\nduplicate_exports = "error"')
+    failed = run(strict, engine)
+    assert failed.status == "failed"
+    assert "billing period 2024-09" in failed.error and "run-a-new" in failed.error and "run-b-old" in failed.error
+    assert costs(engine) == before
+
+    # policy "sum": the folders are taken as different charges
+    summed = make_config(tmp_path, engine, 'path = "exports"\ncost_column = "BilledCost"\napp_tag_keys = ["application"]\nduplicate_exports = "sum"')
+    assert run(summed, engine).status == "success"
+    assert totals(engine) == {k: (v * 4).quantize(Q6, ROUND_HALF_UP) for k, v in by_period.items()}
+
+
+def test_two_accounts_in_two_folders_both_count(tmp_path, engine, shared_data):
+    sample = shared_data / "focus" / "focus-1.0-sample.csv"
+    by_period, _ = sample_expectations(sample, "BilledCost")
+    _export_run(sample, tmp_path / "exports" / "payer-1", 1)
+    _export_run(sample, tmp_path / "exports" / "payer-2", 1, account="999999999999")
+    cfg = make_config(tmp_path, engine, 'path = "exports"\ncost_column = "BilledCost"\napp_tag_keys = ["application"]')
+    result = run(cfg, engine)
+    assert result.status == "success", result.error
+    assert not result.warnings
+    assert totals(engine) == {k: (v * 2).quantize(Q6, ROUND_HALF_UP) for k, v in by_period.items()}
+
+
+def test_unknown_duplicate_policy_is_refused_by_key(tmp_path, engine, shared_data):
+    cfg = make_config(tmp_path, engine, f'path = "{shared_data / "focus" / "focus-1.0-sample.csv"}"\nduplicate_exports = "latest"')
+    result = run(cfg, engine)
+    assert result.status == "failed" and "connectors.bill.duplicate_exports" in result.error

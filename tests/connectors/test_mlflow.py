@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -193,11 +193,13 @@ def test_conflicts(declared: list[AppConfig], found: list[records.App], expected
     assert mlflow_connector.conflicts(declared, found) == expected
 
 
-def test_fetch_aliases_and_version_search_give_the_same_apps(mlflow_url: str, engine: Engine, sqlite_url: str) -> None:
+def test_fetch_aliases_and_version_search_give_the_same_apps(
+    mlflow_url: str, engine: Engine, make_db_url: Callable[[str], str]
+) -> None:
     """``fetch_aliases`` asks registered-models/get per model: same inventory as the search answer."""
     plain = sync.sync(make_cfg(mlflow_url), engine, only=["registry"]).runs[0]
     frame_plain = storage.read_frame(engine, records.App).sort_values("app_id", ignore_index=True)
-    other = storage.make_engine(sqlite_url.replace("portfolio.db", "other.db"))
+    other = storage.make_engine(make_db_url("other"))
     run = sync.sync(make_cfg(mlflow_url, extra="fetch_aliases = true"), other, only=["registry"]).runs[0]
     frame_fetched = storage.read_frame(other, records.App).sort_values("app_id", ignore_index=True)
     assert (plain.status, run.status) == ("success", "success")

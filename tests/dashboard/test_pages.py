@@ -8,7 +8,6 @@ with what the domain functions return for the same facts, written by the same fo
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from datetime import date, timedelta
 from decimal import Decimal
@@ -21,7 +20,7 @@ from streamlit.testing.v1 import AppTest
 from portfolio import config, facts, pnl, records, retirement, storage
 from portfolio.dashboard import fmt
 from portfolio.periods import Period, default_period, month_end
-from tests.conftest import DEMO_AS_OF, TEST_DB
+from tests.conftest import DEMO_AS_OF
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "app.py")
@@ -59,13 +58,13 @@ def _use(monkeypatch: pytest.MonkeyPatch, url: str) -> None:
 
 
 @pytest.fixture
-def demo_url(_clean_environment: None, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+def demo_url(_clean_environment: None, db_backend: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """The shared (read-only) demo database, wired in through the environment.
 
     On the PostgreSQL pass of the suite (MLP_TEST_DB=postgresql) it is a copy of the demo built in
     PostgreSQL instead of the SQLite file.
     """
-    if TEST_DB == "postgresql":
+    if db_backend == "postgresql":
         url = str(request.getfixturevalue("demo_pg_copy"))
     else:
         url = f"sqlite:///{request.getfixturevalue('golden_db')}"
@@ -74,16 +73,10 @@ def demo_url(_clean_environment: None, request: pytest.FixtureRequest, monkeypat
 
 
 @pytest.fixture
-def own_demo_url(_clean_environment: None, request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+def own_demo_url(_clean_environment: None, demo_copy_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
     """A private copy of the demo database, for tests that write (SQLite or PostgreSQL, as demo_url)."""
-    if TEST_DB == "postgresql":
-        url = str(request.getfixturevalue("demo_pg_copy"))
-    else:
-        copy = tmp_path / "demo.db"
-        shutil.copy(request.getfixturevalue("golden_db"), copy)
-        url = f"sqlite:///{copy}"
-    _use(monkeypatch, url)
-    return url
+    _use(monkeypatch, demo_copy_url)
+    return demo_copy_url
 
 
 _FACTS: dict[str, facts.Facts] = {}

@@ -3,7 +3,6 @@ decision, upload a ledger or sync; an editor's decision is authored by the signe
 
 from __future__ import annotations
 
-import shutil
 from datetime import timedelta
 from pathlib import Path
 
@@ -22,15 +21,15 @@ default_role = "none"
 
 
 @pytest.fixture
-def signed_in_deployment(_clean_environment: None, demo_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    db = tmp_path / "demo.db"
-    shutil.copy(demo_db, db)
+def signed_in_deployment(_clean_environment: None, demo_copy_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The demo config with sign-in, on a private copy of the demo database; returns its URL."""
     text = (ROOT / "portfolio" / "demo.toml").read_text(encoding="utf-8")
+    assert '"sqlite:///demo-portfolio.db"' in text
     cfg_file = tmp_path / "portfolio.toml"
-    cfg_file.write_text(text.replace('"sqlite:///demo-portfolio.db"', f'"sqlite:///{db}"') + AUTH, encoding="utf-8")
+    cfg_file.write_text(text.replace('"sqlite:///demo-portfolio.db"', f'"{demo_copy_url}"') + AUTH, encoding="utf-8")
     monkeypatch.setenv("PORTFOLIO_CONFIG", str(cfg_file))
     monkeypatch.setenv("PORTFOLIO_TODAY", TODAY.isoformat())
-    return f"sqlite:///{db}"
+    return demo_copy_url
 
 
 def _as(email: str | None, page: str):  # type: ignore[no-untyped-def]
