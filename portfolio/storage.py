@@ -60,6 +60,7 @@ def make_engine(url: str) -> Engine:
 
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+_MIGRATION_LOCK = 0x6D6C70_6D6967  # "mlp" "mig": one advisory lock key for schema migrations
 
 
 def alembic_config(connection: Connection | None = None) -> Any:
@@ -78,6 +79,10 @@ def migrate(engine: Engine) -> None:
     from alembic import command
 
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # processes starting together on a new database (dashboard, scheduler, CLI) take turns:
+            # the lock lasts until this transaction commits, and the next one finds the schema at head
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
         command.upgrade(alembic_config(conn), "head")
 
 
