@@ -52,10 +52,6 @@ PAGE_SIZE = 100
 MAX_PAGES = 10_000
 DEFAULT_PRODUCTION_ALIASES = ("production", "champion")
 
-#: conflicts found by the last pull, per connector name (read by tests and, later, by sync)
-last_conflicts: dict[str, list[str]] = {}
-
-
 @dataclass
 class _Model:
     """What one registered model says about its app."""
@@ -267,7 +263,6 @@ def pull(config: ConnectorConfig, since: datetime | None) -> Iterator[Any]:
     """
     apps = to_apps(read_models(config), config)
     found = conflicts(config.apps, apps)
-    last_conflicts[config.name or NAME] = found
     for line in found:
         log.warning("%s: conflict: %s", config.name or NAME, line)
         yield Notice(f"conflict with portfolio.toml: {line}")
