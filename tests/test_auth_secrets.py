@@ -5,7 +5,6 @@ removed when the dashboard stops). The real sign-in round trip is tests/browser/
 from __future__ import annotations
 
 import re
-import shutil
 import stat
 import tempfile
 import textwrap
@@ -145,14 +144,14 @@ def test_no_secrets_file_without_a_client_in_portfolio_toml(text: str) -> None:
 
 
 def test_check_warns_and_up_refuses_when_a_secret_variable_is_unset(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], db_url: str
 ) -> None:
     monkeypatch.setenv("MLP_TEST_COOKIE_SECRET", COOKIE_SECRET)
     monkeypatch.delenv("MLP_TEST_CLIENT_SECRET", raising=False)
     (tmp_path / "tmp").mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))  # where a secrets file would go
     cfg_file = tmp_path / "portfolio.toml"
-    cfg_file.write_text(f'database_url = "sqlite:///{tmp_path / "p.db"}"\n' + CLIENT, encoding="utf-8")
+    cfg_file.write_text(f'database_url = "{db_url}"\n' + CLIENT, encoding="utf-8")  # `up` opens it first
 
     _, warnings = cli.validate(config.load(cfg_file))
     assert warnings == ["auth.client_secret_env: environment variable MLP_TEST_CLIENT_SECRET is not set (`mlportfolio up` refuses to start)"]
@@ -167,14 +166,13 @@ def test_check_warns_and_up_refuses_when_a_secret_variable_is_unset(
 
 @pytest.mark.parametrize("given", [False, True], ids=["not-given-by-up", "given-by-up"])
 def test_dashboard_says_when_it_was_not_given_the_client(
-    _clean_environment: None, demo_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, given: bool
+    _clean_environment: None, demo_copy_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, given: bool
 ) -> None:
     """``streamlit run app.py`` on a portfolio.toml with a client: a clear message, not a broken button."""
     from tests.dashboard.test_pages import TODAY, app_test, assert_clean, open_page
 
-    shutil.copy(demo_db, tmp_path / "demo.db")
     cfg_file = tmp_path / "portfolio.toml"
-    cfg_file.write_text(f'database_url = "sqlite:///{tmp_path / "demo.db"}"\n' + CLIENT, encoding="utf-8")
+    cfg_file.write_text(f'database_url = "{demo_copy_url}"\n' + CLIENT, encoding="utf-8")
     monkeypatch.setenv("PORTFOLIO_CONFIG", str(cfg_file))
     monkeypatch.setenv("PORTFOLIO_TODAY", TODAY.isoformat())
     at = app_test()

@@ -57,7 +57,12 @@ def source():
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, sqlite_url: str) -> str:
+def both_backends_url(request: pytest.FixtureRequest, sqlite_url: str) -> str:
+    """A fresh database on each backend in turn, on the first pass of the suite.
+
+    The tests on it cover both backends themselves, so the PostgreSQL pass (which selects by
+    ``db_backend``, see tests/conftest.py) leaves them out rather than run them twice.
+    """
     return sqlite_url if request.param == "sqlite" else str(request.getfixturevalue("postgres_url"))
 
 
@@ -84,45 +89,47 @@ def _usage(url: str) -> list[tuple]:
         pytest.param("garbage", "unexpected payload", id="garbage-payload"),
     ],
 )
-def test_failure_mid_sync_keeps_earlier_data_and_writes_nothing_of_the_run(db_url, source, faulty, mode, message):
-    cfg = _cfg(db_url, source.server.url)
+def test_failure_mid_sync_keeps_earlier_data_and_writes_nothing_of_the_run(
+    both_backends_url, source, faulty, mode, message
+):
+    cfg = _cfg(both_backends_url, source.server.url)
     assert sync.sync(cfg).ok
-    before = _usage(db_url)
+    before = _usage(both_backends_url)
     assert len(before) == 60
     source.mode = mode
     run = sync.sync(cfg).runs[0]
     assert run.status == "failed"
     assert message in (run.error or "")
     assert run.rows_written == 0
-    assert _usage(db_url) == before  # page 1 of the failed run was not written, earlier data intact
+    assert _usage(both_backends_url) == before  # page 1 of the failed run was not written, earlier data intact
     source.mode = "ok"
     assert sync.sync(cfg).ok
-    assert _usage(db_url) == before
+    assert _usage(both_backends_url) == before
 
 
-def test_long_reader_does_not_block_a_sync(db_url, source, faulty):
-    cfg = _cfg(db_url, source.server.url)
-    engine = storage.make_engine(db_url)
+def test_long_reader_does_not_block_a_sync(both_backends_url, source, faulty):
+    cfg = _cfg(both_backends_url, source.server.url)
+    engine = storage.make_engine(both_backends_url)
     with engine.connect() as reader:
         tx = reader.begin()
         assert reader.execute(sa.text("select count(*) from usagerecord")).scalar() == 0
         outcome = sync.sync(cfg)  # must not wait for (or fail on) the open read transaction
         assert outcome.ok, outcome.runs[0].error
         tx.rollback()
-    assert len(_usage(db_url)) == 60
+    assert len(_usage(both_backends_url)) == 60
 
 
-def test_killed_mid_sync_restart_resumes_without_duplicates(sqlite_url, source, tmp_path):
+def test_killed_mid_sync_restart_resumes_without_duplicates(db_url, source, tmp_path):
     """kill -9 a sync process half-way; the next sync marks it interrupted and writes everything once."""
     toml = tmp_path / "portfolio.toml"
-    toml.write_text(f'database_url = "{sqlite_url}"\n[connectors.src]\ntype = "faulty"\nurl = "{source.server.url}"\nsleep = 0.05\n')
+    toml.write_text(f'database_url = "{db_url}"\n[connectors.src]\ntype = "faulty"\nurl = "{source.server.url}"\nsleep = 0.05\n')
     script = (
         "import connectors, sys; connectors.REGISTRY['faulty'] = 'tests.fault_connector'\n"
         "from portfolio import config, sync\n"
         f"sync.sync(config.load({str(toml)!r}))\n"
     )
     proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
-    engine = storage.make_engine(sqlite_url)
+    engine = storage.make_engine(db_url)
     t = storage.table_of(records.SyncRun)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:  # wait until the run is under way
@@ -133,7 +140,7 @@ def test_killed_mid_sync_restart_resumes_without_duplicates(sqlite_url, source, 
     time.sleep(1.0)  # some rows pulled, transaction open
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
-    assert _usage(sqlite_url) == []  # the killed run's transaction never committed
+    assert _usage(db_url) == []  # the killed run's transaction never committed
     cfg = config.load(toml)
     cfg.connectors["src"].sleep = 0  # type: ignore[attr-defined]
     connectors.REGISTRY["faulty"] = "tests.fault_connector"
@@ -145,18 +152,18 @@ def test_killed_mid_sync_restart_resumes_without_duplicates(sqlite_url, source, 
     runs = storage.read_frame(engine, records.SyncRun).sort_values("id")
     assert runs["status"].tolist() == ["failed", "success"]
     assert "interrupted" in runs.iloc[0]["error"]
-    usage = _usage(sqlite_url)
+    usage = _usage(db_url)
     assert len(usage) == 60 and len(set((a, d) for a, d, _ in usage)) == 60
 
 
-def test_concurrent_writers_and_readers(db_url, source, faulty):
+def test_concurrent_writers_and_readers(both_backends_url, source, faulty):
     """Two connectors syncing at once while readers load the facts: every row lands once, no errors."""
     cfg = config.loads(
-        f'database_url = "{db_url}"\n'
+        f'database_url = "{both_backends_url}"\n'
         f'[connectors.one]\ntype = "faulty"\nurl = "{source.server.url}"\n'
         f'[connectors.two]\ntype = "faulty"\nurl = "{source.server.url}"\n'
     )
-    engine = storage.make_engine(db_url)
+    engine = storage.make_engine(both_backends_url)
     errors: list[BaseException] = []
     stop = threading.Event()
 
@@ -191,10 +198,10 @@ def test_concurrent_writers_and_readers(db_url, source, faulty):
     assert not frame.duplicated(["source", "app_id", "day", "metric"]).any()
 
 
-def test_a_second_process_skips_while_a_run_is_live(sqlite_url, source, faulty):
+def test_a_second_process_skips_while_a_run_is_live(db_url, source, faulty):
     """One run at a time per connector across processes: a live 'running' row of another process → skipped."""
-    cfg = _cfg(sqlite_url, source.server.url)
-    engine = storage.make_engine(sqlite_url)
+    cfg = _cfg(db_url, source.server.url)
+    engine = storage.make_engine(db_url)
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
         storage.add(

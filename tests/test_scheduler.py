@@ -77,8 +77,8 @@ repos = ["acme/models"]
 """
 
 
-def test_one_job_per_enabled_scheduled_connector(sqlite_url: str) -> None:
-    sched = scheduler.build_scheduler(make_config(sqlite_url, SCHEDULED))
+def test_one_job_per_enabled_scheduled_connector(db_url: str) -> None:
+    sched = scheduler.build_scheduler(make_config(db_url, SCHEDULED))
     jobs = {job.id: job for job in sched.get_jobs()}
     assert sorted(jobs) == ["sync:daily", "sync:weekdays"]
     for job in jobs.values():
@@ -143,10 +143,18 @@ def test_bad_cron_names_the_key(sqlite_url: str, expression: str) -> None:
     assert repr(expression) in str(err.value)
 
 
+@pytest.mark.sqlite_only(reason="SQLite has one writer at a time: the scheduler gives it a single worker thread")
 def test_sqlite_jobs_share_one_writer_thread(sqlite_url: str) -> None:
     sched = scheduler.build_scheduler(make_config(sqlite_url, SCHEDULED))
     pool = sched._lookup_executor("default")._pool  # type: ignore[attr-defined]
     assert pool._max_workers == 1
+
+
+def test_postgresql_jobs_run_side_by_side(postgres_url: str) -> None:
+    sched = scheduler.build_scheduler(make_config(postgres_url, SCHEDULED))
+    pool = sched._lookup_executor("default")._pool  # type: ignore[attr-defined]
+    assert scheduler.MAX_WORKERS > 1
+    assert pool._max_workers == scheduler.MAX_WORKERS
 
 
 def _wait_for_run(engine, name: str, timeout: float = 30.0) -> records.SyncRun:  # type: ignore[no-untyped-def]
@@ -161,10 +169,10 @@ def _wait_for_run(engine, name: str, timeout: float = 30.0) -> records.SyncRun: 
     raise AssertionError(f"no finished SyncRun for {name} after {timeout}s")
 
 
-def test_a_scheduled_job_runs_a_real_sync(sqlite_url: str) -> None:
+def test_a_scheduled_job_runs_a_real_sync(db_url: str) -> None:
     with PayloadServer(github) as server:
         cfg = make_config(
-            sqlite_url,
+            db_url,
             f"""
 [connectors.tickets]
 type = "github_issues"
@@ -175,7 +183,7 @@ repos = ["acme/models"]
         )
         sched = scheduler.start(cfg, run_now=True)
         try:
-            engine = storage.make_engine(sqlite_url)
+            engine = storage.make_engine(db_url)
             run = _wait_for_run(engine, "tickets")
             job = sched.get_job("sync:tickets")
             assert job is not None
@@ -195,20 +203,20 @@ repos = ["acme/models"]
     assert storage.read_frame(engine, records.App).app_id.tolist() == ["churn"]
 
 
-def test_run_job_records_a_failed_run_and_does_not_raise(sqlite_url: str) -> None:
+def test_run_job_records_a_failed_run_and_does_not_raise(db_url: str) -> None:
     def down(method: str, path: str, headers: dict[str, str], body: bytes) -> Reply:
         return Reply(401, {"message": "Bad credentials"})
 
     with PayloadServer(down) as server:
         cfg = make_config(
-            sqlite_url,
+            db_url,
             f'[connectors.tickets]\ntype = "github_issues"\nschedule = "0 6 * * *"\napi_url = "{server.url}"\nrepos = ["acme/models"]\n',
         )
         run = scheduler.run_job(cfg, "tickets")
     assert run is not None
     assert run.status == "failed"
     assert "401" in (run.error or "")
-    ledger = storage.read_frame(storage.make_engine(sqlite_url), records.SyncRun)
+    ledger = storage.read_frame(storage.make_engine(db_url), records.SyncRun)
     assert ledger[["connector", "status"]].values.tolist() == [["tickets", "failed"]]
 
 
@@ -252,7 +260,7 @@ def test_missed_run_detected_from_the_ledger(last: datetime | None, now: datetim
     assert scheduler.missed(trigger, last, now) is expected
 
 
-def test_failing_connector_backs_off_and_is_not_run(sqlite_url: str) -> None:
+def test_failing_connector_backs_off_and_is_not_run(db_url: str) -> None:
     calls: list[str] = []
 
     def down(method: str, path: str, headers: dict[str, str], body: bytes) -> Reply:
@@ -261,7 +269,7 @@ def test_failing_connector_backs_off_and_is_not_run(sqlite_url: str) -> None:
 
     with PayloadServer(down) as server:
         cfg = make_config(
-            sqlite_url,
+            db_url,
             f'[connectors.tickets]\ntype = "github_issues"\nschedule = "0 6 * * *"\napi_url = "{server.url}"\nrepos = ["acme/models"]\n',
         )
         for _ in range(scheduler.BACKOFF_AFTER):
@@ -269,5 +277,5 @@ def test_failing_connector_backs_off_and_is_not_run(sqlite_url: str) -> None:
         assert len(calls) == scheduler.BACKOFF_AFTER
         assert scheduler.run_job(cfg, "tickets") is None  # backing off: the source is not called
         assert len(calls) == scheduler.BACKOFF_AFTER
-    ledger = storage.read_frame(storage.make_engine(sqlite_url), records.SyncRun)
+    ledger = storage.read_frame(storage.make_engine(db_url), records.SyncRun)
     assert ledger.status.tolist() == ["failed"] * scheduler.BACKOFF_AFTER

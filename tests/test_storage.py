@@ -235,6 +235,7 @@ def test_readers_see_committed_data_while_a_sync_writes(db: Engine) -> None:
     assert [r[3] for r in costs(db)] == [Decimal("2.000000"), Decimal("1.000000")]
 
 
+@pytest.mark.sqlite_only(reason="WAL journal mode and busy timeout are SQLite settings")
 def test_sqlite_runs_in_wal_mode(sqlite_url: str) -> None:
     engine = storage.make_engine(sqlite_url)  # SQLite by definition, on either test pass
     with engine.connect() as conn:

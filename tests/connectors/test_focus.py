@@ -2,8 +2,9 @@
 commitment-discount worked examples, and small hand-written exports (tests/fixtures/focus/) whose
 expected figures are computed by hand in the tables below.
 
-Everything goes through ``portfolio.sync.sync`` into a real SQLite database, so the transaction,
-Replace windows and reconciliation anchors are exercised as in production.
+Everything goes through ``portfolio.sync.sync`` into a real database (SQLite, and PostgreSQL on the
+second pass), so the transaction, Replace windows and reconciliation anchors are exercised as in
+production.
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
 """FOCUS in a warehouse: the same mapping as one aggregating SQL query inside a real PostgreSQL
 (Debian's server, started by tests/conftest.py) holding the FOCUS 1.0 sample.
 
-The warehouse figures must equal the figures the file mode computes from the very same CSV.
+The warehouse figures must equal the figures the file mode computes from the very same CSV. The
+warehouse is PostgreSQL on both passes of the suite (``postgres_url``); the portfolio database the
+rows land in follows the pass's backend (``engine``, ``make_db_url``).
 """
 
 from __future__ import annotations
@@ -60,12 +62,12 @@ def load_table(url: str, csv_path: Path, table: str, tags_type: str = "TEXT", dr
         pytest.param("EffectiveCost", "JSON", id="effective-tags-json"),
     ],
 )
-def test_warehouse_equals_file_mode(tmp_path, shared_data, postgres_url, cost_column, tags_type):
+def test_warehouse_equals_file_mode(tmp_path, shared_data, postgres_url, make_db_url, cost_column, tags_type):
     sample = shared_data / "focus" / "focus-1.0-sample.csv"
     load_table(postgres_url, sample, "focus_export", tags_type)
     mapping = f'cost_column = "{cost_column}"\napp_tag_keys = ["application"]'
-    file_db = storage.make_engine(f"sqlite:///{tmp_path}/file.db")
-    wh_db = storage.make_engine(f"sqlite:///{tmp_path}/wh.db")
+    file_db = storage.make_engine(make_db_url("file"))  # the portfolio databases follow the pass's backend
+    wh_db = storage.make_engine(make_db_url("wh"))
     assert run(make_config(tmp_path, file_db, f'path = "{sample}"\n{mapping}'), file_db).status == "success"
     cfg = make_config(tmp_path, wh_db, f'database_url = "{postgres_url}"\ntable = "focus_export"\n{mapping}')
     result = run(cfg, wh_db)

@@ -264,10 +264,10 @@ def test_no_configuration_shows_the_first_run_message(
 
 
 def test_empty_database_shows_the_first_run_message(
-    _clean_environment: None, sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    _clean_environment: None, db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("PORTFOLIO_DB_URL", sqlite_url)
+    monkeypatch.setenv("PORTFOLIO_DB_URL", db_url)
     at = app_test().run()
     assert_clean(at)
     assert "mlportfolio demo" in at.info[0].value and "is empty" in at.info[0].value
@@ -286,16 +286,18 @@ def test_a_broken_config_file_is_a_readable_error_not_a_traceback(
 
 
 def test_config_file_without_demo_flag_is_read(
-    _clean_environment: None, golden_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    _clean_environment: None, demo_copy_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """PORTFOLIO_CONFIG (what `mlportfolio up` sets) works as well as PORTFOLIO_DEMO."""
     text = (ROOT / "portfolio" / "demo.toml").read_text(encoding="utf-8")
+    assert '"sqlite:///demo-portfolio.db"' in text
     cfg_file = tmp_path / "portfolio.toml"
-    cfg_file.write_text(text.replace('"sqlite:///demo-portfolio.db"', f'"sqlite:///{golden_db}"'), encoding="utf-8")
+    cfg_file.write_text(text.replace('"sqlite:///demo-portfolio.db"', f'"{demo_copy_url}"'), encoding="utf-8")
     monkeypatch.setenv("PORTFOLIO_CONFIG", str(cfg_file))
     monkeypatch.setenv("PORTFOLIO_TODAY", TODAY.isoformat())
-    url = f"sqlite:///{golden_db}"
-    k = pnl.kpis(domain_facts(url), config.load(cfg_file), default_period(TODAY))
+    cfg = config.load(cfg_file)
+    assert cfg.database_url == demo_copy_url
+    k = pnl.kpis(domain_facts(demo_copy_url), cfg, default_period(TODAY))
     at = app_test().run()
     assert_clean(at)
     assert metrics(at)["Net"][0] == fmt.money_short(k["net"])
