@@ -142,7 +142,9 @@ def scan_cmd(path: Path, fmt: str) -> list[str]:
 
 
 def sync_cmd(cfg: Path) -> tuple[list[str], str]:
-    exe = shutil.which("mlportfolio")
+    # the console script of the interpreter running the bench (a venv's), not whatever is first on PATH
+    own = Path(sys.executable).parent / "mlportfolio"
+    exe = str(own) if own.is_file() else shutil.which("mlportfolio")
     if exe:
         return [exe, "--config", str(cfg), "sync", "bill"], "mlportfolio console script"
     code = "import sys; from portfolio.cli import main; sys.exit(main(sys.argv[1:]))"
