@@ -78,12 +78,30 @@ def migrate(engine: Engine) -> None:
     """Bring the schema to the newest revision (Alembic; a no-op when it is current)."""
     from alembic import command
 
+    # Processes starting together on a new database (dashboard, scheduler, CLI) take turns: each
+    # migrates inside one transaction that holds a lock to its end, and the next finds the schema
+    # at head. PostgreSQL: an advisory lock. SQLite: BEGIN IMMEDIATE (its write lock) on a
+    # connection where DDL is transactional — Python's sqlite3 would otherwise commit each CREATE
+    # on its own, and two processes would both find no schema and both create it.
+    url = engine.url
+    if engine.dialect.name == "sqlite" and url.database not in (None, "", ":memory:"):
+        serial = sa.create_engine(url, connect_args={"timeout": 30}, poolclass=sa.pool.NullPool)
+        sa.event.listen(serial, "connect", _sqlite_manual_transactions)
+        sa.event.listen(serial, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+        try:
+            with serial.begin() as conn:
+                command.upgrade(alembic_config(conn), "head")
+        finally:
+            serial.dispose()
+        return
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
-            # processes starting together on a new database (dashboard, scheduler, CLI) take turns:
-            # the lock lasts until this transaction commits, and the next one finds the schema at head
             conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
         command.upgrade(alembic_config(conn), "head")
+
+
+def _sqlite_manual_transactions(dbapi_conn: Any, _record: Any) -> None:
+    dbapi_conn.isolation_level = None  # the driver issues no BEGIN/COMMIT of its own: ours count
 
 
 def dispose_all() -> None:
