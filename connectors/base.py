@@ -29,6 +29,7 @@ __all__ = [
     "ConnectorError",
     "InputFileError",
     "Notice",
+    "Partition",
     "Replace",
     "ReplaceKeys",
     "Rows",
@@ -72,6 +73,24 @@ class ReplaceKeys:
     table: type
     field: str
     values: frozenset[Any]
+
+
+@dataclass(frozen=True)
+class Partition:
+    """Marker: "the rows of ``table`` with ``field`` = ``value`` that follow have this fingerprint".
+
+    When the source's last write of that partition had the same fingerprint, and the table still
+    holds as many of its rows, :mod:`portfolio.sync` skips the rows that follow (they are in the
+    database already, identical) and leaves ``value`` out of this pull's ``ReplaceKeys`` on
+    ``field``. The rows must follow the marker, in frames (``Rows``) holding only that partition;
+    the fingerprint must change whenever any of them would (e.g. a hash over every column written).
+    """
+
+    table: type
+    field: str
+    value: str
+    fingerprint: str
+    rows: int
 
 
 @dataclass(frozen=True)

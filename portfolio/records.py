@@ -223,6 +223,27 @@ class BillingTotal(SQLModel, table=True):
     detail: str | None = None  # e.g. which files, which cost column
 
 
+class SyncPartition(SQLModel, table=True):
+    """What a source last wrote for one partition of a table (e.g. one billing period of a bill): a
+    fingerprint of exactly those rows, and how many there were.
+
+    A connector announces each partition's fingerprint before its rows (``connectors.base.Partition``);
+    when it matches, and the table still holds that many rows of the partition, the sync skips them:
+    a daily re-sync of two years of unchanged bills then writes nothing and reads no key back.
+    """
+
+    NATURAL_KEY: ClassVar[tuple[str, ...]] = ("source", "table_name", "field", "value")
+    __table_args__ = _unique("syncpartition", *NATURAL_KEY)
+
+    id: int | None = Field(default=None, primary_key=True)
+    source: str
+    table_name: str
+    field: str
+    value: str
+    fingerprint: str
+    rows: int = 0
+
+
 class SyncRun(SQLModel, table=True):
     """The ledger of every sync: one row per connector run."""
 

@@ -23,7 +23,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlmodel import SQLModel
 
 import connectors
-from connectors.base import Notice, Replace, ReplaceKeys, Rows
+from connectors.base import Notice, Partition, Replace, ReplaceKeys, Rows
 from portfolio import records, storage
 from portfolio.config import Config, ConnectorConfig
 from portfolio.errors import ConnectorError, PortfolioError, SyncError, redact
@@ -112,6 +112,12 @@ class _Writer:
         # tracked in memory, and Replace has nothing stale to delete: what a 10-million-line
         # first bill needs to stay fast and small.
         self.fresh: dict[type[SQLModel], bool] = {}
+        # Partition markers: the one whose rows come next, those announced, those found unchanged
+        self.partition: Partition | None = None
+        self.partitions: list[Partition] = []
+        self.unchanged: set[tuple[Any, str, str]] = set()
+        self.held: dict[tuple[Any, str], dict[str, int]] = {}
+        self.skipped = 0
         self.written = 0
         self.count = 0
 
@@ -121,6 +127,9 @@ class _Writer:
             return
         if isinstance(item, Replace | ReplaceKeys):
             self.replaces.append(item)
+            return
+        if isinstance(item, Partition):
+            self._partition(item)
             return
         if isinstance(item, Rows):
             self._add_rows(item)
@@ -165,9 +174,40 @@ class _Writer:
         except sa.exc.IntegrityError:
             raise SyncError(f"{self.source}: {model.__name__} rows repeat a natural key") from None
 
+    def _partition(self, p: Partition) -> None:
+        """Remember the partition whose rows follow; unchanged since the last write -> skip them."""
+        self.partition = p
+        self.partitions.append(p)
+        table = storage.table_of(p.table)
+        stored = self.conn.execute(
+            sa.select(records.SyncPartition.fingerprint, records.SyncPartition.rows).where(  # type: ignore[call-overload]
+                records.SyncPartition.source == self.source,
+                records.SyncPartition.table_name == table.name,
+                records.SyncPartition.field == p.field,
+                records.SyncPartition.value == p.value,
+            )
+        ).first()
+        if stored is None or tuple(stored) != (p.fingerprint, p.rows):
+            return
+        if (p.table, p.field) not in self.held:  # one grouped count per table and field, not per partition
+            col = table.c[p.field]
+            counts = self.conn.execute(
+                sa.select(col, sa.func.count()).where(table.c.source == self.source).group_by(col)
+            ).all()
+            self.held[(p.table, p.field)] = {str(v): int(n) for v, n in counts}
+        if self.held[(p.table, p.field)].get(p.value) == p.rows:  # else rows went missing: write them again
+            self.unchanged.add((p.table, p.field, p.value))
+
     def _add_rows(self, rows: Rows) -> None:
         model: Any = rows.table
         frame = rows.frame
+        p = self.partition
+        if p is not None and p.table is model:
+            if p.field not in frame.columns or not (frame[p.field] == p.value).all():
+                raise SyncError(f"{self.source}: {model.__name__} rows after Partition {p.field}={p.value!r} hold other {p.field} values")
+            if (model, p.field, p.value) in self.unchanged:
+                self.skipped += len(frame)
+                return
         if "source" in model.model_fields:
             frame = frame.assign(source=self.source)
         nk = list(model.NATURAL_KEY)
@@ -210,7 +250,8 @@ class _Writer:
             col = storage.table_of(rep.table).c[rep.field]
             conditions: list[Any]
             if isinstance(rep, ReplaceKeys):  # in chunks: SQLite caps the bound values of one query
-                values = sorted(rep.values, key=str)
+                # an unchanged partition's rows were not yielded again: none of them is stale
+                values = sorted((v for v in rep.values if (rep.table, rep.field, str(v)) not in self.unchanged), key=str)
                 conditions = [col.in_(values[i : i + 500]) for i in range(0, len(values), 500)]
             else:
                 conditions = [sa.and_(col >= rep.start, col <= rep.end)]
@@ -219,6 +260,18 @@ class _Writer:
             )
             stale = [k for k in existing if k not in seen]
             deleted += storage.delete_keys(self.conn, rep.table, stale)
+        if self.partitions:  # bookkeeping, not counted as rows written
+            storage.upsert(
+                self.conn,
+                records.SyncPartition,
+                [
+                    records.SyncPartition(
+                        source=self.source, table_name=storage.table_of(p.table).name, field=p.field,
+                        value=p.value, fingerprint=p.fingerprint, rows=p.rows,
+                    )
+                    for p in self.partitions
+                ],
+            )
         return deleted
 
 
@@ -290,7 +343,10 @@ def run_connector(
             run.rows_written = writer.written
             run.warnings = redact("\n".join(writer.notices), secret_envs)[:4000] or None
         run.status = "success"
-        log.info("sync %s: %d rows written, %d deleted", conn_cfg.name, run.rows_written, run.rows_deleted)
+        log.info(
+            "sync %s: %d rows written, %d deleted, %d rows of %d unchanged partition(s) skipped",
+            conn_cfg.name, run.rows_written, run.rows_deleted, writer.skipped, len(writer.unchanged),
+        )
     except Exception as exc:  # one failing connector never stops the others
         run.status = "failed"
         run.rows_written = 0

@@ -11,6 +11,9 @@ with ``NAME`` and ``pull`` like every connector. Params:
 ``fail``      raise ConnectorError with this text after yielding (``{token}`` = the secret)
 ``crash``     raise RuntimeError with this text after yielding (a bug, not a source failure)
 ``repeat``    yield the first day twice (a connector bug sync must refuse)
+``partitioned`` a fingerprint: yield the rows as ``Rows`` per billing period instead, each after a
+              ``Partition`` marker with that fingerprint, plus ``ReplaceKeys`` on billing_period
+              (``mixed = true``: the first frame also holds the next period's rows, a connector bug)
 """
 
 from __future__ import annotations
@@ -20,10 +23,33 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from connectors.base import ConnectorConfig, ConnectorError, Replace, ReplaceKeys
+import pandas as pd
+
+from connectors.base import ConnectorConfig, ConnectorError, Partition, Replace, ReplaceKeys, Rows
 from portfolio.records import CostRecord
 
 NAME = "scripted"
+
+
+def _partitioned(config: ConnectorConfig, days: list[date]) -> Iterator[Any]:
+    frame = pd.DataFrame(
+        {
+            "app_id": config.get("app", "app-a"),
+            "day": days,
+            "category": "infra",
+            "service": "compute",
+            "amount": Decimal(str(config.get("amount", "1.00"))),
+            "billing_period": [f"{d:%Y-%m}" for d in days],
+        }
+    )
+    periods = sorted(set(frame.billing_period))
+    yield ReplaceKeys(CostRecord, "billing_period", frozenset(periods))
+    for i, bp in enumerate(periods):
+        part = frame[frame.billing_period == bp]
+        if config.get("mixed") and i == 0:
+            part = frame
+        yield Partition(CostRecord, "billing_period", bp, str(config.get("partitioned")), len(part))
+        yield Rows(CostRecord, part.reset_index(drop=True))
 
 #: (connector name, since) of every pull, for the cursor tests
 CALLS: list[tuple[str, datetime | None]] = []
@@ -34,6 +60,9 @@ def pull(config: ConnectorConfig, since: datetime | None) -> Iterator[Any]:
     days = [date.fromisoformat(d) for d in config.get("days", [])]
     if config.get("repeat") and days:
         days.append(days[0])
+    if config.get("partitioned"):
+        yield from _partitioned(config, days)
+        days = []
     for day in days:
         yield CostRecord(
             source="",

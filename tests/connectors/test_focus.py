@@ -602,3 +602,26 @@ def test_unknown_duplicate_policy_is_refused_by_key(tmp_path, engine, shared_dat
     cfg = make_config(tmp_path, engine, f'path = "{shared_data / "focus" / "focus-1.0-sample.csv"}"\nduplicate_exports = "latest"')
     result = run(cfg, engine)
     assert result.status == "failed" and "connectors.bill.duplicate_exports" in result.error
+
+
+def test_a_re_sync_skips_every_unchanged_billing_period(tmp_path, engine, shared_data, caplog):
+    """A daily re-read of the same exports writes nothing and re-reads no key: each period's rows
+    hash the same as last time, so the sync skips them (portfolio.records.SyncPartition)."""
+    import logging
+
+    sample = shared_data / "focus" / "focus-1.0-sample.csv"
+    _split_sample(sample, tmp_path / "exports")
+    cfg = make_config(tmp_path, engine, 'path = "exports"\ncost_column = "BilledCost"\napp_tag_keys = ["application"]')
+    assert run(cfg, engine).status == "success"
+    before = costs(engine)
+    with caplog.at_level(logging.INFO, logger="portfolio.sync"):
+        again = run(cfg, engine)
+    assert (again.status, again.rows_written, again.rows_deleted) == ("success", 0, 0)
+    assert f"{len(before)} rows of 2 unchanged partition(s) skipped" in caplog.text
+    assert costs(engine) == before
+    # another cost column changes every period's rows: both are written again, none skipped
+    caplog.clear()
+    other = make_config(tmp_path, engine, 'path = "exports"\ncost_column = "EffectiveCost"\napp_tag_keys = ["application"]')
+    with caplog.at_level(logging.INFO, logger="portfolio.sync"):
+        assert run(other, engine).rows_written > 0
+    assert "0 rows of 0 unchanged partition(s) skipped" in caplog.text
