@@ -33,3 +33,17 @@ def load(type_name: str) -> ModuleType:
     except KeyError:
         known = ", ".join(sorted(REGISTRY))
         raise SyncError(f"unknown connector type {type_name!r}; known types: {known}") from None
+
+
+def describe(type_name: str) -> str:
+    """First line of the connector module's docstring ("" when the type is unknown or has none).
+
+    Ledger uploads from the dashboard are recorded as connector type "upload": their module is
+    :mod:`portfolio.ledger`.
+    """
+    try:
+        module = importlib.import_module("portfolio.ledger") if type_name == "upload" else load(type_name)
+    except Exception:  # an unknown or broken connector must not break the health page
+        return ""
+    doc = (module.__doc__ or "").strip()
+    return doc.splitlines()[0].strip() if doc else ""

@@ -7,7 +7,7 @@ arrived, flagging apps whose cost or usage stopped more than 3 days before the l
 
 from __future__ import annotations
 
-import importlib
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -29,25 +29,17 @@ FRESHNESS_COLUMNS = [
 STALE_AFTER_DAYS = 3
 
 
-def describe(type_name: str) -> str:
-    """First line of the connector module's docstring ("" when the type is unknown or has none)."""
-    import connectors
-
-    try:
-        # ledger uploads from the dashboard are recorded as connector "upload"
-        module = importlib.import_module("portfolio.ledger") if type_name == "upload" else connectors.load(type_name)
-    except Exception:  # an unknown or broken connector must not break the health page
-        return ""
-    doc = (module.__doc__ or "").strip()
-    return doc.splitlines()[0].strip() if doc else ""
-
-
 def _value(x: Any) -> Any:
     return None if x is None or (not isinstance(x, str) and pd.isna(x)) else x
 
 
-def connector_status(facts: Facts, cfg: Config | None = None) -> pd.DataFrame:
+def connector_status(
+    facts: Facts, cfg: Config | None = None, describe: Callable[[str], str] = lambda _type: ""
+) -> pd.DataFrame:
     """Per connector (configured or seen in the sync ledger): its last run and whether it keeps failing.
+
+    ``describe`` gives a connector type's one-line description (``connectors.describe``, handed
+    in by the caller: the domain does not import connectors).
 
     Columns: connector, type, description (first docstring line of its module), last_run (start
     of the latest run, NaT if never run), status (of the latest run, "never run" if none),

@@ -237,7 +237,9 @@ def decision_log(src: Source, app_id: str | None = None) -> pd.DataFrame:
 
 @st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
 def connector_status(src: Source) -> pd.DataFrame:
-    return health.connector_status(facts(src), config(src))
+    import connectors
+
+    return health.connector_status(facts(src), config(src), connectors.describe)
 
 
 @st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
