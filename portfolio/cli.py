@@ -9,6 +9,7 @@ secret.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import shutil
@@ -225,16 +226,9 @@ def serve_dashboard(
 
 
 def _toml_string(value: str) -> str:
-    """A TOML basic string (quotes, backslashes and control characters escaped)."""
-    out = []
-    for ch in value:
-        if ch in '"\\':
-            out.append("\\" + ch)
-        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
-            out.append(f"\\u{ord(ch):04x}")
-        else:
-            out.append(ch)
-    return '"' + "".join(out) + '"'
+    """A TOML basic string: JSON's string escapes (quotes, backslashes, control characters) are
+    TOML's; TOML also wants DEL escaped."""
+    return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
 
 
 def secrets_toml(auth_section: dict[str, Any]) -> str:

@@ -83,6 +83,8 @@ def migrate(engine: Engine) -> None:
     # at head. PostgreSQL: an advisory lock. SQLite: BEGIN IMMEDIATE (its write lock) on a
     # connection where DDL is transactional — Python's sqlite3 would otherwise commit each CREATE
     # on its own, and two processes would both find no schema and both create it.
+    if _at_head(engine):  # every start but the first: a read, no lock (a long sync holds SQLite's)
+        return
     url = engine.url
     if engine.dialect.name == "sqlite" and url.database not in (None, "", ":memory:"):
         serial = sa.create_engine(url, connect_args={"timeout": 30}, poolclass=sa.pool.NullPool)
@@ -98,6 +100,16 @@ def migrate(engine: Engine) -> None:
         if conn.dialect.name == "postgresql":
             conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
         command.upgrade(alembic_config(conn), "head")
+
+
+def _at_head(engine: Engine) -> bool:
+    """Whether the database's schema is at the newest migration already."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    heads = set(ScriptDirectory.from_config(alembic_config()).get_heads())
+    with engine.connect() as conn:
+        return set(MigrationContext.configure(conn).get_current_heads()) == heads
 
 
 def _sqlite_manual_transactions(dbapi_conn: Any, _record: Any) -> None:

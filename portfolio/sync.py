@@ -116,6 +116,7 @@ class _Writer:
         self.partition: Partition | None = None
         self.partitions: list[Partition] = []
         self.unchanged: set[tuple[Any, str, str]] = set()
+        self.stored: dict[tuple[Any, str], dict[str, tuple[str, int]]] = {}  # last fingerprints
         self.held: dict[tuple[Any, str], dict[str, int]] = {}
         self.skipped = 0
         self.written = 0
@@ -179,23 +180,26 @@ class _Writer:
         self.partition = p
         self.partitions.append(p)
         table = storage.table_of(p.table)
-        stored = self.conn.execute(
-            sa.select(records.SyncPartition.fingerprint, records.SyncPartition.rows).where(  # type: ignore[call-overload]
-                records.SyncPartition.source == self.source,
-                records.SyncPartition.table_name == table.name,
-                records.SyncPartition.field == p.field,
-                records.SyncPartition.value == p.value,
-            )
-        ).first()
-        if stored is None or tuple(stored) != (p.fingerprint, p.rows):
+        key = (p.table, p.field)
+        if key not in self.stored:  # read once per table and field, not once per partition
+            sp = storage.table_of(records.SyncPartition).c
+            self.stored[key] = {
+                v: (fp, n)
+                for v, fp, n in self.conn.execute(
+                    sa.select(sp.value, sp.fingerprint, sp.rows).where(
+                        sp.source == self.source, sp.table_name == table.name, sp.field == p.field
+                    )
+                )
+            }
+        if self.stored[key].get(p.value) != (p.fingerprint, p.rows):
             return
-        if (p.table, p.field) not in self.held:  # one grouped count per table and field, not per partition
+        if key not in self.held:  # rows the table holds per partition value: one grouped count
             col = table.c[p.field]
             counts = self.conn.execute(
                 sa.select(col, sa.func.count()).where(table.c.source == self.source).group_by(col)
             ).all()
-            self.held[(p.table, p.field)] = {str(v): int(n) for v, n in counts}
-        if self.held[(p.table, p.field)].get(p.value) == p.rows:  # else rows went missing: write them again
+            self.held[key] = {str(v): int(n) for v, n in counts}
+        if self.held[key].get(p.value) == p.rows:  # else rows went missing: write them again
             self.unchanged.add((p.table, p.field, p.value))
 
     def _add_rows(self, rows: Rows) -> None:

@@ -64,3 +64,25 @@ def test_processes_starting_together_on_a_new_database_all_open_it(any_url: str,
         with engine.connect() as conn:
             assert conn.execute(sa.text("select count(*) from alembic_version")).scalar() == 1
         storage.dispose_all()
+
+
+@pytest.mark.sqlite_only(reason="SQLite's single write lock: a sync holds it for its whole transaction")
+def test_opening_a_current_database_does_not_wait_for_a_writer(sqlite_url: str) -> None:
+    """The dashboard starting while the scheduler syncs: a schema already at head is only read,
+    so opening it does not queue behind the sync's write lock (up to the 30 s busy timeout)."""
+    import sqlite3
+    import threading
+
+    storage.make_engine(sqlite_url)
+    storage.dispose_all()
+    writer = sqlite3.connect(sa.engine.make_url(sqlite_url).database, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # a long sync's transaction
+    opened = threading.Event()
+    thread = threading.Thread(target=lambda: (storage.make_engine(sqlite_url), opened.set()), daemon=True)
+    try:
+        thread.start()
+        assert opened.wait(timeout=10), "make_engine waited for the writer's lock"
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+        thread.join(timeout=60)
