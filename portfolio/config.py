@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from sqlalchemy.engine import make_url
 
 from portfolio.errors import ConfigError
 
@@ -263,12 +264,36 @@ def parse(data: dict[str, Any], *, where: str = "portfolio.toml", base_dir: str 
     env_url = os.environ.get("PORTFOLIO_DB_URL")
     if env_url:
         cfg.database_url = env_url
+    else:
+        cfg.database_url = resolve_sqlite_path(cfg.database_url, base_dir)
     for name, conn in cfg.connectors.items():
         conn.name = name
         conn.apps = cfg.apps
         conn.base_dir = base_dir
     cfg.source_path = where
     return cfg
+
+
+def resolve_sqlite_path(url: str, base_dir: str) -> str:
+    """A SQLite URL with a relative file path, resolved against ``base_dir`` (the config file's folder).
+
+    ``sqlite:///portfolio.db`` in ``/srv/ml/portfolio.toml`` means ``/srv/ml/portfolio.db`` whatever
+    the current directory of the process that reads it (the CLI, the scheduler, the dashboard).
+    Other URLs, absolute paths and in-memory databases are returned as they are.
+    """
+    if not url.startswith("sqlite"):
+        return url
+    try:
+        parsed = make_url(url)
+    except Exception:  # a malformed URL is reported when the engine is made
+        return url
+    db = parsed.database
+    if not db or db == ":memory:" or db.startswith("file:"):
+        return url
+    p = Path(db).expanduser()
+    if p.is_absolute():
+        return url
+    return parsed.set(database=str((Path(base_dir) / p).resolve())).render_as_string(hide_password=False)
 
 
 def load(path: str | os.PathLike[str] | None = None) -> Config:
