@@ -1,7 +1,7 @@
 """The Streamlit dashboard: the only package of ML Portfolio that imports streamlit.
 
 ``run()`` is what ``streamlit run app.py`` executes: it registers the pages (thin scripts in
-``pages/``) with ``st.navigation`` and runs the one the user asked for. Caching lives in
+``screens/``) with ``st.navigation`` and runs the one the user asked for. Caching lives in
 :mod:`.cache`, charts in :mod:`.charts`, filters in :mod:`.filters`, writes in :mod:`.actions`.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-PAGES_DIR = Path(__file__).resolve().parent / "pages"
+PAGES_DIR = Path(__file__).resolve().parent / "screens"
 
 #: (file, title, url path, icon, section) in navigation order; the first is the default page
 PAGES: tuple[tuple[str, str, str, str, str], ...] = (
