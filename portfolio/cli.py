@@ -132,21 +132,44 @@ def dashboard_entry() -> Path:
     return path
 
 
-def streamlit_command(port: int, address: str = "127.0.0.1", secrets_file: str | None = None) -> list[str]:
+def streamlit_command(
+    port: int, address: str = "127.0.0.1", secrets_file: str | None = None, allowed_hosts: Sequence[str] = ()
+) -> list[str]:
     # Always headless: a non-headless first run asks for an e-mail on the terminal and blocks;
     # the browser is opened by us once the server answers (webbrowser), unless --no-browser.
+    # Started through portfolio.dashboard.serve (Streamlit's CLI with /_stcore/metrics refused).
+    # Tracebacks stay in the log (client.showErrorDetails); allowed_hosts: Streamlit refuses the
+    # websocket of a request whose Host is not one of them (DNS rebinding), before any script runs.
+    hosts = [arg for host in allowed_hosts for arg in ("--server.allowedHosts", host)]
     secrets = ["--secrets.files", secrets_file] if secrets_file else []
     return [
-        sys.executable, "-m", "streamlit", "run", str(dashboard_entry()),
+        sys.executable, "-c", "from portfolio.dashboard import serve; serve()", "run", str(dashboard_entry()),
         "--server.port", str(port),
         "--server.address", address,
         "--server.headless", "true",
         "--client.toolbarMode", "viewer",
+        "--client.showErrorDetails", "none",
         "--server.fileWatcherType", "none",
         "--server.runOnSave", "false",
         "--browser.gatherUsageStats", "false",
+        *hosts,
         *secrets,
     ]  # fmt: skip
+
+
+def served_host_names(cfg: Config | None, address: str) -> list[str]:
+    """The ``Host`` names the dashboard answers (``--server.allowedHosts``); [] = any.
+
+    Without sign-in: localhost, the bind address and ``[server] allowed_hosts``. With sign-in:
+    those plus the host of ``auth.redirect_uri`` when ``allowed_hosts`` is set, else any host
+    (the sign-in guards the data; a reverse proxy may use names this process does not know).
+    """
+    from portfolio import auth
+
+    if cfg is not None and cfg.auth.enabled and not cfg.server.allowed_hosts:
+        return []
+    allowed = cfg.server.allowed_hosts if cfg is not None else []
+    return auth.allowed_host_names(address, allowed, cfg.auth if cfg is not None else None)
 
 
 def dashboard_env(database_url: str, *, demo: bool, config_path: str | None) -> dict[str, str]:
@@ -195,9 +218,10 @@ def serve_dashboard(
     timeout: float = STARTUP_TIMEOUT,
     address: str = "127.0.0.1",
     secrets_file: str | None = None,
+    allowed_hosts: Sequence[str] = (),
 ) -> int:
     """Run the Streamlit dashboard until it exits or Ctrl-C; the child never outlives us."""
-    cmd = streamlit_command(port, address, secrets_file)
+    cmd = streamlit_command(port, address, secrets_file, allowed_hosts)
     if _port_in_use(port):
         raise PortfolioError(f"port {port} on 127.0.0.1 is already in use: choose another with --port")
     proc = subprocess.Popen(cmd, env=dashboard_env(database_url, demo=demo, config_path=config_path))
@@ -302,7 +326,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(database_location(url))
         return 0
     with _sigterm_as_interrupt():
-        return serve_dashboard(url, port=args.port, open_browser=not args.no_browser, demo=True)
+        return serve_dashboard(
+            url, port=args.port, open_browser=not args.no_browser, demo=True,
+            allowed_hosts=served_host_names(None, "127.0.0.1"),
+        )  # fmt: skip
 
 
 def validate(cfg: Config) -> tuple[list[str], list[str]]:
@@ -514,7 +541,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             address = bind_address(cfg, args.address)
             return serve_dashboard(
                 cfg.database_url, port=args.port, open_browser=False, demo=False, config_path=cfg.source_path,
-                address=address, secrets_file=secrets_file,
+                address=address, secrets_file=secrets_file, allowed_hosts=served_host_names(cfg, address),
             )
         finally:
             print("stopping the scheduler (waiting for a running sync to finish)", file=sys.stderr, flush=True)

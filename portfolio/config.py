@@ -8,6 +8,7 @@ Validation errors name the key and what was expected.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from datetime import date
@@ -96,8 +97,18 @@ class Auth(BaseModel):
     admins: list[str] = Field(default_factory=list, description="e-mails, or @domain, or group names")
     editors: list[str] = Field(default_factory=list)
     viewers: list[str] = Field(default_factory=list)
-    default_role: Literal["none", "viewer", "editor", "admin"] = "viewer"
+    default_role: Literal["none", "viewer", "editor", "admin"] = Field(
+        "none", description="role of a signed-in identity that matches no entry (none: a page saying whom to ask)"
+    )
     group_claim: str = "groups"
+    require_email_verified_claim: bool = Field(
+        True,
+        description="an e-mail counts only when the identity says email_verified = true; false: also when the "
+        "claim is absent (providers that never send it, e.g. Microsoft Entra ID); email_verified = false never counts",
+    )
+    session_hours: float = Field(
+        8, gt=0, le=24 * 30, description="a sign-in lasts this long (from the ID token's issue time), then sign in again"
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -167,6 +178,34 @@ class Auth(BaseModel):
 OIDC_CLIENT_KEYS = ("client_id", "client_secret_env", "cookie_secret_env", "server_metadata_url", "redirect_uri")
 
 
+class Server(BaseModel):
+    """How the dashboard answers: which ``Host`` names it serves (DNS-rebinding protection)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="host names the dashboard answers besides localhost, 127.0.0.1, ::1 and its bind address "
+        "(and, with sign-in, the host of auth.redirect_uri); '*.example.com' matches its subdomains",
+    )
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _plain_host_names(cls, hosts: list[str]) -> list[str]:
+        cleaned = []
+        for i, host in enumerate(hosts):
+            name = host.strip().lower().rstrip(".").removeprefix("[").removesuffix("]")
+            if ":" in name:  # only an IPv6 address may hold colons (a port is not part of a host name)
+                try:
+                    name = str(ipaddress.IPv6Address(name))
+                except ValueError:
+                    name = ""
+            if not name or any(c in name for c in "/@ ?#\\"):
+                raise ValueError(f"allowed_hosts[{i}] {host!r}: expected a host name without scheme, port or path")
+            cleaned.append(name)
+        return cleaned
+
+
 class ConnectorConfig(BaseModel):
     """One ``[connectors.<name>]`` table. Keys other than the common ones are the connector's params."""
 
@@ -221,6 +260,7 @@ class Config(BaseModel):
     rules: Rules = Field(default_factory=Rules)
     alerts: Alerts = Field(default_factory=Alerts)
     auth: Auth = Field(default_factory=Auth)
+    server: Server = Field(default_factory=Server)
     source_path: str | None = Field(None, exclude=True)
 
     @field_validator("apps")

@@ -7,6 +7,7 @@ Upserts go by each table's ``NATURAL_KEY`` with ``INSERT ... ON CONFLICT (key) D
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from decimal import Decimal
@@ -38,6 +39,21 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+def _create_private_file(path: Path) -> None:
+    """Create a new SQLite database file readable by its owner only (0600).
+
+    SQLite would create it 0644 (less the umask); an empty file is a valid empty database, and
+    SQLite gives the -wal and -shm files it creates later the database file's mode. An existing
+    file is left as it is.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    os.close(fd)
+
+
 def make_engine(url: str) -> Engine:
     """Create (or reuse) the engine for ``url`` and make sure the schema exists."""
     with _lock:
@@ -46,8 +62,8 @@ def make_engine(url: str) -> Engine:
         try:
             if url.startswith("sqlite"):
                 db = sa.engine.make_url(url).database
-                if db and db != ":memory:":
-                    Path(db).expanduser().parent.mkdir(parents=True, exist_ok=True)
+                if db and db != ":memory:" and not db.startswith("file:"):
+                    _create_private_file(Path(db).expanduser())
                 engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
                 sa.event.listen(engine, "connect", _sqlite_pragmas)
             else:

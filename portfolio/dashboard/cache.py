@@ -88,7 +88,16 @@ def resolve_source(environ: Mapping[str, str] | None = None, cwd: Path | None = 
 
 
 def source_or_stop() -> Source:
-    """The Source of this run, or the first-run message / a readable error and ``st.stop()``."""
+    """The Source of this run, or the first-run message / a readable error and ``st.stop()``.
+
+    Refuses (shows nothing, stops) a run that did not pass the sign-in gate: page scripts run only
+    through :func:`portfolio.dashboard.run`, and this keeps it so even if one is run another way.
+    """
+    from portfolio.dashboard import signin
+
+    if not signin.passed():
+        st.info("Sign in to see the portfolio.")
+        st.stop()
     try:
         src = resolve_source()
         config(src)  # a bad config shows here, once, as a readable error

@@ -26,13 +26,13 @@ ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "app.py")
 TODAY = date.fromisoformat(DEMO_AS_OF)
 PAGES = {
-    "portfolio": "portfolio/dashboard/pages/portfolio.py",
-    "app": "portfolio/dashboard/pages/app.py",
-    "finance": "portfolio/dashboard/pages/finance.py",
-    "maintenance": "portfolio/dashboard/pages/maintenance.py",
-    "retirement": "portfolio/dashboard/pages/retirement.py",
-    "health": "portfolio/dashboard/pages/health.py",
-    "ledger": "portfolio/dashboard/pages/ledger.py",
+    "portfolio": "portfolio/dashboard/screens/portfolio.py",
+    "app": "portfolio/dashboard/screens/app.py",
+    "finance": "portfolio/dashboard/screens/finance.py",
+    "maintenance": "portfolio/dashboard/screens/maintenance.py",
+    "retirement": "portfolio/dashboard/screens/retirement.py",
+    "health": "portfolio/dashboard/screens/health.py",
+    "ledger": "portfolio/dashboard/screens/ledger.py",
 }
 TITLES = {
     "portfolio": "Portfolio",

@@ -34,7 +34,7 @@ def signed_in_deployment(_clean_environment: None, demo_copy_url: str, tmp_path:
 
 def _as(email: str | None, page: str):  # type: ignore[no-untyped-def]
     at = app_test()
-    at.user = {"is_logged_in": False} if email is None else {"is_logged_in": True, "email": email}
+    at.user = {"is_logged_in": False} if email is None else {"is_logged_in": True, "email": email, "email_verified": True}
     return open_page(page, at)
 
 

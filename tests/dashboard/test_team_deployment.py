@@ -25,7 +25,7 @@ default_role = "none"
 
 def _as(email: str, page: str):  # type: ignore[no-untyped-def]
     at = app_test()
-    at.user = {"is_logged_in": True, "email": email}
+    at.user = {"is_logged_in": True, "email": email, "email_verified": True}
     return open_page(page, at)
 
 
