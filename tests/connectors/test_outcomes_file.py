@@ -16,6 +16,17 @@ from portfolio import config, records, storage, sync
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "outcomes_file"
 
 TOML = """
+# value rows must name apps of the inventory (issue 10): the apps the fixtures use
+[[apps]]
+id = "churn"
+team = "growth"
+[[apps]]
+id = "defects"
+team = "quality"
+[[apps]]
+id = "a"
+team = "t"
+
 [connectors.value-ledger]
 type = "outcomes_file"
 path = "{path}"
