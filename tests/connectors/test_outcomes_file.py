@@ -168,3 +168,25 @@ def test_folder_of_ledgers(tmp_path: Path, engine: Engine) -> None:
     run = sync.sync(make_cfg(tmp_path, "ledgers"), engine).runs[0]
     assert (run.status, run.rows_written) == ("success", 2)
     assert [r[4] for r in outcomes(engine)] == [Decimal("10.10"), Decimal("20.20")]
+
+
+def test_unknown_app_refuses_the_whole_file_with_a_did_you_mean(tmp_path: Path, engine: Engine) -> None:
+    """Issue 10: a row naming an app of no inventory never becomes an app; earlier data stays."""
+    ledger_file = tmp_path / "ledger.csv"
+    shutil.copy(FIXTURES / "ledger_2026q3.csv", ledger_file)
+    cfg = make_cfg(tmp_path, "ledger.csv")
+    assert sync.sync(cfg, engine).ok
+    ledger_file.write_text(
+        "app_id,month,kind,amount\nchurn,2026-10,revenue_capture,5\nchrun,2026-10,revenue_capture,7\n"
+    )
+    run = sync.sync(cfg, engine).runs[0]
+    assert (run.status, run.rows_written) == ("failed", 0)
+    assert run.error == (
+        "value-ledger: 1 app id(s) in its value rows name no app of the inventory; nothing was written:\n"
+        "column 'app_id' (value 'chrun'; rows 2026-10 revenue_capture): no app 'chrun' in the inventory: "
+        "did you mean 'churn'?"
+    )
+    assert outcomes(engine) == Q3  # the good row of the refused file is not written either
+    t = storage.table_of(records.App)
+    with engine.connect() as conn:
+        assert sorted(conn.execute(sa.select(t.c.app_id)).scalars()) == ["a", "churn", "defects"]
