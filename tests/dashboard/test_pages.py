@@ -531,6 +531,14 @@ def test_ledger_upload_over_a_demo_row_replaces_it_and_says_so(own_demo_url: str
     may = monthly[(monthly.app_id == "card-fraud") & (monthly.month == date(2026, 5, 1))]
     assert float(may["value"].sum()) == pytest.approx(260000.00, abs=0.005)  # not 253,957.54 + 260,000.00
 
+    app = app_test()
+    app.query_params["app"] = "card-fraud"
+    open_page("app", app)
+    assert_clean(app)
+    shown = next(d.value for d in app.dataframe if "counts" in d.value.columns)
+    may_rows = shown[shown["month"].astype(str).str.startswith("2026-05")]
+    assert sorted(zip(may_rows["source"], may_rows["counts"], strict=True)) == [("demo", False), ("upload", True)]
+
     health = open_page("health")
     assert_clean(health)
     assert any("1 value row(s) do not count" in w.value and "1 of them disagree" in w.value for w in health.warning)
