@@ -14,6 +14,7 @@ import os
 import socket
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -113,6 +114,7 @@ class _Writer:
         self.conn = conn
         self.source = source
         self.dry_run = dry_run
+        _RUNNING.set(self)  # for inventory_in_progress(): the pull runs in this context
         # app id -> (month, kind) of the value rows naming it, checked against the inventory at finish
         self.outcome_apps: dict[str, list[tuple[Any, Any]]] = defaultdict(list)
         self.buffers: dict[type[SQLModel], list[SQLModel]] = defaultdict(list)
@@ -298,12 +300,17 @@ class _Writer:
         return deleted
 
 
+    def known_apps(self) -> set[str]:
+        """The inventory as this run sees it: the App table in its transaction, and the apps it yielded."""
+        t = storage.table_of(records.App)
+        known = set(self.conn.execute(sa.select(t.c.app_id)).scalars())
+        return known | {str(a.app_id) for a in self.buffers.get(records.App, [])}  # type: ignore[attr-defined]
+
     def _check_inventory(self) -> None:
         """Refuse value rows whose app id is in no inventory (nothing of the run is written)."""
         if not self.outcome_apps:
             return
-        t = storage.table_of(records.App)
-        known = set(self.conn.execute(sa.select(t.c.app_id)).scalars())
+        known = self.known_apps()
         unknown = sorted(set(self.outcome_apps) - known)
         if not unknown:
             return
@@ -318,6 +325,23 @@ class _Writer:
             f"{self.source}: {len(unknown)} app id(s) in its value rows name no app of the inventory; "
             "nothing was written:\n" + "\n".join(lines)
         )
+
+
+#: the writer whose pull runs in this context (thread), for :func:`inventory_in_progress`
+_RUNNING: ContextVar[_Writer | None] = ContextVar("portfolio_sync_writer", default=None)
+
+
+def inventory_in_progress() -> set[str] | None:
+    """The inventory's app ids as the sync running in this context sees them, else None.
+
+    For a connector that checks app ids itself so its error can name the file, row and column
+    (``outcomes_file``); the writer refuses unknown ids at the end of every run anyway. None
+    outside a run (a connector's ``pull`` called on its own, a finished or failed run).
+    """
+    writer = _RUNNING.get()
+    if writer is None or writer.conn.closed or not writer.conn.in_transaction():
+        return None
+    return writer.known_apps()
 
 
 def _month_text(month: Any) -> str:

@@ -182,11 +182,20 @@ def test_unknown_app_refuses_the_whole_file_with_a_did_you_mean(tmp_path: Path, 
     run = sync.sync(cfg, engine).runs[0]
     assert (run.status, run.rows_written) == ("failed", 0)
     assert run.error == (
-        "value-ledger: 1 app id(s) in its value rows name no app of the inventory; nothing was written:\n"
-        "column 'app_id' (value 'chrun'; rows 2026-10 revenue_capture): no app 'chrun' in the inventory: "
-        "did you mean 'churn'?"
+        "value-ledger: file ledger.csv: 1 problem(s); nothing was written:\n"
+        "file ledger.csv, row 3, column 'app_id' (value 'chrun'): no app 'chrun' in the inventory: did you mean 'churn'?"
     )
     assert outcomes(engine) == Q3  # the good row of the refused file is not written either
     t = storage.table_of(records.App)
     with engine.connect() as conn:
         assert sorted(conn.execute(sa.select(t.c.app_id)).scalars()) == ["a", "churn", "defects"]
+
+
+def test_an_app_found_by_an_inventory_connector_is_known(tmp_path: Path, engine: Engine) -> None:
+    """The inventory is config [[apps]] and the apps in the database (an MLflow registry's, ...)."""
+    with engine.begin() as conn:
+        storage.upsert(conn, records.App, [records.App(app_id="ranker", name="ranker", team="search", source="mlflow")])
+    (tmp_path / "ledger.csv").write_text("app_id,month,kind,amount\nranker,2026-10,revenue_capture,5\n")
+    run = sync.sync(make_cfg(tmp_path, "ledger.csv"), engine).runs[0]
+    assert (run.status, run.rows_written) == ("success", 1), run.error
+    assert outcomes(engine) == [("value-ledger", "ranker", date(2026, 10, 1), "revenue_capture", Decimal("5"), 1.0, "estimate")]
