@@ -8,7 +8,8 @@ Config::
     currency = "USD"               # the reporting currency; rows in any other are refused
 
 All-or-nothing: any bad row in any file fails the sync with every bad row listed (file, row,
-column, reason) and nothing is written. The file is the truth for the months it holds: for each
+column, reason) and nothing is written. A row naming an app that is in no inventory (config
+``[[apps]]``, an inventory connector's apps) is a bad row, with a did-you-mean. The file is the truth for the months it holds: for each
 month present, this source's rows that the file no longer has are deleted (a :class:`Replace`
 per month), so a corrected ledger replaces the old figures.
 """
@@ -55,7 +56,10 @@ def pull(config: ConnectorConfig, since: datetime | None) -> Iterator[Any]:
 
     ``since`` is ignored: a ledger is small and restated in place, so it is read whole every time.
     """
+    from portfolio import sync  # imported here: portfolio.sync loads the connectors
+
     currency = str(config.get("currency", ledger.DEFAULT_CURRENCY)).upper()
+    known = sync.inventory_in_progress()
     paths = files(config)
     problems: list[str] = []
     first_seen: dict[tuple[str, date, str], str] = {}
@@ -67,6 +71,9 @@ def pull(config: ConnectorConfig, since: datetime | None) -> Iterator[Any]:
             problems.append(f"file {path.name}: cannot read it as a ledger ({type(exc).__name__}: {str(exc)[:200]})")
             continue
         recs, errors = ledger.validate_ledger(frame, source_name="", currency=currency)
+        if known is not None:  # an app of no inventory: refused with a did-you-mean, never a new app
+            errors = pd.concat([errors, ledger.unknown_app_errors(frame, known)], ignore_index=True)
+            errors = errors.sort_values(["row", "column"], kind="stable", ignore_index=True)
         if not errors.empty:
             problems.extend(ledger.describe_errors(errors, file=path.name).splitlines())
             continue

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sqlalchemy.engine import make_url
 
 from portfolio.errors import ConfigError
+from portfolio.precedence import DEFAULT_PRECEDENCE
 
 DEFAULT_PATH = "portfolio.toml"
 
@@ -206,6 +207,32 @@ class Server(BaseModel):
         return cleaned
 
 
+class Value(BaseModel):
+    """How value figures from several sources combine (see :mod:`portfolio.precedence`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    precedence: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_PRECEDENCE),
+        description=(
+            "value sources, best first: a source name (a connector's name, or 'upload' for the dashboard's "
+            "ledger upload) or a connector type (every connector of that type). For each app, month and kind "
+            "only the best-ranked source's figure counts; sources not listed rank after the listed ones, "
+            "alphabetically. Default: sql (a finance warehouse), upload, outcomes_file"
+        ),
+    )
+
+    @field_validator("precedence")
+    @classmethod
+    def _distinct(cls, entries: list[str]) -> list[str]:
+        for i, entry in enumerate(entries):
+            if not entry.strip():
+                raise ValueError(f"value.precedence[{i}] is empty; expected a source name or a connector type")
+            if entry in entries[:i]:
+                raise ValueError(f"value.precedence[{i}] {entry!r} is listed twice")
+        return entries
+
+
 class ConnectorConfig(BaseModel):
     """One ``[connectors.<name>]`` table. Keys other than the common ones are the connector's params."""
 
@@ -261,6 +288,7 @@ class Config(BaseModel):
     alerts: Alerts = Field(default_factory=Alerts)
     auth: Auth = Field(default_factory=Auth)
     server: Server = Field(default_factory=Server)
+    value: Value = Field(default_factory=Value)
     source_path: str | None = Field(None, exclude=True)
 
     @field_validator("apps")

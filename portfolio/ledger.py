@@ -14,20 +14,20 @@ from the cell's text (files are read with ``dtype=str``), never through a float.
 
 from __future__ import annotations
 
+import difflib
 import io
 import re
-from collections.abc import Sequence
-from datetime import UTC, date, datetime
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import IO, Any
 
 import pandas as pd
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from portfolio import records, storage
-from portfolio.errors import StorageError, redact
 
 COLUMNS = ["app_id", "month", "kind", "amount", "currency", "attribution", "evidence", "low", "high", "note"]
 #: columns a ledger must have; the others may be left out (defaults below)
@@ -36,7 +36,6 @@ DEFAULT_CURRENCY = "USD"
 DEFAULT_ATTRIBUTION = 1.0
 DEFAULT_EVIDENCE = "estimate"  # the most conservative grade: unproven value is an estimate
 ERROR_COLUMNS = ["row", "column", "value", "reason"]
-REPLACED_COLUMNS = ["app_id", "month", "kind", "old_amount", "new_amount"]
 MAX_DECIMALS = 6  # money is stored as NUMERIC(20, 6)
 
 TEMPLATE_CSV = (
@@ -222,7 +221,7 @@ def _validate_row(
     if not cell["amount"]:
         fail("amount", "empty: expected a decimal amount such as 1250.00")
     else:
-        amount = _parse_money(cell["amount"], "amount", fail)
+        amount = _parseamount_text(cell["amount"], "amount", fail)
 
     cur = (cell["currency"] or currency or DEFAULT_CURRENCY).upper()
     if not _CURRENCY.match(cur):
@@ -242,8 +241,8 @@ def _validate_row(
     if evidence not in records.EVIDENCE:
         fail("evidence", f"expected one of {', '.join(records.EVIDENCE)}")
 
-    low = _parse_money(cell["low"], "low", fail) if cell["low"] else None
-    high = _parse_money(cell["high"], "high", fail) if cell["high"] else None
+    low = _parseamount_text(cell["low"], "low", fail) if cell["low"] else None
+    high = _parseamount_text(cell["high"], "high", fail) if cell["high"] else None
     if amount is not None:
         if low is not None and low > amount:
             fail("low", f"low bound is above the amount {amount}")
@@ -268,7 +267,7 @@ def _validate_row(
     return record, bad
 
 
-def _parse_money(text: str | None, col: str, fail: Any) -> Decimal | None:
+def _parseamount_text(text: str | None, col: str, fail: Any) -> Decimal | None:
     parsed = _parse_decimal(text or "")
     if parsed is None:
         fail(col, "not a decimal number (use digits and a dot, no thousands separators or currency symbols)")
@@ -298,59 +297,115 @@ def describe_errors(errors: pd.DataFrame, file: str | None = None, limit: int | 
     return "\n".join(lines)
 
 
+# ----------------------------------------------------------------------------- inventory
+
+
+def unknown_app_reason(app_id: str, known: Iterable[str]) -> str:
+    """Why an app id is refused, with the closest known id when one is near (a typo)."""
+    known = sorted(set(known))
+    if not known:
+        return "no app in the inventory yet: declare it under [[apps]] in portfolio.toml (or sync the inventory connector) first"
+    close = difflib.get_close_matches(app_id, known, n=1, cutoff=0.6)
+    if close:
+        return f"no app {app_id!r} in the inventory: did you mean {close[0]!r}?"
+    shown = ", ".join(known[:12]) + (f" and {len(known) - 12} more" if len(known) > 12 else "")
+    return f"no app {app_id!r} in the inventory (known: {shown}); declare new apps under [[apps]] in portfolio.toml"
+
+
+def unknown_app_errors(df: pd.DataFrame, known: Iterable[str]) -> pd.DataFrame:
+    """Rows of a ledger frame (as :func:`read_ledger` returns) whose app_id names no known app.
+
+    ``known``: the inventory's app ids (config ``[[apps]]`` and the apps inventory connectors
+    found). A separate step from :func:`validate_ledger` (which checks a file on its own): a row
+    naming an unknown app is refused with a did-you-mean, never turned into a new app.
+    Columns as the errors of :func:`validate_ledger`: row, column, value, reason.
+    """
+    ids = set(known)
+    frame = df.copy()
+    frame.columns = [str(c).strip().lower() for c in frame.columns]
+    if "app_id" not in frame.columns:
+        return _errors_frame([])
+    errors = []
+    for index, value in frame["app_id"].items():
+        app_id = _cell_text(value)
+        if app_id and app_id not in ids:
+            errors.append((_row_number(index), "app_id", app_id, unknown_app_reason(app_id, ids)))
+    return _errors_frame(errors)
+
+
+def known_apps(engine: Engine | Connection, extra: Iterable[str] = ()) -> set[str]:
+    """The inventory's app ids: the App table (config apps once synced, inventory connectors' apps) + ``extra``."""
+    t = storage.table_of(records.App)
+    if isinstance(engine, Engine):
+        with engine.connect() as conn:
+            ids = set(conn.execute(sa.select(t.c.app_id)).scalars())
+    else:
+        ids = set(engine.execute(sa.select(t.c.app_id)).scalars())
+    return ids | set(extra)
+
+
 # ----------------------------------------------------------------------------- writing
 
 
-def _table() -> sa.Table:
-    return storage.table_of(records.OutcomeRecord)
+def replaced_months(
+    engine: Engine,
+    records_: Sequence[records.OutcomeRecord],
+    source: str = "upload",
+    order: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """What committing ``records_`` as ``source`` would change: the sync writer's dry run.
 
-
-def replaced_months(engine: Engine, records_: Sequence[records.OutcomeRecord], source: str = "upload") -> pd.DataFrame:
-    """What committing ``records_`` would overwrite: rows of ``source`` with the same app, month and kind.
-
-    Columns app_id, month (YYYY-MM), kind, old_amount, new_amount (floats: this is the display edge).
+    One row per (app, month, kind) of ``records_`` (see :data:`portfolio.sync.CHANGE_COLUMNS`):
+    status ``new``, ``replaces`` (the figure that counted, from any source, and the one that will),
+    ``unchanged`` or ``overridden`` (a source ranked higher in ``order`` keeps counting). Money is
+    exact (Decimal); nothing is written and no SyncRun is recorded.
     """
-    if not records_:
-        return pd.DataFrame(columns=REPLACED_COLUMNS)
-    t = _table()
-    months = sorted({r.month for r in records_})
-    new = {(r.app_id, r.month, r.kind): r.amount for r in records_}
-    with engine.connect() as conn:
-        rows = conn.execute(
-            sa.select(t.c.app_id, t.c.month, t.c.kind, t.c.amount).where(
-                t.c.source == source, t.c.month >= months[0], t.c.month <= months[-1]
-            )
-        ).all()
-    out = []
-    for app_id, month, kind, amount in rows:
-        key = (app_id, month, kind)
-        if key in new:
-            out.append((app_id, f"{month:%Y-%m}", kind, float(amount), float(new[key])))
-    frame = pd.DataFrame(out, columns=REPLACED_COLUMNS)
-    return frame.sort_values(["month", "app_id", "kind"], ignore_index=True)
+    from portfolio import sync  # the writer; imported here because sync imports this module
 
-
-def commit(engine: Engine, records_: Sequence[records.OutcomeRecord], source: str = "upload") -> int:
-    """Write validated records (upsert by app, month and kind) in one transaction.
-
-    Records a :class:`~portfolio.records.SyncRun` (connector ``source``, type "upload") so the Data
-    health page shows the upload; a failure is recorded too and re-raised as StorageError.
-    Returns the number of rows inserted or changed.
-    """
-    started = datetime.now(UTC)
-    run = records.SyncRun(connector=source, connector_type="upload", started=started)
     rows = [r.model_copy(update={"source": source}) for r in records_]
-    try:
-        with engine.begin() as conn:
-            written = storage.upsert(conn, records.OutcomeRecord, rows)
-    except Exception as exc:
-        run.status = "failed"
-        run.error = redact(f"{source}: {type(exc).__name__}: {exc}")[:4000]
-        run.finished = datetime.now(UTC)
-        storage.add(engine, run)
-        raise StorageError(f"could not write the ledger: {run.error}") from None
-    run.status = "success"
-    run.rows_written = written
-    run.finished = datetime.now(UTC)
-    storage.add(engine, run)
-    return written
+    return sync.write_records(engine, source, rows, dry_run=True, order=order).changes
+
+
+def describe_changes(changes: pd.DataFrame) -> list[str]:
+    """What a commit replaces, one line per source it replaces, for people: ``replaces 1 row from
+    demo: 253,957.54 -> 260,000.00``; then the rows that will not count (a higher-ranked source)."""
+    lines = []
+    replaced = changes[changes["status"] == "replaces"]
+    for old_source, group in replaced.groupby("old_source", sort=True):
+        pairs = "; ".join(
+            f"{r.app_id} {r.month} {r.kind} {amount_text(r.old_amount)} -> {amount_text(r.new_amount)}" for r in group.itertuples()
+        )
+        lines.append(f"replaces {len(group)} row(s) from {old_source}: {pairs}")
+    over = changes[changes["status"] == "overridden"]
+    for new_source, group in over.groupby("new_source", sort=True):
+        lines.append(
+            f"{len(group)} row(s) will not count: {new_source} ranks higher in [value] precedence ("
+            + "; ".join(f"{r.app_id} {r.month} {r.kind} stays {amount_text(r.new_amount)}" for r in group.itertuples())
+            + ")"
+        )
+    return lines
+
+
+def amount_text(amount: Any) -> str:
+    """An exact amount for people: thousands separators, 2 decimals (``253,957.54``)."""
+    return f"{Decimal(str(amount)):,.2f}"
+
+
+def commit(
+    engine: Engine,
+    records_: Sequence[records.OutcomeRecord],
+    source: str = "upload",
+    order: Sequence[str] | None = None,
+) -> int:
+    """Write validated records as ``source`` through the sync writer, in one transaction.
+
+    Upsert by app, month and kind: a restated row replaces the same source's earlier one (other
+    months and apps of earlier uploads stay). Records a :class:`~portfolio.records.SyncRun`
+    (connector ``source``, type "upload") with what it replaced in its warnings; a failure is
+    recorded too and raised (SyncError for an unknown app, StorageError for the database).
+    Returns the number of rows inserted or changed (0 for the same file again).
+    """
+    from portfolio import sync
+
+    rows = [r.model_copy(update={"source": source}) for r in records_]
+    return sync.write_records(engine, source, rows, order=order).written

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from portfolio import precedence
 from portfolio.config import Config
 from portfolio.facts import Facts
 from portfolio.periods import Period, full_months, month_start
@@ -278,6 +279,7 @@ def _outcomes(facts: Facts, cfg: Config, end: date) -> pd.DataFrame:
     if o.empty:
         return pd.DataFrame({k: pd.Series(dtype="datetime64[ns]" if k == "month" else "object") for k in cols})
     o = o[_in_currency(o, cfg)]
+    o = precedence.counted(o, precedence.order_of(cfg))  # one figure per app, month and kind
     month = month_of(to_ts(o["month"]))
     keep = (month <= _ts(month_start(end))).to_numpy()
     o = o[keep]

@@ -13,24 +13,27 @@ import logging
 import os
 import socket
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import SQLModel
 
 import connectors
 from connectors.base import Notice, Partition, Replace, ReplaceKeys, Rows
-from portfolio import records, storage
+from portfolio import ledger, precedence, records, storage
 from portfolio.config import Config, ConnectorConfig
-from portfolio.errors import ConnectorError, PortfolioError, SyncError, redact
+from portfolio.errors import ConnectorError, PortfolioError, StorageError, SyncError, redact
 
 log = logging.getLogger(__name__)
 
 FLUSH_EVERY = 5_000
+MAX_UNKNOWN_LISTED = 50  # unknown app ids named in one error (the SyncRun keeps 4,000 characters)
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
 STALE_AFTER = timedelta(hours=12)  # a run on another host still "running" after this is presumed dead
 
@@ -98,11 +101,22 @@ def sync_inventory(cfg: Config, engine: Engine) -> int:
 
 
 class _Writer:
-    """Buffers what a pull yields and writes it in batches inside one transaction."""
+    """Buffers what a pull yields and writes it in batches inside one transaction.
 
-    def __init__(self, conn: Connection, source: str):
+    Value rows (OutcomeRecord) must name apps of the inventory (the App table, which holds the
+    config's apps and the apps inventory connectors found, and those this run yields): an unknown
+    id fails the run with a did-you-mean instead of becoming an app of team ``_unknown``.
+    ``dry_run`` marks a run whose transaction the caller rolls back (:func:`write_records`): it
+    writes exactly as a real run, so what it reports is what a real run would do.
+    """
+
+    def __init__(self, conn: Connection, source: str, *, dry_run: bool = False):
         self.conn = conn
         self.source = source
+        self.dry_run = dry_run
+        _RUNNING.set(self)  # for inventory_in_progress(): the pull runs in this context
+        # app id -> (month, kind) of the value rows naming it, checked against the inventory at finish
+        self.outcome_apps: dict[str, list[tuple[Any, Any]]] = defaultdict(list)
         self.buffers: dict[type[SQLModel], list[SQLModel]] = defaultdict(list)
         self.keys: dict[type[SQLModel], set[tuple[Any, ...]]] = defaultdict(set)
         self.replaces: list[Replace | ReplaceKeys] = []
@@ -141,6 +155,8 @@ class _Writer:
         if "source" in model.model_fields:
             item.source = self.source  # type: ignore[attr-defined]
         key = self._check(model, {k: getattr(item, k) for k in model.model_fields})
+        if model is records.OutcomeRecord:
+            self.outcome_apps[item.app_id].append((item.month, item.kind))  # type: ignore[attr-defined]
         if key in self.keys[model]:
             raise SyncError(f"{self.source}: {model.__name__} {dict(zip(model.NATURAL_KEY, key, strict=True))} yielded twice")  # type: ignore[attr-defined]
         self.keys[model].add(key)
@@ -226,6 +242,9 @@ class _Writer:
                 if bad:
                     raise SyncError(f"{self.source}: {model.__name__}.{field} values {sorted(map(str, bad))} not in {allowed}")
         self.count += len(frame)
+        if model is records.OutcomeRecord:
+            for app_id, month, kind in frame[["app_id", "month", "kind"]].itertuples(index=False, name=None):
+                self.outcome_apps[str(app_id)].append((month, kind))
         if self._is_fresh(model):
             self._write(model, lambda: storage.upsert_frame(self.conn, model, frame, insert_only=True))
             return
@@ -244,8 +263,10 @@ class _Writer:
                 buf.clear()
 
     def finish(self) -> int:
-        """Flush, then apply the Replace windows. Returns the number of rows deleted."""
+        """Flush, check value rows name known apps, then apply the Replace windows. Returns the
+        number of rows deleted."""
         self.flush()
+        self._check_inventory()
         deleted = 0
         for rep in self.replaces:
             if self.fresh.get(rep.table):
@@ -277,6 +298,196 @@ class _Writer:
                 ],
             )
         return deleted
+
+
+    def known_apps(self) -> set[str]:
+        """The inventory as this run sees it: the App table in its transaction, and the apps it yielded."""
+        t = storage.table_of(records.App)
+        known = set(self.conn.execute(sa.select(t.c.app_id)).scalars())
+        return known | {str(a.app_id) for a in self.buffers.get(records.App, [])}  # type: ignore[attr-defined]
+
+    def _check_inventory(self) -> None:
+        """Refuse value rows whose app id is in no inventory (nothing of the run is written)."""
+        if not self.outcome_apps:
+            return
+        known = self.known_apps()
+        unknown = sorted(set(self.outcome_apps) - known)
+        if not unknown:
+            return
+        lines = []
+        for app_id in unknown[:MAX_UNKNOWN_LISTED]:
+            where = sorted(self.outcome_apps[app_id], key=str)
+            first = ", ".join(f"{_month_text(m)} {k}" for m, k in where[:3]) + (f" and {len(where) - 3} more" if len(where) > 3 else "")
+            lines.append(f"column 'app_id' (value {app_id!r}; rows {first}): {ledger.unknown_app_reason(app_id, known)}")
+        if len(unknown) > MAX_UNKNOWN_LISTED:
+            lines.append(f"... and {len(unknown) - MAX_UNKNOWN_LISTED} more")
+        raise SyncError(
+            f"{self.source}: {len(unknown)} app id(s) in its value rows name no app of the inventory; "
+            "nothing was written:\n" + "\n".join(lines)
+        )
+
+
+#: the writer whose pull runs in this context (thread), for :func:`inventory_in_progress`
+_RUNNING: ContextVar[_Writer | None] = ContextVar("portfolio_sync_writer", default=None)
+
+
+def inventory_in_progress() -> set[str] | None:
+    """The inventory's app ids as the sync running in this context sees them, else None.
+
+    For a connector that checks app ids itself so its error can name the file, row and column
+    (``outcomes_file``); the writer refuses unknown ids at the end of every run anyway. None
+    outside a run (a connector's ``pull`` called on its own, a finished or failed run).
+    """
+    writer = _RUNNING.get()
+    if writer is None or writer.conn.closed or not writer.conn.in_transaction():
+        return None
+    return writer.known_apps()
+
+
+def _month_text(month: Any) -> str:
+    return f"{month:%Y-%m}" if hasattr(month, "year") else str(month)[:7]
+
+
+@dataclass
+class Written:
+    """What :func:`write_records` did (or, in a dry run, would do)."""
+
+    run: records.SyncRun | None  # the SyncRun recorded; None for a dry run (it records nothing)
+    written: int  # rows inserted or changed
+    deleted: int
+    #: per (app, month, kind) of the value rows given: which figure counted before and which counts
+    #: after (see :data:`CHANGE_COLUMNS`); empty when no value row was given
+    changes: pd.DataFrame
+
+
+#: status: "new" (no figure counted for it before), "replaces" (the counted figure changes),
+#: "unchanged" (the same figure from the same source), "overridden" (a higher-precedence source's
+#: figure counts, before and after: the new row is stored but does not count)
+CHANGE_COLUMNS = ["app_id", "month", "kind", "status", "old_source", "old_amount", "new_source", "new_amount"]
+_COMPARED = ("source", "amount", "currency", "attribution", "evidence", "low", "high", "note")
+
+
+def _value_rows(conn: Connection, keys: set[tuple[str, Any, str]]) -> pd.DataFrame:
+    """Every source's outcome rows for these (app, month, kind) keys (Decimal money)."""
+    t = storage.table_of(records.OutcomeRecord)
+    apps = sorted({k[0] for k in keys})
+    frames = [
+        storage.read_frame(conn, records.OutcomeRecord, t.c.app_id.in_(apps[i : i + 500]))
+        for i in range(0, len(apps), 500)
+    ]
+    rows = pd.concat(frames, ignore_index=True) if frames else storage.read_frame(conn, records.OutcomeRecord, sa.false())
+    if rows.empty:
+        return rows
+    mask = [(a, m, k) in keys for a, m, k in rows[["app_id", "month", "kind"]].itertuples(index=False, name=None)]
+    return rows[mask].reset_index(drop=True)
+
+
+def _counted_by_key(rows: pd.DataFrame, order: Sequence[str]) -> dict[tuple[Any, ...], dict[Any, Any]]:
+    counted = precedence.counted(rows, order)
+    return {(r["app_id"], r["month"], r["kind"]): r for r in counted.to_dict("records")}
+
+
+def _changes(
+    keys: list[tuple[str, Any, str]], before: pd.DataFrame, after: pd.DataFrame, source: str, order: Sequence[str]
+) -> pd.DataFrame:
+    old, new = _counted_by_key(before, order), _counted_by_key(after, order)
+    out = []
+    for key in keys:
+        was, now = old.get(key), new.get(key)
+        if now is None:  # pragma: no cover - the row was just written
+            continue
+        if was is None:
+            status = "new"
+        elif all(_same(was.get(c), now.get(c)) for c in _COMPARED):
+            status = "unchanged" if now["source"] == source else "overridden"
+        else:
+            status = "replaces"
+        out.append((
+            key[0], _month_text(key[1]), key[2], status,
+            None if was is None else was["source"], None if was is None else was["amount"],
+            now["source"], now["amount"],
+        ))  # fmt: skip
+    frame = pd.DataFrame(out, columns=CHANGE_COLUMNS).astype(object)
+    frame = frame.where(frame.notna(), None)  # "no figure before" is None, not NaN
+    return frame.sort_values(["month", "app_id", "kind"], ignore_index=True)
+
+
+def _same(a: Any, b: Any) -> bool:
+    missing_a = a is None or (isinstance(a, float) and a != a)
+    missing_b = b is None or (isinstance(b, float) and b != b)
+    return missing_a == missing_b if missing_a or missing_b else bool(a == b)
+
+
+def write_records(
+    engine: Engine,
+    source: str,
+    items: Iterable[Any],
+    *,
+    connector_type: str = "upload",
+    dry_run: bool = False,
+    order: Sequence[str] | None = None,
+    now: datetime | None = None,
+) -> Written:
+    """Write ``items`` (records, Replace, ...) as source ``source`` through the sync writer.
+
+    The same writer, one transaction and the same SyncRun ledger as a connector's sync (connector
+    ``source``, type ``connector_type``), so an upload is checked, counted and recorded exactly as
+    a sync. ``dry_run`` runs the very same writes and rolls them back: it records no SyncRun and
+    returns what a real run would write and, for value rows, which figure each (app, month, kind)
+    would count before and after (``order``: the value precedence, see :mod:`portfolio.precedence`).
+    A real run puts the replaced figures in its SyncRun's warnings. Raises SyncError (bad records,
+    an unknown app) or StorageError (the database refused the write); a failed real run is
+    recorded with its error, and nothing of it is written.
+    """
+    items = list(items)
+    order = list(precedence.source_order(precedence.DEFAULT_PRECEDENCE, {})) if order is None else list(order)
+    run = records.SyncRun(connector=source, connector_type=connector_type, started=now or now_utc(), worker=WORKER)
+    if not dry_run:
+        storage.add(engine, run)
+    keys = list(dict.fromkeys(
+        (i.app_id, i.month, i.kind) for i in items if isinstance(i, records.OutcomeRecord)
+    ))  # fmt: skip
+    try:
+        with engine.connect() as conn:
+            transaction = conn.begin()
+            try:
+                before = _value_rows(conn, set(keys)) if keys else None
+                writer = _Writer(conn, source, dry_run=dry_run)
+                for item in items:
+                    writer.add(item)
+                deleted = writer.finish()
+                changes = pd.DataFrame(columns=CHANGE_COLUMNS)
+                if before is not None:
+                    changes = _changes(keys, before, _value_rows(conn, set(keys)), source, order)
+            except BaseException:
+                transaction.rollback()
+                raise
+            if writer.dry_run:
+                transaction.rollback()
+            else:
+                transaction.commit()
+    except Exception as exc:
+        message = str(exc) if isinstance(exc, PortfolioError) else f"{source}: {type(exc).__name__}: {exc}"
+        message = redact(message)[:4000]
+        if not dry_run:
+            run.status, run.error, run.rows_written, run.rows_deleted, run.finished = "failed", message, 0, 0, now_utc()
+            _save_run(engine, run)
+        if isinstance(exc, PortfolioError):
+            raise
+        raise StorageError(f"could not write {source}: {message}") from None
+    if dry_run:
+        return Written(None, writer.written, deleted, changes)
+    replaced = changes[changes["status"] == "replaces"]
+    notes = [
+        f"{r.app_id} {r.month} {r.kind}: replaces {r.old_source} {ledger.amount_text(r.old_amount)}"
+        f" -> {r.new_source} {ledger.amount_text(r.new_amount)}"
+        for r in replaced.itertuples()
+    ] + writer.notices
+    run.status, run.rows_written, run.rows_deleted, run.finished = "success", writer.written, deleted, now_utc()
+    run.warnings = redact("\n".join(notes))[:4000] or None
+    _save_run(engine, run)
+    log.info("write %s: %d rows written, %d deleted%s", source, run.rows_written, run.rows_deleted, " (dry run)" if dry_run else "")
+    return Written(run, writer.written, deleted, changes)
 
 
 def _alive(worker: str) -> bool:

@@ -16,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from portfolio import config, facts, ledger, pnl, records, storage
+from portfolio import config, facts, ledger, pnl, records, storage, sync
 
 FIXTURES = Path(__file__).parent / "fixtures" / "outcomes_file"
 
@@ -141,18 +141,40 @@ def test_semicolon_export_and_template() -> None:
     assert ledger.TEMPLATE_CSV.splitlines()[0].split(",") == ledger.COLUMNS
 
 
-def test_commit_upserts_records_a_sync_run_and_says_what_it_replaces(engine: Engine) -> None:
+INVENTORY_TOML = """
+[[apps]]
+id = "churn"
+team = "growth"
+[[apps]]
+id = "defects"
+team = "quality"
+"""
+
+
+@pytest.fixture
+def inventory(engine: Engine) -> Engine:
+    """``engine`` with the apps the ledger fixtures name in its inventory (value rows must name known apps)."""
+    sync.sync_inventory(config.loads(INVENTORY_TOML), engine)
+    return engine
+
+
+def test_commit_upserts_records_a_sync_run_and_says_what_it_replaces(inventory: Engine) -> None:
+    engine = inventory
     recs, _ = ledger.validate_ledger(ledger.read_ledger(FIXTURES / "ledger_2026q3.csv"))
-    assert ledger.replaced_months(engine, recs).empty
+    assert set(ledger.replaced_months(engine, recs)["status"]) == {"new"}
     assert ledger.commit(engine, recs) == 6
     assert ledger.commit(engine, recs) == 0  # same ledger again: nothing changes
+    assert set(ledger.replaced_months(engine, recs)["status"]) == {"unchanged"}
 
     corrected = "app_id,month,kind,amount\nchurn,2026-09,revenue_capture,130000.25\nchurn,2026-10,revenue_capture,1\n"
     new, errors = validate_text(corrected)
     assert errors.empty
+    # issue 10: the preview is the writer's dry run, one row per app, month and kind, naming the
+    # source of the figure it replaces (was: only the replaced rows, without their source)
     replaced = ledger.replaced_months(engine, new)
     assert list(replaced.itertuples(index=False, name=None)) == [
-        ("churn", "2026-09", "revenue_capture", 125000.0, 130000.25)
+        ("churn", "2026-09", "revenue_capture", "replaces", "upload", Decimal("125000"), "upload", Decimal("130000.25")),
+        ("churn", "2026-10", "revenue_capture", "new", None, None, "upload", Decimal("1")),
     ]
     assert ledger.commit(engine, new) == 2
 
@@ -171,7 +193,8 @@ def test_commit_upserts_records_a_sync_run_and_says_what_it_replaces(engine: Eng
     ]  # fmt: skip
 
 
-def test_bad_upload_writes_nothing(engine: Engine) -> None:
+def test_bad_upload_writes_nothing(inventory: Engine) -> None:
+    engine = inventory
     recs, errors = ledger.validate_ledger(ledger.read_ledger(FIXTURES / "bad_ledger.csv"))
     assert len(errors) == 12 and recs == []
     assert ledger.commit(engine, recs) == 0
@@ -198,6 +221,8 @@ def test_pnl_from_uploaded_ledger_matches_hand_computation_to_the_cent(engine: E
     )
     recs, errors = validate_text(upload)
     assert errors.empty
+    cfg = config.loads(PNL_TOML)
+    sync.sync_inventory(cfg, engine)
     ledger.commit(engine, recs)
     cost = [
         records.CostRecord(source="bill", app_id="churn", day=date(2026, 9, 3), category="infra", service="gpu", amount=Decimal("1234.56")),
@@ -208,7 +233,6 @@ def test_pnl_from_uploaded_ledger_matches_hand_computation_to_the_cent(engine: E
     with engine.begin() as conn:
         storage.upsert(conn, records.CostRecord, cost)
         storage.upsert(conn, records.MaintenanceRecord, hours)
-    cfg = config.loads(PNL_TOML)
     monthly = pnl.monthly_pnl(facts.load_facts(engine, today=date(2026, 11, 1)), cfg)
     row = monthly[(monthly.app_id == "churn") & (monthly.month == date(2026, 9, 1))].iloc[0]
     # by hand: revenue 125,000.00 x 0.6 = 75,000.00; avoidance 48,250.55 x 0.35 = 16,887.6925

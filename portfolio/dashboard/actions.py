@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from portfolio import decisions, records, sync
+from portfolio import decisions, precedence, records, sync
 from portfolio.dashboard import cache
 from portfolio.dashboard.cache import Source
 
@@ -50,22 +50,35 @@ def read_ledger(upload: Any) -> pd.DataFrame:
 
 
 def validate_ledger(src: Source, frame: pd.DataFrame) -> tuple[list[records.OutcomeRecord], pd.DataFrame]:
-    """Valid records and the problems (row, column, value, reason); rows in another currency are refused."""
-    result: tuple[list[records.OutcomeRecord], pd.DataFrame] = _ledger().validate_ledger(
-        frame, "upload", currency=cache.config(src).currency
-    )
-    return result
+    """Valid records and the problems (row, column, value, reason); rows in another currency are refused,
+    and so are rows naming an app that is not in the inventory (with a did-you-mean)."""
+    cfg = cache.config(src)
+    valid, errors = _ledger().validate_ledger(frame, "upload", currency=cfg.currency)
+    unknown = _ledger().unknown_app_errors(frame, _ledger().known_apps(cache.engine(src.db_url), (a.id for a in cfg.apps)))
+    if unknown.empty:
+        return valid, errors
+    problems = pd.concat([errors, unknown], ignore_index=True).sort_values(["row", "column"], kind="stable", ignore_index=True)
+    return [], problems
 
 
 def ledger_replaces(src: Source, rows: list[records.OutcomeRecord]) -> pd.DataFrame:
-    """What committing ``rows`` would replace (months already in the database)."""
-    frame: pd.DataFrame = _ledger().replaced_months(cache.engine(src.db_url), rows)
+    """What committing ``rows`` would do, per app, month and kind: the sync writer's dry run
+    (status new / replaces / unchanged / overridden, the figure that counted and the one that will)."""
+    frame: pd.DataFrame = _ledger().replaced_months(
+        cache.engine(src.db_url), rows, "upload", precedence.order_of(cache.config(src))
+    )
     return frame
 
 
+def describe_replaces(changes: pd.DataFrame) -> list[str]:
+    lines: list[str] = _ledger().describe_changes(changes)
+    return lines
+
+
 def commit_ledger(src: Source, rows: list[records.OutcomeRecord]) -> int:
+    """Commit through the sync writer (one transaction, a SyncRun "upload"); returns rows written."""
     try:
-        return int(_ledger().commit(cache.engine(src.db_url), rows, source="upload"))
+        return int(_ledger().commit(cache.engine(src.db_url), rows, "upload", precedence.order_of(cache.config(src))))
     finally:
         cache.clear()
 

@@ -27,7 +27,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from portfolio import config as config_mod
-from portfolio import decisions, health, maintenance, periods, pnl, retirement, storage
+from portfolio import decisions, health, maintenance, periods, pnl, precedence, retirement, storage
 from portfolio import facts as facts_mod
 from portfolio import review as review_mod
 from portfolio.config import Config
@@ -254,6 +254,12 @@ def connector_status(src: Source) -> pd.DataFrame:
 @st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
 def freshness(src: Source) -> pd.DataFrame:
     return health.freshness(facts(src))
+
+
+@st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
+def value_overrides(src: Source) -> pd.DataFrame:
+    """Value rows that do not count: another source ranks higher for the same app, month and kind."""
+    return precedence.resolve(facts(src).outcomes, precedence.order_of(config(src)))[1]
 
 
 @st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)

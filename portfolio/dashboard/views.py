@@ -12,6 +12,7 @@ from datetime import date, timedelta
 
 import pandas as pd
 
+from portfolio import precedence
 from portfolio.config import Config
 from portfolio.facts import Facts
 from portfolio.periods import Period, month_start, within
@@ -79,7 +80,7 @@ class AppView:
     costs: pd.DataFrame  # month, category, service, amount
     usage: pd.DataFrame  # day, metric, value
     uptime: pd.DataFrame  # month, availability, days
-    outcomes: pd.DataFrame  # month, kind, amount, attribution, value, evidence, low, high, note, source
+    outcomes: pd.DataFrame  # month, kind, amount, attribution, value, evidence, low, high, note, source, counts
     tickets: pd.DataFrame  # day, ref, kind, hours, incidents, ttr_hours, title, url, source
     info: dict[str, object] = field(default_factory=dict)
 
@@ -118,11 +119,14 @@ def app_view(facts: Facts, cfg: Config, app_id: str, period: Period) -> AppView:
 
     outcomes = facts.outcomes[facts.outcomes["app_id"] == app_id] if not facts.outcomes.empty else facts.outcomes
     outcomes = _in_period(outcomes, "month", Period(month_start(period.start), period.end))
-    out_cols = ["month", "kind", "amount", "attribution", "value", "evidence", "low", "high", "note", "source"]
+    out_cols = ["month", "kind", "amount", "attribution", "value", "evidence", "low", "high", "note", "source", "counts"]
     if outcomes.empty:
         outcome_frame = pd.DataFrame(columns=out_cols)
     else:
-        outcome_frame = outcomes.assign(value=outcomes["amount"] * outcomes["attribution"].fillna(1.0))
+        counted = precedence.counted(outcomes, precedence.order_of(cfg))  # False: another source's figure counts
+        outcome_frame = outcomes.assign(
+            value=outcomes["amount"] * outcomes["attribution"].fillna(1.0), counts=outcomes.index.isin(counted.index)
+        )
         outcome_frame = outcome_frame[out_cols].sort_values(["month", "kind"], ascending=[False, True])
 
     tickets = facts.maintenance[facts.maintenance["app_id"] == app_id] if not facts.maintenance.empty else facts.maintenance

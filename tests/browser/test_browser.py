@@ -145,3 +145,40 @@ def test_every_page_renders_in_chromium(dashboard: str, tmp_path: Path) -> None:
         finally:
             browser.close()
     assert shot.stat().st_size > 10_000
+
+
+RESTATED = "app_id,month,kind,amount,currency,attribution,evidence\ncard-fraud,2026-05,cost_avoidance,260000.00,USD,1,experiment\n"
+
+
+@pytest.mark.browser
+def test_upload_over_a_demo_row_in_chromium(dashboard: str, tmp_path: Path) -> None:
+    """Issue 10, as a user does it: a restated month uploaded over the demo's figure says what it
+    replaces, commits, and Data health lists the demo's row as overridden (runs after the page tour:
+    it writes to the module's database copy)."""
+    if not Path(CHROMIUM).is_file():
+        pytest.fail(f"Debian's Chromium is required at {CHROMIUM} (apt-get install chromium); it is missing")
+    from playwright.sync_api import sync_playwright
+
+    restated = tmp_path / "restated.csv"
+    restated.write_text(RESTATED)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_context(viewport={"width": 1440, "height": 1400}).new_page()
+            page.goto(f"{dashboard}/ledger", wait_until="domcontentloaded")
+            _wait_rendered(page, "Value ledger upload")
+            page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(str(restated))
+            page.wait_for_selector("text=replaces 1 row(s) from demo", timeout=60_000)
+            _wait_rendered(page, "Value ledger upload")
+            body = page.inner_text("body")
+            assert "card-fraud 2026-05 cost_avoidance 253,957.54 → 260,000.00" in body  # markdown draws -> as an arrow
+            assert "every row is new" not in body
+            page.get_by_role("button", name="Commit 1 row(s)").click()
+            page.wait_for_selector("text=1 row(s) written", timeout=60_000)
+            page.goto(f"{dashboard}/health", wait_until="domcontentloaded")
+            _wait_rendered(page, "Data health")
+            page.wait_for_selector("text=1 value row(s) do not count", timeout=60_000)
+            errors = page.locator('[data-testid="stAlertContentError"], [data-testid="stException"]')
+            assert errors.count() == 0, errors.first.inner_text()
+        finally:
+            browser.close()

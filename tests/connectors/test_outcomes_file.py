@@ -16,6 +16,17 @@ from portfolio import config, records, storage, sync
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "outcomes_file"
 
 TOML = """
+# value rows must name apps of the inventory (issue 10): the apps the fixtures use
+[[apps]]
+id = "churn"
+team = "growth"
+[[apps]]
+id = "defects"
+team = "quality"
+[[apps]]
+id = "a"
+team = "t"
+
 [connectors.value-ledger]
 type = "outcomes_file"
 path = "{path}"
@@ -157,3 +168,34 @@ def test_folder_of_ledgers(tmp_path: Path, engine: Engine) -> None:
     run = sync.sync(make_cfg(tmp_path, "ledgers"), engine).runs[0]
     assert (run.status, run.rows_written) == ("success", 2)
     assert [r[4] for r in outcomes(engine)] == [Decimal("10.10"), Decimal("20.20")]
+
+
+def test_unknown_app_refuses_the_whole_file_with_a_did_you_mean(tmp_path: Path, engine: Engine) -> None:
+    """Issue 10: a row naming an app of no inventory never becomes an app; earlier data stays."""
+    ledger_file = tmp_path / "ledger.csv"
+    shutil.copy(FIXTURES / "ledger_2026q3.csv", ledger_file)
+    cfg = make_cfg(tmp_path, "ledger.csv")
+    assert sync.sync(cfg, engine).ok
+    ledger_file.write_text(
+        "app_id,month,kind,amount\nchurn,2026-10,revenue_capture,5\nchrun,2026-10,revenue_capture,7\n"
+    )
+    run = sync.sync(cfg, engine).runs[0]
+    assert (run.status, run.rows_written) == ("failed", 0)
+    assert run.error == (
+        "value-ledger: file ledger.csv: 1 problem(s); nothing was written:\n"
+        "file ledger.csv, row 3, column 'app_id' (value 'chrun'): no app 'chrun' in the inventory: did you mean 'churn'?"
+    )
+    assert outcomes(engine) == Q3  # the good row of the refused file is not written either
+    t = storage.table_of(records.App)
+    with engine.connect() as conn:
+        assert sorted(conn.execute(sa.select(t.c.app_id)).scalars()) == ["a", "churn", "defects"]
+
+
+def test_an_app_found_by_an_inventory_connector_is_known(tmp_path: Path, engine: Engine) -> None:
+    """The inventory is config [[apps]] and the apps in the database (an MLflow registry's, ...)."""
+    with engine.begin() as conn:
+        storage.upsert(conn, records.App, [records.App(app_id="ranker", name="ranker", team="search", source="mlflow")])
+    (tmp_path / "ledger.csv").write_text("app_id,month,kind,amount\nranker,2026-10,revenue_capture,5\n")
+    run = sync.sync(make_cfg(tmp_path, "ledger.csv"), engine).runs[0]
+    assert (run.status, run.rows_written) == ("success", 1), run.error
+    assert outcomes(engine) == [("value-ledger", "ranker", date(2026, 10, 1), "revenue_capture", Decimal("5"), 1.0, "estimate")]

@@ -31,6 +31,14 @@ def with_password(url: str, password: str = SECRET) -> str:
 
 
 TOML = """
+# value rows must name apps of the inventory (issue 10): the apps the fixtures use
+[[apps]]
+id = "churn"
+team = "growth"
+[[apps]]
+id = "defects"
+team = "quality"
+
 [connectors.finance]
 type = "sql"
 {url_line}

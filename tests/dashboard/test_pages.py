@@ -511,6 +511,56 @@ def test_ledger_upload_lists_bad_rows_and_commits_nothing(own_demo_url: str) -> 
     assert at.error and not [b for b in at.button if b.label.startswith("Commit")]
 
 
+RESTATED = "app_id,month,kind,amount,currency,attribution,evidence\ncard-fraud,2026-05,cost_avoidance,260000.00,USD,1,experiment\n"
+
+
+def test_ledger_upload_over_a_demo_row_replaces_it_and_says_so(own_demo_url: str) -> None:
+    """Issue 10: a restated month replaces the connector's figure (counted once) and the preview says so."""
+    at = open_page("ledger")
+    at.file_uploader(key="ledger_file").set_value(("restated.csv", RESTATED.encode(), "text/csv")).run()
+    assert_clean(at)
+    assert [i.value for i in at.info] == ["replaces 1 row(s) from demo: card-fraud 2026-05 cost_avoidance 253,957.54 -> 260,000.00"]
+    assert not any("every row is new" in c.value for c in at.caption)
+    changes = at.dataframe[1].value
+    assert list(changes[["status", "old_source", "new_source"]].iloc[0]) == ["replaces", "demo", "upload"]
+    next(b for b in at.button if b.label.startswith("Commit")).click().run()
+    assert_clean(at)
+    assert any("1 row(s) written" in s.value and "Replaces 1 row(s) from demo" in s.value for s in at.success)
+
+    monthly = pnl.monthly_pnl(facts.load_facts(storage.make_engine(own_demo_url), today=TODAY), demo_cfg(own_demo_url))
+    may = monthly[(monthly.app_id == "card-fraud") & (monthly.month == date(2026, 5, 1))]
+    assert float(may["value"].sum()) == pytest.approx(260000.00, abs=0.005)  # not 253,957.54 + 260,000.00
+
+    app = app_test()
+    app.query_params["app"] = "card-fraud"
+    open_page("app", app)
+    assert_clean(app)
+    shown = next(d.value for d in app.dataframe if "counts" in d.value.columns)
+    may_rows = shown[shown["month"].astype(str).str.startswith("2026-05")]
+    assert sorted(zip(may_rows["source"], may_rows["counts"], strict=True)) == [("demo", False), ("upload", True)]
+
+    health = open_page("health")
+    assert_clean(health)
+    assert any("1 value row(s) do not count" in w.value and "1 of them disagree" in w.value for w in health.warning)
+    overrides = next(d.value for d in health.dataframe if "counted_source" in d.value.columns)
+    assert list(overrides[["app_id", "source", "amount", "counted_source", "counted_amount"]].iloc[0]) == [
+        "card-fraud", "demo", 253957.54, "upload", 260000.0,
+    ]  # fmt: skip
+
+
+def test_ledger_upload_refuses_an_unknown_app_with_a_did_you_mean(own_demo_url: str) -> None:
+    typo = LEDGER.replace("support-copilot", "support-copilt")
+    at = open_page("ledger")
+    at.file_uploader(key="ledger_file").set_value(("ledger.csv", typo.encode(), "text/csv")).run()
+    assert_clean(at)
+    problems = at.dataframe[0].value
+    assert list(problems[["row", "column", "value"]].itertuples(index=False, name=None)) == [(3, "app_id", "support-copilt")]
+    assert problems["reason"][0] == "no app 'support-copilt' in the inventory: did you mean 'support-copilot'?"
+    assert not [b for b in at.button if b.label.startswith("Commit")]
+    rows = storage.read_frame(storage.make_engine(own_demo_url), records.App, records.App.app_id == "support-copilt")  # type: ignore[arg-type]
+    assert rows.empty
+
+
 # ------------------------------------------------------------------------------ helpers
 
 

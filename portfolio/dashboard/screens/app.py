@@ -112,6 +112,7 @@ else:
             "value": fmt.money_column("Attributed value", cur),
             "low": fmt.money_column("Low", cur),
             "high": fmt.money_column("High", cur),
+            "counts": st.column_config.CheckboxColumn("Counts", help="Unticked: another source ranks higher in [value] precedence"),
         },
     )
     st.download_button("Download outcomes (CSV)", views.to_csv(view.outcomes), f"{app_id}-outcomes.csv", "text/csv", on_click="ignore")

@@ -62,6 +62,28 @@ else:
     st.dataframe(fresh, hide_index=True, column_config={"stale": st.column_config.CheckboxColumn("Stale")})
     st.download_button("Download freshness (CSV)", views.to_csv(fresh), "freshness.csv", "text/csv", on_click="ignore")
 
+st.subheader("Overridden value rows")
+overrides = cache.value_overrides(src)
+order = ", ".join(cache.config(src).value.precedence)
+if overrides.empty:
+    st.caption(f"Every app, month and kind has its value from one source (precedence: {order}).")
+else:
+    conflicts = int(overrides["conflict"].sum())
+    st.warning(
+        f"{len(overrides)} value row(s) do not count because a source ranked higher in `[value] precedence` "
+        f"({order}) gives the same app, month and kind; {conflicts} of them disagree with the figure that counts."
+    )
+    st.dataframe(overrides, hide_index=True, column_config={
+        "month": st.column_config.DateColumn("Month", format="YYYY-MM"),
+        "source": "Overridden source",
+        "amount": st.column_config.NumberColumn("Overridden amount", format="%,.2f"),
+        "counted_source": "Counted source",
+        "counted_amount": st.column_config.NumberColumn("Counted amount", format="%,.2f"),
+        "conflict": st.column_config.CheckboxColumn("Amounts differ"),
+    })
+    st.download_button("Download overridden value rows (CSV)", views.to_csv(overrides), "value-overrides.csv", "text/csv",
+                       on_click="ignore")
+
 st.subheader("Sync history")
 history = cache.sync_history(src)
 st.dataframe(history, hide_index=True)

@@ -20,8 +20,10 @@ if flash:
 
 st.write(
     "One row per app, month and kind (revenue capture / cost avoidance): the amount, the share of it the app "
-    "earns (attribution), the evidence grade and optional low / high bounds. A commit replaces what the "
-    "earlier uploads said for the same app, month and kind."
+    "earns (attribution), the evidence grade and optional low / high bounds. Every app must be in the "
+    "inventory. A commit replaces what earlier uploads said for the same app, month and kind; where a "
+    "connector gives the same app, month and kind, one figure counts, by `[value] precedence` (the "
+    "preview below says which)."
 )
 st.download_button("Download the template (CSV)", actions.ledger_template().encode("utf-8"), "value-ledger-template.csv",
                    "text/csv", on_click="ignore")
@@ -65,13 +67,31 @@ st.dataframe(preview, hide_index=True, column_config={
 })
 st.download_button("Download the preview (CSV)", views.to_csv(preview), "ledger-preview.csv", "text/csv", on_click="ignore")
 
-replaces = actions.ledger_replaces(src, valid)
+try:
+    changes = actions.ledger_replaces(src, valid)  # the sync writer's dry run: nothing is written
+except PortfolioError as exc:
+    st.error(f"These rows cannot be committed: {exc}")
+    st.stop()
 st.subheader("What it replaces")
-if replaces.empty:
-    st.caption("Nothing: every row is new.")
-else:
-    st.dataframe(replaces, hide_index=True)
-    st.download_button("Download what it replaces (CSV)", views.to_csv(replaces), "ledger-replaces.csv", "text/csv", on_click="ignore")
+unchanged = changes[changes["status"] == "unchanged"]
+lines = actions.describe_replaces(changes)
+if changes.empty or (changes["status"] == "new").all():
+    st.caption("Nothing: every row is new (no source gives a figure for these apps, months and kinds yet).")
+for line in lines:
+    (st.info if line.startswith("replaces") else st.warning)(line)
+if not unchanged.empty:
+    st.caption(f"{len(unchanged)} row(s) are already in the database as they are: committing them writes nothing.")
+if not changes.empty:
+    shown = changes.assign(**{c: pd.to_numeric(changes[c].map(lambda v: None if v is None else float(v)))
+                              for c in ("old_amount", "new_amount")})  # exact in the CSV, floats on screen
+    st.dataframe(shown, hide_index=True, column_config={
+        "status": "Status",
+        "old_source": "Counted now (source)",
+        "old_amount": st.column_config.NumberColumn("Counted now", format="%,.2f"),
+        "new_source": "Counted after (source)",
+        "new_amount": st.column_config.NumberColumn("Counted after", format="%,.2f"),
+    })
+    st.download_button("Download what it replaces (CSV)", views.to_csv(changes), "ledger-replaces.csv", "text/csv", on_click="ignore")
 
 if signin.require(signin.current_user(cache.config(src)), "upload_ledger", "commit a ledger") and st.button(
     f"Commit {len(valid)} row(s)", type="primary"
@@ -81,5 +101,7 @@ if signin.require(signin.current_user(cache.config(src)), "upload_ledger", "comm
     except PortfolioError as exc:
         st.error(f"Nothing was committed: {exc}")
         st.stop()
-    st.session_state["ledger_flash"] = f"Committed {upload.name}: {written} row(s) written."
+    st.session_state["ledger_flash"] = " ".join(
+        [f"Committed {upload.name}: {written} row(s) written."] + [line[0].upper() + line[1:] + "." for line in lines]
+    )
     st.rerun()
