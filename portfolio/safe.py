@@ -12,9 +12,9 @@ four kinds of output, each with its own active syntax:
 - **Streamlit Markdown** (``st.markdown``, ``st.caption``, ``st.error``, metric and expander
   labels, ...): images load from anywhere (``![x](http://...)``), links render, bare URLs and
   e-mails become links, and Streamlit adds ``:material/icon:``, ``:red[...]`` colour directives,
-  emoji shortcodes and ``$`` math. :func:`md` backslash-escapes every ASCII punctuation character
-  (CommonMark allows it for each one, and the rendered text reads the same) so none of that
-  syntax survives.
+  emoji shortcodes and ``$`` math. :func:`md` backslash-escapes the ASCII punctuation that carries
+  that syntax (CommonMark allows a backslash before any of it, and the rendered text reads the
+  same) so none of it survives.
 - **A Markdown table cell** (the quarterly review): :func:`md_cell` also folds newlines, which
   would end the row and let the text forge rows of its own.
 - **Slack mrkdwn** (alerts): :func:`slack` escapes ``&``, ``<`` and ``>`` — the three characters
@@ -36,11 +36,14 @@ import pandas as pd
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _PLAIN_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 
-_MD_ESCAPES = {ord(c): "\\" + c for c in string.punctuation}
-# in a table cell "-", ".", ",", "'", "/", ";", "?", "=", "%", "+" carry no syntax (there is no
-# line start inside a cell), and escaping them would litter the raw file a person also reads
-_CELL_PLAIN = set("-,'/;?=%+\"")
-_MD_CELL_ESCAPES = {k: v for k, v in _MD_ESCAPES.items() if chr(k) not in _CELL_PLAIN}
+# "-", ".", ",", "'", '"', "/", ";", "?", "=", "%" and "+" are markup only at the start of a line
+# (lists, setext headings) or in "www." (an autolink): escaped there only, so a name such as
+# "churn-predictor" stays readable in the Markdown source; every other punctuation mark always
+_PLAIN = set("-.,'/;?=%+\"")
+_MD_ESCAPES = {ord(c): "\\" + c for c in string.punctuation if c not in _PLAIN}
+_LINE_START = re.compile(r"^([ \t]*)([-+=]|\d+[.)])", re.M)
+_WWW = re.compile(r"(www)\.", re.I)
+_MD_CELL_ESCAPES = dict(_MD_ESCAPES)
 _MD_CELL_ESCAPES.update({ord("&"): "&amp;", ord("<"): "&lt;", ord(">"): "&gt;"})
 _NEWLINES = re.compile(r"\r\n|\r|\n|\u2028|\u2029|\x0b|\x0c|\x85")
 
@@ -74,14 +77,17 @@ def csv_frame(frame: pd.DataFrame) -> pd.DataFrame:
 def md(text: Any) -> str:
     """Untrusted text for Streamlit's Markdown: shown as written, with no markup of its own.
 
-    Every ASCII punctuation character is backslash-escaped: links, images, emphasis, code, HTML,
-    headings, lists, tables, autolinked URLs and e-mails (``http\\://``, ``a\\@b``), ``$`` math and
-    Streamlit's ``:material/...:`` / ``:red[...]`` directives all lose their meaning.
+    Markdown punctuation is backslash-escaped (``-`` ``+`` ``=`` and ``1.`` only at a line start,
+    the dot only in ``www.``): links, images, emphasis, code, HTML, headings, lists, tables,
+    autolinked URLs and e-mails (``http\\://``, ``a\\@b``, ``www\\.``), ``$`` math and Streamlit's
+    ``:material/...:`` / ``:red[...]`` directives all lose their meaning.
     ``None`` is the empty string.
     """
     if text is None:
         return ""
-    return str(text).translate(_MD_ESCAPES)
+    out = str(text).translate(_MD_ESCAPES)
+    out = _LINE_START.sub(lambda m: m.group(1) + "\\" + m.group(2) if m.group(2) in "-+=" else m.group(1) + m.group(2)[:-1] + "\\" + m.group(2)[-1], out)
+    return _WWW.sub(r"\1\\.", out)
 
 
 def md_cell(text: Any) -> str:
@@ -93,7 +99,7 @@ def md_cell(text: Any) -> str:
     """
     if text is None:
         return ""
-    return _NEWLINES.sub(" ", str(text)).translate(_MD_CELL_ESCAPES)
+    return _WWW.sub(r"\1\\.", _NEWLINES.sub(" ", str(text)).translate(_MD_CELL_ESCAPES))
 
 
 def slack(text: Any) -> str:
