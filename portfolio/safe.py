@@ -42,7 +42,15 @@ _PLAIN_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 _PLAIN = set("-.,'/;?=%+\"")
 _MD_ESCAPES = {ord(c): "\\" + c for c in string.punctuation if c not in _PLAIN}
 _LINE_START = re.compile(r"^([ \t]*)([-+=]|\d+[.)])", re.M)
-_WWW = re.compile(r"(www)\.", re.I)
+# GFM turns bare URLs and e-mails into links *after* parsing, on the text itself, where a backslash
+# is already gone: an invisible WORD JOINER after the scheme, after "www" and before "@" is what
+# stops it (the text reads and wraps the same)
+_JOINER = "\u2060"
+_AUTOLINK = re.compile(r"(https?|ftp|mailto|xmpp)(?=:)|(www)(?=\.)", re.I)
+
+
+def _no_autolink(text: str) -> str:
+    return _AUTOLINK.sub(lambda m: m.group(0) + _JOINER, text).replace("@", _JOINER + "@")
 _MD_CELL_ESCAPES = dict(_MD_ESCAPES)
 _MD_CELL_ESCAPES.update({ord("&"): "&amp;", ord("<"): "&lt;", ord(">"): "&gt;"})
 _NEWLINES = re.compile(r"\r\n|\r|\n|\u2028|\u2029|\x0b|\x0c|\x85")
@@ -77,17 +85,21 @@ def csv_frame(frame: pd.DataFrame) -> pd.DataFrame:
 def md(text: Any) -> str:
     """Untrusted text for Streamlit's Markdown: shown as written, with no markup of its own.
 
-    Markdown punctuation is backslash-escaped (``-`` ``+`` ``=`` and ``1.`` only at a line start,
-    the dot only in ``www.``): links, images, emphasis, code, HTML, headings, lists, tables,
-    autolinked URLs and e-mails (``http\\://``, ``a\\@b``, ``www\\.``), ``$`` math and Streamlit's
-    ``:material/...:`` / ``:red[...]`` directives all lose their meaning.
+    Markdown punctuation is backslash-escaped (``-`` ``+`` ``=`` and ``1.`` only at a line start)
+    and a WORD JOINER (U+2060, invisible) follows ``http``/``www`` and precedes ``@``: links, images,
+    emphasis, code, HTML, headings, lists, tables, autolinked URLs and e-mails, ``$`` math and
+    Streamlit's ``:material/...:`` / ``:red[...]`` directives all lose their meaning.
     ``None`` is the empty string.
     """
     if text is None:
         return ""
-    out = str(text).translate(_MD_ESCAPES)
-    out = _LINE_START.sub(lambda m: m.group(1) + "\\" + m.group(2) if m.group(2) in "-+=" else m.group(1) + m.group(2)[:-1] + "\\" + m.group(2)[-1], out)
-    return _WWW.sub(r"\1\\.", out)
+    out = _no_autolink(str(text)).translate(_MD_ESCAPES)
+    return _LINE_START.sub(_escape_line_start, out)
+
+
+def _escape_line_start(m: re.Match[str]) -> str:
+    indent, mark = m.group(1), m.group(2)
+    return f"{indent}{mark[:-1]}\\{mark[-1]}"
 
 
 def md_cell(text: Any) -> str:
@@ -99,7 +111,7 @@ def md_cell(text: Any) -> str:
     """
     if text is None:
         return ""
-    return _WWW.sub(r"\1\\.", _NEWLINES.sub(" ", str(text)).translate(_MD_CELL_ESCAPES))
+    return _no_autolink(_NEWLINES.sub(" ", str(text))).translate(_MD_CELL_ESCAPES)
 
 
 def slack(text: Any) -> str:
