@@ -495,7 +495,7 @@ def _parse_money(text: str | None, col: str, fail: Any) -> Decimal | None:
         fail(col, f"more than {MAX_DECIMALS} decimal places")
         return None
     if abs(parsed) > MAX_AMOUNT:
-        fail(col, f"out of range: amounts are stored up to {MAX_AMOUNT:,.0f} in absolute value")
+        fail(col, f"out of range: an amount is at most {MAX_AMOUNT:,} in absolute value (what the database stores)")
         return None
     return parsed
 
