@@ -158,7 +158,7 @@ def read_ledger(
     for a file over a cap, bytes that are not UTF-8, a row with more cells than the header, or a
     file that is not a spreadsheet.
     """
-    name = str(getattr(path, "name", path))
+    name = str(path) if isinstance(path, str | Path) else str(getattr(path, "name", None) or "upload")
     shown = Path(name).name or "upload"
     suffix = Path(name).suffix.lower()
     size = _size(path)
@@ -167,6 +167,8 @@ def read_ledger(
                                        "([uploads] max_bytes): split it or raise the limit")])
     if isinstance(path, str | Path):
         data = Path(path).read_bytes()
+    elif isinstance(path, io.BytesIO) and path.tell() == 0:
+        data = path.getvalue()  # an upload already in memory: no second copy
     else:
         raw = path.read()
         data = raw if isinstance(raw, bytes) else str(raw).encode()
@@ -201,7 +203,8 @@ _BAD_BYTES = re.compile("[\udc80-\udcff]+")
 
 
 def _separator(data: bytes) -> str:
-    first = data.split(b"\n", 1)[0].decode("utf-8", errors="replace")
+    end = data.find(b"\n")
+    first = data[: end if end >= 0 else len(data)].decode("utf-8", errors="replace")  # no copy of the rest
     return ";" if first.count(";") > first.count(",") else ","  # European spreadsheet exports
 
 
@@ -212,11 +215,17 @@ def _csv_rows_over(data: bytes, file: str, max_rows: int) -> None:
     lines than the cap allows are rows counted for real (a quoted cell may hold a newline), as a
     stream that stops at the cap — time and memory stay bounded by the cap, not by the file.
     """
-    if data.count(b"\n") <= max_rows + 1:
+    lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+    if lines <= max_rows + 1:
         return
+    if b'"' not in data and b"\n\n" not in data and b"\n\r\n" not in data:
+        # no quoted cell (so no newline inside a cell) and no blank line: every line is a row
+        raise _too_many_rows(file, max_rows, f"{lines - 1:,}")
     text = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8", errors="replace", newline="")
-    for n, _ in enumerate(csv.reader(text, delimiter=_separator(data))):
-        if n > max_rows:  # the header + max_rows data rows were fine; this one is over
+    n = 0
+    for record in csv.reader(text, delimiter=_separator(data)):
+        n += 1 if record else 0  # a blank line is not a row
+        if n > max_rows + 1:  # the header + max_rows data rows were fine; this one is over
             raise _too_many_rows(file, max_rows, f"more than {max_rows:,}")
 
 
@@ -294,6 +303,10 @@ def _first_sheet(book: zipfile.ZipFile) -> str:
     return "xl/worksheets/sheet1.xml"
 
 
+def _count_tag(data: bytes, tag: bytes) -> int:
+    return data.count(tag + b" ") + data.count(tag + b">")
+
+
 def _xlsx_rows_over(data: bytes, file: str, max_rows: int) -> None:
     """Refuse a workbook whose first sheet has more than ``max_rows`` data rows, without openpyxl.
 
@@ -309,13 +322,15 @@ def _xlsx_rows_over(data: bytes, file: str, max_rows: int) -> None:
                 dim = _DIMENSION.search(head)
                 if dim and int(dim.group(1)) - 1 > max_rows:
                     raise _too_many_rows(file, max_rows, f"{int(dim.group(1)) - 1:,}")
+                spelt = _ROW_TAG.search(head)  # "<row" or "<x:row": bytes.count is then exact and fast
+                tag = spelt.group(0)[:-1] if spelt else b"<row"
                 count, tail, chunk = 0, b"", head
                 while chunk:
                     window = tail + chunk
-                    count += len(_ROW_TAG.findall(window)) - len(_ROW_TAG.findall(tail))
+                    count += _count_tag(window, tag) - _count_tag(tail, tag)
                     if count - 1 > max_rows:
                         raise _too_many_rows(file, max_rows, f"more than {max_rows:,}")
-                    tail = window[-16:]
+                    tail = window[-(len(tag) + 1) :]
                     chunk = sheet.read(1 << 20)
     except (zipfile.BadZipFile, KeyError) as exc:
         raise LedgerFileError(file, [(0, "", "", f"not an Excel .xlsx workbook ({type(exc).__name__})")]) from None

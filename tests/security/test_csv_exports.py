@@ -24,6 +24,7 @@ from streamlit.testing.v1 import AppTest
 
 from portfolio import config, safe, sync
 from tests.connectors.test_github_issues import GitHub
+from tests.dashboard.test_pages import PAGES
 
 ROOT = Path(__file__).resolve().parents[2]
 TODAY = "2015-08-01"  # the recorded ivy issues #3 and #4 were closed in July 2015
@@ -122,7 +123,7 @@ def test_app_page_downloads_neutralise_formulas(poisoned: Path, downloads: dict[
     monkeypatch.setenv("PORTFOLIO_TODAY", TODAY)
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
     at.query_params["app"] = "ivy-calculator"
-    at.switch_page("portfolio/dashboard/pages/app.py").run()
+    at.switch_page(PAGES["app"]).run()
     assert not at.exception, [e.value for e in at.exception]
     tickets = pd.read_csv(io.BytesIO(downloads["ivy-calculator-tickets.csv"]), dtype=str)
     assert "'" + TITLE in set(tickets["title"])

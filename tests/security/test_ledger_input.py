@@ -14,16 +14,16 @@ import re
 import subprocess
 import sys
 import zipfile
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import openpyxl
-import pandas as pd
 import pytest
 
-from portfolio import config, ledger, storage
-from tests.dashboard.test_pages import assert_clean, open_page, own_demo_url  # noqa: F401 - a fixture
-from tests.dashboard.test_signin import _as, signed_in_deployment  # noqa: F401 - a fixture
+from portfolio import config, ledger, records, storage
+from tests.dashboard.test_pages import assert_clean, open_page
+from tests.dashboard.test_signin import _as
 
 ROOT = Path(__file__).resolve().parents[2]
 HEADER = "app_id,month,kind,amount,currency,attribution,evidence,low,high,note\n"
@@ -72,7 +72,7 @@ def test_odd_cell_names_row_and_column(body: str, row: int, column: str, reason:
 
 def test_amount_at_the_storage_limit_is_accepted() -> None:
     assert problems((HEADER + "a,2026-02,cost_avoidance,9223372036854.775807,,,,,,\n").encode()) == []
-    assert ledger.MAX_AMOUNT == (2**63 - 1) / __import__("decimal").Decimal(10**6)
+    assert Decimal("9223372036854.775807") == ledger.MAX_AMOUNT  # (2**63 - 1) micro-units
 
 
 def test_trailing_empty_cells_are_not_a_ragged_row() -> None:
@@ -194,8 +194,9 @@ def _upload(at: Any, data: bytes, name: str = "ledger.csv") -> Any:
         pytest.param((HEADER + GOOD + "a,2026-02,cost_avoidance,9300000000000,,,,,,\n").encode(), (3, "amount"), id="huge-amount"),
     ],
 )
-def test_upload_page_names_row_and_column_without_a_traceback(own_demo_url: str,  # noqa: F811
-    data: bytes, where: tuple[int, str]) -> None:
+def test_upload_page_names_row_and_column_without_a_traceback(
+    own_demo_url: str, data: bytes, where: tuple[int, str]
+) -> None:
     at = _upload(open_page("ledger"), data)
     assert_clean(at)
     assert at.error, "no error shown"
@@ -206,8 +207,9 @@ def test_upload_page_names_row_and_column_without_a_traceback(own_demo_url: str,
     assert not [b for b in at.button if b.label.startswith("Commit")]
 
 
-def test_upload_page_applies_the_configured_row_cap(  # noqa: F811
-    own_demo_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_upload_page_applies_the_configured_row_cap(
+    own_demo_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     text = (ROOT / "portfolio" / "demo.toml").read_text(encoding="utf-8")
     cfg_file = tmp_path / "portfolio.toml"
     cfg_file.write_text(text.replace('"sqlite:///demo-portfolio.db"', f'"{own_demo_url}"') + "\n[uploads]\nmax_rows = 3\n")
@@ -220,7 +222,7 @@ def test_upload_page_applies_the_configured_row_cap(  # noqa: F811
     assert any("over the 3 row limit" in e.value for e in at.error), [e.value for e in at.error]
 
 
-def test_a_viewer_gets_no_uploader(signed_in_deployment: str) -> None:  # noqa: F811 - the fixture
+def test_a_viewer_gets_no_uploader(signed_in_deployment: str) -> None:
     at = _as("bob@example.com", "ledger")
     assert_clean(at)
     assert not at.get("file_uploader"), "a viewer is offered the uploader"
@@ -230,7 +232,7 @@ def test_a_viewer_gets_no_uploader(signed_in_deployment: str) -> None:  # noqa: 
     assert at.get("file_uploader")
 
 
-def test_the_read_path_refuses_a_viewer_too(signed_in_deployment: str) -> None:  # noqa: F811 - the fixture
+def test_the_read_path_refuses_a_viewer_too(signed_in_deployment: str) -> None:
     """Past the page: the dashboard's ledger action itself refuses a role that may not upload."""
     from streamlit.testing.v1 import AppTest
 
@@ -275,5 +277,4 @@ def test_sync_of_odd_ledgers_names_file_row_and_column(tmp_path: Path, db_url: s
     for expected in ["file a_month.csv, row 3, column 'month'", "file b_ragged.csv, row 3, column 'cell 11'",
                      "file c_latin1.csv, row 3, column 'note'", "file d_huge.csv, row 3, column 'amount'"]:  # fmt: skip
         assert expected in text, text
-    assert storage.read_frame(storage.make_engine(db_url), __import__("portfolio.records").records.OutcomeRecord).empty
-    pd.set_option("display.width", 200)  # (keeps the frame repr of a failure readable)
+    assert storage.read_frame(storage.make_engine(db_url), records.OutcomeRecord).empty

@@ -27,6 +27,7 @@ from streamlit.testing.v1 import AppTest
 from portfolio import records, safe, storage
 from tests.browser.test_browser import CHROMIUM, CHROMIUM_ARGS, _free_port, _wait_healthy, _wait_rendered
 from tests.conftest import DEMO_AS_OF
+from tests.dashboard.test_pages import PAGES
 from tests.servers import PayloadServer, Reply
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -90,7 +91,7 @@ def _markdown_sources(at: AppTest) -> list[str]:
 def test_app_and_health_pages_render_escaped_markdown(poisoned: dict[str, str]) -> None:
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
     at.query_params["app"] = APP_ID
-    at.switch_page("portfolio/dashboard/pages/app.py").run()
+    at.switch_page(PAGES["app"]).run()
     assert not at.exception, [e.value for e in at.exception]
     sources = _markdown_sources(at)
     assert safe.md(poisoned["name"]) in sources  # the header
@@ -100,7 +101,7 @@ def test_app_and_health_pages_render_escaped_markdown(poisoned: dict[str, str]) 
         assert not UNESCAPED.search(s), s
 
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-    at.switch_page("portfolio/dashboard/pages/health.py").run()
+    at.switch_page(PAGES["health"]).run()
     errors = [e.value for e in at.error]
     assert any(safe.md(poisoned["error"]) in e for e in errors), errors
     for e in errors:
