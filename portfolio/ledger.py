@@ -9,7 +9,12 @@ Shared by the ``outcomes_file`` and ``sql`` connectors and the dashboard's uploa
 ledger is validated the same way wherever it comes from. Validation is all-or-nothing and
 lists *every* bad row with its reason, in the row numbers a person sees in a spreadsheet
 (header = row 1, first data row = row 2). Money is parsed as :class:`~decimal.Decimal` exactly
-from the cell's text (files are read with ``dtype=str``), never through a float.
+from the cell's text (a CSV is read as text cells), never through a float.
+
+A file is untrusted input: its size and row count are capped before it is parsed, and what a
+spreadsheet or a careless export can hold — bytes that are not UTF-8, a row with more cells than
+the header, month ``0000-01``, an amount past what the database stores, a NUL — is refused with
+the file, row and column named (:class:`LedgerFileError` for the file, the errors frame for cells).
 """
 
 from __future__ import annotations
