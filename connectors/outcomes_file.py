@@ -6,6 +6,8 @@ Config::
     type = "outcomes_file"
     path = "value/ledger.csv"      # a file, a folder (every .csv/.xlsx in it) or a glob
     currency = "USD"               # the reporting currency; rows in any other are refused
+    max_bytes = 20_000_000         # a file over this size is refused before it is read (the default)
+    max_rows = 200_000             # ... and one over this many data rows (the default)
 
 All-or-nothing: any bad row in any file fails the sync with every bad row listed (file, row,
 column, reason) and nothing is written. A row naming an app that is in no inventory (config
@@ -60,13 +62,18 @@ def pull(config: ConnectorConfig, since: datetime | None) -> Iterator[Any]:
 
     currency = str(config.get("currency", ledger.DEFAULT_CURRENCY)).upper()
     known = sync.inventory_in_progress()
+    max_bytes = int(config.get("max_bytes", ledger.DEFAULT_MAX_BYTES))
+    max_rows = int(config.get("max_rows", ledger.DEFAULT_MAX_ROWS))
     paths = files(config)
     problems: list[str] = []
     first_seen: dict[tuple[str, date, str], str] = {}
     out: list[records.OutcomeRecord] = []
     for path in paths:
         try:
-            frame = ledger.read_ledger(path)
+            frame = ledger.read_ledger(path, max_bytes=max_bytes, max_rows=max_rows)
+        except ledger.LedgerFileError as exc:  # too big, not UTF-8, ragged: named file, row and column
+            problems.extend(ledger.describe_errors(exc.errors, file=path.name).splitlines())
+            continue
         except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
             problems.append(f"file {path.name}: cannot read it as a ledger ({type(exc).__name__}: {str(exc)[:200]})")
             continue

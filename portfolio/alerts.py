@@ -25,7 +25,7 @@ import requests
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from portfolio import records, storage
+from portfolio import records, safe, storage
 from portfolio.config import Config
 from portfolio.errors import redact
 from portfolio.facts import Facts, load_facts
@@ -50,6 +50,7 @@ def candidate_alerts(findings: pd.DataFrame) -> list[Alert]:
     for app_key, group in findings.groupby("app_id", sort=True):
         app_id = str(app_key)
         rules = ", ".join(sorted(group["rule"].unique()))
+        esc = safe.slack  # names, teams and reasons come from the data: no <!channel>, no <url|text>
         first: dict[Any, Any] = group.iloc[0].to_dict()
         reasons = "; ".join(group["reason"].astype(str))
         out.append(
@@ -57,8 +58,8 @@ def candidate_alerts(findings: pd.DataFrame) -> list[Alert]:
                 key=f"candidate:{app_id}",
                 kind="candidate",
                 text=(
-                    f":warning: *{first.get('name') or app_id}* ({app_id}, team {first.get('team')}) is now a "
-                    f"retirement candidate — {rules}. {reasons}. Retiring it would save "
+                    f":warning: *{esc(first.get('name') or app_id)}* ({esc(app_id)}, team {esc(first.get('team'))}) is now a "
+                    f"retirement candidate — {esc(rules)}. {esc(reasons)}. Retiring it would save "
                     f"{_money(float(first['annual_savings']))}/yr, value at risk {_money(float(first['value_at_risk']))}/yr."
                 ),
             )
@@ -81,8 +82,9 @@ def review_due_alerts(decisions: pd.DataFrame, today: date) -> list[Alert]:
                 key=f"review_due:{row['app_id']}:{due}",
                 kind="review_due",
                 text=(
-                    f":alarm_clock: Review of *{row['app_id']}* was due on {due} (last decision: {row['decision']} by "
-                    f"{row['decided_by']}). Record a new decision on the Retirement page."
+                    f":alarm_clock: Review of *{safe.slack(row['app_id'])}* was due on {due} (last decision: "
+                    f"{safe.slack(row['decision'])} by {safe.slack(row['decided_by'])}). Record a new decision on the "
+                    "Retirement page."
                 ),
             )
         )
@@ -111,8 +113,8 @@ def failing_connector_alerts(runs: pd.DataFrame, threshold: int) -> list[Alert]:
                 key=f"connector_failing:{name}:{first_failed['id']}",
                 kind="connector_failing",
                 text=(
-                    f":rotating_light: Connector *{name}* failed {streak} runs in a row (since "
-                    f"{first_failed['started']:%Y-%m-%d %H:%M} UTC). Last error: {last['error']}"
+                    f":rotating_light: Connector *{safe.slack(name)}* failed {streak} runs in a row (since "
+                    f"{first_failed['started']:%Y-%m-%d %H:%M} UTC). Last error: {safe.slack(last['error'])}"
                 ),
             )
         )

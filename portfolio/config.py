@@ -77,6 +77,15 @@ class Alerts(BaseModel):
     dashboard_url: str | None = Field(None, description="link put in alert messages")
 
 
+class Uploads(BaseModel):
+    """Caps on a value-ledger file uploaded in the dashboard, checked before the file is parsed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_bytes: int = Field(20_000_000, gt=0, description="largest file accepted, in bytes")
+    max_rows: int = Field(200_000, gt=0, description="most data rows accepted")
+
+
 class Auth(BaseModel):
     """Sign-in and roles. Sign-in itself is Streamlit's OIDC (``st.login``); this maps identities to roles.
 
@@ -289,6 +298,7 @@ class Config(BaseModel):
     auth: Auth = Field(default_factory=Auth)
     server: Server = Field(default_factory=Server)
     value: Value = Field(default_factory=Value)
+    uploads: Uploads = Field(default_factory=Uploads)
     source_path: str | None = Field(None, exclude=True)
 
     @field_validator("apps")

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from portfolio import safe
 from portfolio.periods import within
 
 if TYPE_CHECKING:
@@ -138,7 +139,10 @@ def _plain(value: Any) -> Any:
 
 
 def to_csv(frame: pd.DataFrame) -> str:
-    """CSV with money rounded to cents, hours to 2 and ratios to 4 decimals; dates ISO; dicts as JSON."""
+    """CSV with money rounded to cents, hours to 2 and ratios to 4 decimals; dates ISO; dicts as JSON.
+
+    Text cells that a spreadsheet would run as a formula get a leading ``'`` (:func:`portfolio.safe.csv_cell`).
+    """
     out = pd.DataFrame(index=frame.index)
     for col in frame.columns:
         series = frame[col]
@@ -151,7 +155,8 @@ def to_csv(frame: pd.DataFrame) -> str:
             )
         else:
             out[col] = series
-    return str(out.to_csv(index=False, lineterminator="\n"))
+    # text from the sources (app names, reasons, notes) must not run as a formula in a spreadsheet
+    return str(safe.csv_frame(out).to_csv(index=False, lineterminator="\n"))
 
 
 def to_json(frame: pd.DataFrame) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from portfolio import pnl, retirement
+from portfolio import pnl, retirement, safe
 from portfolio.config import Config
 from portfolio.facts import Facts
 from portfolio.periods import Period
@@ -79,6 +79,14 @@ def _pct(x: object) -> str:
     return "–" if pd.isna(v) else f"{v:.0%}"
 
 
+class _Untrusted(str):
+    """Text from the data (app ids, teams, reasons, who decided, rationales): escaped where it is rendered."""
+
+
+def _u(value: object) -> str:
+    return _Untrusted(value)
+
+
 def _tables(r: Review) -> list[tuple[str, list[str], list[list[str]]]]:
     k = r.kpis
     summary = [
@@ -92,8 +100,8 @@ def _tables(r: Review) -> list[tuple[str, list[str], list[list[str]]]]:
     apps: list[dict[Any, Any]] = r.apps.sort_values("net", ascending=False).to_dict("records")
     app_rows = [
         [
-            str(a["app_id"]),
-            str(a["team"]),
+            _u(a["app_id"]),
+            _u(a["team"]),
             _m(a["value"]),
             _m(a["cost"]),
             _m(a["net"]),
@@ -104,16 +112,16 @@ def _tables(r: Review) -> list[tuple[str, list[str], list[list[str]]]]:
         for a in apps
     ]
     cand_rows = [
-        [str(c["app_id"]), str(c["team"]), str(c["rules"]), str(c["reasons"]), _m(c["annual_savings"]), _m(c["value_at_risk"])]
+        [_u(c["app_id"]), _u(c["team"]), _u(c["rules"]), _u(c["reasons"]), _m(c["annual_savings"]), _m(c["value_at_risk"])]
         for c in r.candidates.to_dict("records")
     ]
     dec_rows = [
         [
             f"{d['decided_at']:%Y-%m-%d}",
-            str(d["app_id"]),
-            str(d["decision"]),
-            str(d["decided_by"]),
-            str(d["rationale"]),
+            _u(d["app_id"]),
+            _u(d["decision"]),
+            _u(d["decided_by"]),
+            _u(d["rationale"]),
             str(d["next_review"] or ""),
         ]
         for d in r.decisions.to_dict("records")
@@ -139,7 +147,9 @@ def to_markdown(r: Review) -> str:
             continue
         out.append("| " + " | ".join(header) + " |")
         out.append("|" + "---|" * len(header))
-        out += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
+        # text from the data could close the row (a newline), split a cell (|), load an image or
+        # carry HTML: safe.md_cell makes it plain text; our own figures are written as they are
+        out += ["| " + " | ".join(safe.md_cell(c) if isinstance(c, _Untrusted) else c for c in row) + " |" for row in rows]
         out.append("")
     return "\n".join(out)
 

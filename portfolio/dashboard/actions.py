@@ -12,8 +12,9 @@ from typing import Any
 import pandas as pd
 
 from portfolio import decisions, precedence, records, sync
-from portfolio.dashboard import cache
+from portfolio.dashboard import cache, signin
 from portfolio.dashboard.cache import Source
+from portfolio.errors import PortfolioError
 
 
 def sync_now(src: Source) -> sync.Outcome:
@@ -43,9 +44,17 @@ def _ledger() -> Any:
     return ledger
 
 
-def read_ledger(upload: Any) -> pd.DataFrame:
-    """An uploaded file (has ``name`` and ``read()``) as the ledger's text cells."""
-    frame: pd.DataFrame = _ledger().read_ledger(upload)
+def read_ledger(src: Source, upload: Any) -> pd.DataFrame:
+    """An uploaded file (has ``name`` and ``read()``) as the ledger's text cells.
+
+    Only a role that may upload gets here (the page hides the uploader from the others; this
+    refuses them too). The ``[uploads]`` caps are checked before the file is parsed.
+    """
+    cfg = cache.config(src)
+    user = signin.current_user(cfg)
+    if not user.can("upload_ledger"):
+        raise PortfolioError(f"your role ({user.role}) cannot upload a ledger: an editor can")
+    frame: pd.DataFrame = _ledger().read_ledger(upload, max_bytes=cfg.uploads.max_bytes, max_rows=cfg.uploads.max_rows)
     return frame
 
 

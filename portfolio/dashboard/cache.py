@@ -27,7 +27,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from portfolio import config as config_mod
-from portfolio import decisions, health, maintenance, periods, pnl, precedence, retirement, storage
+from portfolio import decisions, health, maintenance, periods, pnl, precedence, retirement, safe, storage
 from portfolio import facts as facts_mod
 from portfolio import review as review_mod
 from portfolio.config import Config
@@ -106,10 +106,10 @@ def source_or_stop() -> Source:
         st.info(FIRST_RUN)
         st.stop()
     except (ConfigError, ValueError) as exc:
-        st.error(f"Configuration problem: {exc}")
+        st.error(f"Configuration problem: {exc}")  # the admin's own portfolio.toml: shown as written
         st.stop()
     except (PortfolioError, SQLAlchemyError) as exc:
-        st.error(f"Cannot read the database: {redact(str(exc))[:500]}")
+        st.error(f"Cannot read the database: {safe.md(redact(str(exc))[:500])}")  # may quote stored values
         st.stop()
     if data.is_empty:
         st.info(FIRST_RUN + f"\n\nThe database `{src.label}` is empty: run a sync first.")

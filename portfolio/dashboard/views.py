@@ -12,7 +12,7 @@ from datetime import date, timedelta
 
 import pandas as pd
 
-from portfolio import precedence
+from portfolio import precedence, safe
 from portfolio.config import Config
 from portfolio.facts import Facts
 from portfolio.periods import Period, month_start, within
@@ -170,8 +170,12 @@ def sync_history(facts: Facts, limit: int = 50) -> pd.DataFrame:
 
 
 def to_csv(frame: pd.DataFrame) -> bytes:
-    """The bytes of a download button: the frame as CSV, as shown (no index)."""
-    return frame.to_csv(index=False).encode("utf-8")
+    """The bytes of a download button: the frame as CSV, as shown (no index).
+
+    Text cells that a spreadsheet would run as a formula (a ledger note ``=HYPERLINK(...)``, a ticket
+    title ``@SUM(...)``) get a leading ``'``; numbers stay numbers (:func:`portfolio.safe.csv_frame`).
+    """
+    return safe.csv_frame(frame).to_csv(index=False).encode("utf-8")
 
 
 def clean_for_display(frame: pd.DataFrame) -> pd.DataFrame:

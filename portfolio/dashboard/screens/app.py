@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from portfolio import safe
 from portfolio.dashboard import cache, charts, filters, fmt, views
 from portfolio.records import UNALLOCATED
 
@@ -30,23 +31,23 @@ st.query_params["app"] = app_id
 
 view = cache.app_view(src, app_id, f.start, f.end)
 info = view.info
-st.header(names[app_id])
+st.header(safe.md(names[app_id]))  # names, owners, descriptions come from the data: shown as text
 st.caption(
-    f"`{app_id}` · "
+    f"{safe.md_code(app_id)} · "
     + " · ".join(
-        f"{label}: {info.get(key)}"
+        f"{label}: {safe.md(info.get(key))}"
         for label, key in [("team", "team"), ("owner", "owner"), ("sponsor", "sponsor"), ("stage", "stage"),
                            ("value kind", "value_kind"), ("launched", "launched"), ("SLO", "slo_availability")]
         if info.get(key) not in (None, "")
     )
 )
 if info.get("description"):
-    st.write(info["description"])
+    st.markdown(safe.md(info["description"]))
 
 row = cache.app_pnl(src, f.start, f.end, None)
 row = row[row["app_id"] == app_id]
 if row.empty:
-    st.info(f"{names[app_id]} has no value or cost in {f.period.label}.")
+    st.info(f"{safe.md(names[app_id])} has no value or cost in {f.period.label}.")
     st.stop()
 r = row.iloc[0]
 c = st.columns(6)

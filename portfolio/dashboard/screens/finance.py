@@ -3,13 +3,14 @@
 import pandas as pd
 import streamlit as st
 
+from portfolio import safe
 from portfolio.dashboard import cache, charts, filters, fmt, views
 
 st.title("Finance")
 src = cache.source_or_stop()
 cur = cache.config(src).currency
 f = filters.sidebar(src.today, cache.teams(src))
-st.caption(f"{f.period.label}{' · team ' + f.team if f.team else ''} · amounts in {cur}")
+st.caption(f"{f.period.label}{' · team ' + safe.md(f.team) if f.team else ''} · amounts in {safe.md(cur)}")
 
 apps = cache.app_pnl(src, f.start, f.end, f.team)
 if apps.empty:
@@ -74,7 +75,7 @@ else:
     bad = rec[billed & (rec["ok"] != True)]  # noqa: E712 - ok may hold None ("no bill total")
     if not bad.empty:
         lines = "\n".join(
-            f"- `{r['source']}` {r['billing_period']} {r['currency']}: recorded {fmt.money(r['recorded'], str(r['currency']), 2)}"
+            f"- {safe.md_code(r['source'])} {safe.md(r['billing_period'])} {safe.md(r['currency'])}: recorded {fmt.money(r['recorded'], str(r['currency']), 2)}"
             f" vs billed {fmt.money(r['billed'], str(r['currency']), 2)}"
             f" (difference {fmt.money(r['difference'], str(r['currency']), 2)})"
             for r in bad.to_dict("records")

@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from portfolio import safe
 from portfolio.dashboard import actions, cache, signin, views
 
 st.title("Data health")
@@ -19,8 +20,8 @@ if signin.require(signin.current_user(cache.config(src)), "sync", "start a sync"
     with st.spinner("Syncing…"):
         outcome = actions.sync_now(src)
     lines = [
-        f"- {r.connector}: {r.status}, {r.rows_written} rows written"
-        + (f" — {r.error}" if r.error else "")
+        f"- {safe.md(r.connector)}: {r.status}, {r.rows_written} rows written"
+        + (f" — {safe.md(r.error)}" if r.error else "")  # a source's error text is not ours: shown as text
         for r in outcome.runs
     ]
     st.session_state["health_flash"] = (
@@ -36,7 +37,7 @@ if status.empty:
 else:
     failing = status[status["status"] == "failed"]
     for r in failing.itertuples():
-        st.error(f"**{r.connector}** failed its last sync ({r.failures_in_a_row} in a row): {r.error}")
+        st.error(f"**{safe.md(r.connector)}** failed its last sync ({r.failures_in_a_row} in a row): {safe.md(r.error)}")
     st.dataframe(
         status,
         hide_index=True,
@@ -58,7 +59,7 @@ else:
     stale = fresh[fresh["stale"] == True]  # noqa: E712 - a bool column that may hold None
     if not stale.empty:
         st.warning(f"{len(stale)} app(s) have cost or usage older than 3 days before the last complete day: "
-                   + ", ".join(stale["app_id"].astype(str)))
+                   + ", ".join(stale["app_id"].astype(str).map(safe.md)))
     st.dataframe(fresh, hide_index=True, column_config={"stale": st.column_config.CheckboxColumn("Stale")})
     st.download_button("Download freshness (CSV)", views.to_csv(fresh), "freshness.csv", "text/csv", on_click="ignore")
 

@@ -3,6 +3,7 @@
 import pandas as pd
 import streamlit as st
 
+from portfolio import safe
 from portfolio.dashboard import actions, cache, signin, views
 from portfolio.errors import PortfolioError
 
@@ -28,15 +29,27 @@ st.write(
 st.download_button("Download the template (CSV)", actions.ledger_template().encode("utf-8"), "value-ledger-template.csv",
                    "text/csv", on_click="ignore")
 
-upload = st.file_uploader("Ledger file", type=["csv", "xlsx", "xls"], key="ledger_file")
+if not signin.require(signin.current_user(cache.config(src)), "upload_ledger", "upload a ledger"):
+    st.stop()  # the uploader is for editors only: a viewer never gets a file parsed
+caps = cache.config(src).uploads
+upload = st.file_uploader(
+    "Ledger file", type=["csv", "xlsx"], key="ledger_file", max_upload_size=max(1, -(-caps.max_bytes // 2**20)),
+    help=f"At most {caps.max_bytes / 1_000_000:,.1f} MB and {caps.max_rows:,} rows ([uploads] in portfolio.toml).",
+)
 if upload is None:
     st.info("Choose a CSV or Excel file to check it; nothing is written until you commit.")
     st.stop()
 
 try:
-    frame = actions.read_ledger(upload)
+    frame = actions.read_ledger(src, upload)
+except PortfolioError as exc:  # over a cap, not UTF-8, ragged: file, row and column named
+    st.error(safe.md(f"{upload.name}: not read, nothing was written. {exc}"))
+    problems = getattr(exc, "errors", None)
+    if isinstance(problems, pd.DataFrame) and len(problems) > 1:
+        st.dataframe(problems, hide_index=True)
+    st.stop()
 except Exception as exc:  # a broken file is the user's input, not a crash
-    st.error(f"{upload.name}: cannot read it as a CSV or Excel ledger: {exc}")
+    st.error(safe.md(f"{upload.name}: cannot read it as a CSV or Excel ledger ({type(exc).__name__})"))
     st.stop()
 
 valid, errors = actions.validate_ledger(src, frame)
@@ -102,6 +115,6 @@ if signin.require(signin.current_user(cache.config(src)), "upload_ledger", "comm
         st.error(f"Nothing was committed: {exc}")
         st.stop()
     st.session_state["ledger_flash"] = " ".join(
-        [f"Committed {upload.name}: {written} row(s) written."] + [line[0].upper() + line[1:] + "." for line in lines]
+        [f"Committed {safe.md(upload.name)}: {written} row(s) written."] + [line[0].upper() + line[1:] + "." for line in lines]
     )
     st.rerun()

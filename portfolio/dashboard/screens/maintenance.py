@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from portfolio import safe
 from portfolio.dashboard import cache, charts, filters, fmt, views
 
 st.title("Maintenance")
@@ -9,7 +10,7 @@ src = cache.source_or_stop()
 cur = cache.config(src).currency
 f = filters.sidebar(src.today, cache.teams(src))
 st.caption(
-    f"{f.period.label}{' · team ' + f.team if f.team else ''} · KLO (keep the lights on) = routine upkeep + incident "
+    f"{f.period.label}{' · team ' + safe.md(f.team) if f.team else ''} · KLO (keep the lights on) = routine upkeep + incident "
     "firefighting; improvement is new work."
 )
 

@@ -4,6 +4,7 @@ from datetime import timedelta
 
 import streamlit as st
 
+from portfolio import safe
 from portfolio.dashboard import cache, charts, filters, fmt, page, views
 from portfolio.records import UNALLOCATED
 
@@ -14,7 +15,7 @@ cur = cfg.currency
 f = filters.sidebar(src.today, cache.teams(src))
 
 k = cache.kpis(src, f.start, f.end, f.team)
-st.caption(f"{f.period.label}{' · team ' + f.team if f.team else ''} · compared with {f.period.previous().label}")
+st.caption(f"{f.period.label}{' · team ' + safe.md(f.team) if f.team else ''} · compared with {f.period.previous().label}")
 c = st.columns(6)
 c[0].metric(
     "Value", fmt.money_short(k["value"], cur), fmt.money_short_delta(k["value"] - k["prev_value"], cur),
@@ -34,7 +35,7 @@ c[5].metric("Retirement candidates", f"{int(k['candidates'])}", help="Apps with 
 
 apps = cache.app_pnl(src, f.start, f.end, f.team)
 if apps.empty:
-    st.info(f"No app has value or cost in {f.period.label}{' for team ' + f.team if f.team else ''}.")
+    st.info(f"No app has value or cost in {f.period.label}{' for team ' + safe.md(f.team) if f.team else ''}.")
     st.stop()
 
 left, right = st.columns(2)

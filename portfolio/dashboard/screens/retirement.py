@@ -5,6 +5,7 @@ from datetime import timedelta
 import pandas as pd
 import streamlit as st
 
+from portfolio import safe
 from portfolio.dashboard import actions, cache, charts, filters, fmt, signin, views
 from portfolio.errors import PortfolioError
 from portfolio.records import DECISIONS, UNALLOCATED
@@ -89,10 +90,10 @@ if submitted:
         try:
             saved = actions.record_decision(src, app_id, decision, decided_by.strip(), rationale.strip(), next_review)
         except (PortfolioError, ValueError) as exc:
-            st.error(f"Not recorded: {exc}")
+            st.error(f"Not recorded: {safe.md(exc)}")
             st.stop()
         st.session_state["retirement_flash"] = (
-            f"Recorded: {saved.decision} {names.get(app_id, app_id)} by {saved.decided_by}"
+            f"Recorded: {safe.md(saved.decision)} {safe.md(names.get(app_id, app_id))} by {safe.md(saved.decided_by)}"
             + (f", next review {saved.next_review.isoformat()}" if saved.next_review else "")
             + ". Its findings are snoozed until then."
         )
