@@ -152,7 +152,8 @@ class _Writer:
 
     def _check(self, model: type[SQLModel], values: dict[str, Any]) -> tuple[Any, ...]:
         key = tuple(values[k] for k in model.NATURAL_KEY)  # type: ignore[attr-defined]
-        if any(v is None or v == "" for k, v in zip(model.NATURAL_KEY, key, strict=True) if k != "id"):  # type: ignore[attr-defined]
+        # "model" is "" for every usage that is not per model (it defaults to "", like the column)
+        if any(v is None or (v == "" and k != "model") for k, v in zip(model.NATURAL_KEY, key, strict=True) if k != "id"):  # type: ignore[attr-defined]
             raise SyncError(f"{self.source}: {model.__name__} with an empty natural key field: {values}")
         for field, allowed in _ALLOWED.get(model, {}).items():
             if values.get(field) not in allowed:
