@@ -23,6 +23,7 @@ REGISTRY: dict[str, str] = {
     "timesheet": "connectors.timesheet",
     "outcomes_file": "connectors.outcomes_file",
     "sql": "connectors.sql",
+    "openai": "connectors.openai",
 }
 
 
