@@ -24,6 +24,7 @@ REGISTRY: dict[str, str] = {
     "outcomes_file": "connectors.outcomes_file",
     "sql": "connectors.sql",
     "openai": "connectors.openai",
+    "anthropic": "connectors.anthropic",
 }
 
 
