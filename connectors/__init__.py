@@ -25,6 +25,7 @@ REGISTRY: dict[str, str] = {
     "sql": "connectors.sql",
     "openai": "connectors.openai",
     "anthropic": "connectors.anthropic",
+    "litellm": "connectors.litellm",
 }
 
 
