@@ -76,6 +76,16 @@ class Alerts(BaseModel):
     dashboard_url: str | None = Field(None, description="link put in alert messages")
 
 
+class GenAI(BaseModel):
+    """Token economics of GenAI apps (see portfolio/genai.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    drift_threshold: float = Field(
+        0.05, ge=0, description="flag a gateway estimate that differs from the vendor bill of the same app and day by more than this share"
+    )
+
+
 class Auth(BaseModel):
     """Sign-in and roles. Sign-in itself is Streamlit's OIDC (``st.login``); this maps identities to roles.
 
@@ -259,6 +269,7 @@ class Config(BaseModel):
     connectors: dict[str, ConnectorConfig] = Field(default_factory=dict)
     rules: Rules = Field(default_factory=Rules)
     alerts: Alerts = Field(default_factory=Alerts)
+    genai: GenAI = Field(default_factory=GenAI)
     auth: Auth = Field(default_factory=Auth)
     server: Server = Field(default_factory=Server)
     source_path: str | None = Field(None, exclude=True)
