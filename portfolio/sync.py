@@ -216,6 +216,10 @@ class _Writer:
         if "source" in model.model_fields:
             frame = frame.assign(source=self.source)
         nk = list(model.NATURAL_KEY)
+        for k in nk:  # a key column with a default (UsageRecord.model = "") may be left out, as before it existed
+            info = model.model_fields.get(k)
+            if k not in frame.columns and info is not None and not info.is_required():
+                frame = frame.assign(**{k: info.get_default(call_default_factory=True)})
         missing = [k for k in nk if k not in frame.columns and k != "id"]
         if missing:
             raise SyncError(f"{self.source}: {model.__name__} rows lack key columns {missing}")
