@@ -5,8 +5,8 @@ connectors ``openai`` and ``anthropic`` bring **billed** vendor cost (CostRecord
 ``vendor``, ``estimated`` false) and ``litellm`` a gateway's **estimates** (``estimated`` true);
 all three bring tokens as UsageRecords per model (``records.TOKEN_METRICS`` and ``requests``).
 
-One rule keeps a cost from being counted twice: where a billed vendor cost and an estimate cover
-the same app and day, the bill counts and the estimate does not (:func:`pnl_costs`, which the P&L
+One rule keeps a cost from being counted twice: where a billed GenAI vendor cost (a vendor row that
+names a model) and an estimate cover the same app and day, the bill counts and the estimate does not (:func:`pnl_costs`, which the P&L
 uses); the gap between them is the **drift** (estimate / billed − 1), flagged above
 ``[genai] drift_threshold`` (5% by default). Tokens follow the same rule: a source that reports
 estimates (a gateway) gives way, for an app and day, to a billing source that reports tokens too.
@@ -59,10 +59,11 @@ def _covered(frame: pd.DataFrame, keys: set[tuple[str, date]]) -> pd.Series:
 
 
 def _billed_days(costs: pd.DataFrame) -> set[tuple[str, date]]:
-    """(app, day) pairs that a billed (not estimated) vendor cost covers."""
+    """(app, day) pairs that a billed (not estimated) GenAI vendor cost covers: a bill that names a
+    model (an email API's invoice does not cover an LLM gateway's estimate)."""
     if costs.empty:
         return set()
-    billed = costs[(~_estimated(costs)) & (costs["category"] == "vendor")]
+    billed = costs[(~_estimated(costs)) & (costs["category"] == "vendor") & (costs["model"].fillna("") != "")]
     return set(zip(billed["app_id"].astype(str), _days(billed["day"]), strict=True))
 
 
@@ -184,7 +185,7 @@ def drift(costs: pd.DataFrame, threshold: float = DEFAULT_DRIFT_THRESHOLD, curre
     ``drift`` = estimated / billed − 1, and ``flagged`` when ``abs(drift) > threshold``."""
     if costs.empty:
         return pd.DataFrame({c: pd.Series(dtype="object") for c in DRIFT_COLUMNS})
-    c = costs[costs["category"] == "vendor"]
+    c = costs[(costs["category"] == "vendor") & (costs["model"].fillna("") != "")]
     if currency:
         c = c[c["currency"].fillna("").str.upper() == currency.upper()]
     est = _estimated(c)

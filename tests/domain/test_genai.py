@@ -32,6 +32,8 @@ def facts() -> Facts:
         cost("claude", "docs-qa", D1, 10.00, SONNET),
         cost("gw", "docs-qa", D1, 10.40, SONNET, estimated=True),    # drift +4%: under 5%
         cost("k8s", "support-bot", D1, 5.00, category="infra", service="cpu"),
+        cost("sendgrid", "mailer", D1, 50.00, service="email api"),     # a vendor bill that names no model
+        cost("gw", "mailer", D1, 0.40, "gpt-4o-mini", estimated=True),   # ... does not cover an LLM estimate
     ])
     usage = pd.DataFrame([
         use("oai", "support-bot", D1, "input_tokens", 1_000_000, MINI),
@@ -58,10 +60,11 @@ def test_pnl_costs_keep_the_bill_and_drop_the_estimates_it_covers() -> None:
     assert sorted(zip(kept.source, kept.app_id, kept.day, kept.amount, strict=True)) == sorted([
         ("oai", "support-bot", D1, 2.0), ("oai", "support-bot", D1, 1.0), ("gw", "support-bot", D2, 1.0),
         ("claude", "docs-qa", D1, 10.0), ("k8s", "support-bot", D1, 5.0),
+        ("sendgrid", "mailer", D1, 50.0), ("gw", "mailer", D1, 0.4),
     ])
     # per app, by hand: support 2 + 1 (bill) + 1 (estimate, no bill that day) + 5 (infra) = 9; docs 10
-    assert kept.groupby("app_id")["amount"].sum().to_dict() == {"support-bot": 9.0, "docs-qa": 10.0}
-    assert f.costs.amount.sum() == pytest.approx(32.7)  # what adding everything would have said
+    assert kept.groupby("app_id")["amount"].sum().to_dict() == {"support-bot": 9.0, "docs-qa": 10.0, "mailer": 50.4}
+    assert f.costs.amount.sum() == pytest.approx(83.1)  # what adding everything would have said
 
 
 def test_drift_figure_and_flag() -> None:
