@@ -182,3 +182,15 @@ class Unmapped:
         )
         logger.warning("%s: %s", self.connector, text)
         yield Notice(text)
+
+
+def undeclared(config: ConnectorConfig, **mappings: dict[str, str]) -> Iterator[Notice]:
+    """A notice for each mapping that names an app portfolio.toml does not declare (when it declares
+    apps): its spend is then shown as unregistered, not as that app's, and a typo is found early."""
+    known = {a.id for a in config.apps}
+    if not known:
+        return
+    for key, mapping in mappings.items():
+        bad = sorted({app for app in mapping.values() if app not in known})
+        if bad:
+            yield Notice(f"connectors.{config.name}.{key} names apps not declared in [[apps]]: {', '.join(bad)}")

@@ -85,6 +85,7 @@ def dollars(amount: Any, connector: str, path: str) -> Decimal:
 def pull(config: ConnectorConfig, since: datetime | None) -> Iterator[Any]:
     """Cost report (grouped, then the daily totals), then the messages usage report, for the window's days."""
     p = _genai.params_of(Params, config)
+    yield from _genai.undeclared(config, workspaces=p.workspaces, api_keys=p.api_keys)
     key = _genai.secret(config, p.admin_key_env, "admin_key_env")
     today = datetime.now(UTC).date()
     start, end = _genai.day_window(since, p.days, today)

@@ -108,6 +108,7 @@ ORDER BY app_id, day, model"""
 def pull(config: ConnectorConfig, since: datetime | None) -> Iterator[Any]:
     """One aggregate query over the window; yields Replace windows, estimated costs and token usage."""
     p = _genai.params_of(Params, config)
+    yield from _genai.undeclared(config, tags=p.tags, key_aliases=p.key_aliases, teams=p.teams)
     url = _genai.secret(config, p.database_url_env, "database_url_env")
     today = datetime.now(UTC).date()
     start, end = _genai.day_window(since, p.days, today)

@@ -101,6 +101,7 @@ class _App:
 def pull(config: ConnectorConfig, since: datetime | None) -> Iterator[Any]:
     """Costs (grouped, then the daily totals), then usage of each endpoint, for the days of the window."""
     p = _genai.params_of(Params, config)
+    yield from _genai.undeclared(config, projects=p.projects, api_keys=p.api_keys)
     key = _genai.secret(config, p.admin_key_env, "admin_key_env")
     today = datetime.now(UTC).date()
     start, end = _genai.day_window(since, p.days, today)

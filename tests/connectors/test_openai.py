@@ -296,3 +296,10 @@ def test_model_of_line_item() -> None:
     assert openai.model_of_line_item("gpt-4o-2024-08-06, input") == "gpt-4o-2024-08-06"
     assert openai.model_of_line_item("gpt-4o-mini, cached input") == "gpt-4o-mini"
     assert openai.model_of_line_item("Web search tool calls") == ""
+
+
+def test_mapping_to_an_undeclared_app_is_reported(engine: Engine) -> None:
+    with serve() as server:
+        result = run(make_config(engine, server.url, 'api_keys = { key_x = "serch" }'), engine)
+    assert result.status == "success", result.error
+    assert "connectors.oai.api_keys names apps not declared in [[apps]]: serch" in (result.warnings or "")
