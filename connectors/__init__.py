@@ -23,6 +23,9 @@ REGISTRY: dict[str, str] = {
     "timesheet": "connectors.timesheet",
     "outcomes_file": "connectors.outcomes_file",
     "sql": "connectors.sql",
+    "openai": "connectors.openai",
+    "anthropic": "connectors.anthropic",
+    "litellm": "connectors.litellm",
 }
 
 

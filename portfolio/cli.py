@@ -489,6 +489,9 @@ def cmd_report(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise UsageError(f"--from/--to: {exc}") from None
     facts = load_facts(storage.make_engine(cfg.database_url), today=today)
+    if args.kind == "tokens" and period is not None:
+        sys.stdout.write(_tokens_report(facts, cfg, period, args.format, args.team))
+        return 0
     if period is None:
         frame = report.retirement_report(facts, cfg, args.team, include_snoozed=args.include_snoozed)
         header = f"retirement findings as of {today.isoformat()}"
@@ -503,6 +506,52 @@ def cmd_report(args: argparse.Namespace) -> int:
         text = f"{header}{' — team ' + args.team if args.team else ''}\n\n{text}"
     sys.stdout.write(text)
     return 0
+
+
+def _tokens_report(facts: Any, cfg: config_mod.Config, period: Any, fmt: str, team: str | None) -> str:
+    """``report tokens``: per app and model, tokens, cost per 1M tokens and per request (portfolio.genai),
+    then the days where a gateway's estimate and the vendor's bill of one app differ (table and json)."""
+    from portfolio import genai, report
+
+    end = min(period.end, facts.last_complete_day)
+    frame = genai.economics(facts.usage, facts.costs, period.start, end, cfg.currency)
+    drift = genai.drift(genai_window(facts.costs, period.start, end), cfg.genai.drift_threshold, cfg.currency)
+    if team:
+        ids = set(facts.apps.loc[facts.apps["team"] == team, "app_id"])
+        frame, drift = frame[frame["app_id"].isin(ids)], drift[drift["app_id"].isin(ids)]
+    if fmt == "csv":
+        return report.to_csv(frame)
+    if fmt == "json":
+        tokens = json.loads(report.to_json(frame))
+        return json.dumps({"tokens": tokens, "drift": json.loads(report.to_json(drift))}, indent=2) + "\n"
+    shown = frame.copy()
+    for col in ("tokens", "input_tokens", "cached_input_tokens", "cache_write_tokens", "output_tokens", "requests"):
+        shown[col] = [f"{v:,.0f}" for v in shown[col]]
+    for col, digits in (("cost", 2), ("cost_per_1m_tokens", 4), ("cost_per_request", 6)):
+        shown[col] = [None if v != v else f"{v:,.{digits}f}" for v in shown[col]]
+    cols = ["app_id", "model", "tokens", "input_tokens", "cached_input_tokens", "cache_write_tokens", "output_tokens",
+            "requests", "cost", "cost_per_1m_tokens", "cost_per_request"]
+    out = [f"tokens and cost per app and model, {period.label} ({cfg.currency}){' — team ' + team if team else ''}", "",
+           report.to_table(shown, cols), ""]
+    threshold = cfg.genai.drift_threshold
+    out.append(f"billed against estimated (a gateway's estimate vs the vendor's bill, same app and day; flag over {threshold:.0%})")
+    if drift.empty:
+        out.append("(no day with both a bill and an estimate)")
+    else:
+        d = drift.assign(billed=[f"{v:,.2f}" for v in drift["billed"]], estimated=[f"{v:,.2f}" for v in drift["estimated"]],
+                         drift=[f"{v:+.1%}" for v in drift["drift"]], flagged=["FLAG" if f else "" for f in drift["flagged"]])
+        out.append(report.to_table(d, ["app_id", "day", "billed", "estimated", "drift", "flagged"]))
+    return "\n".join(out) + "\n"
+
+
+def genai_window(costs: Any, start: Any, end: Any) -> Any:
+    """Cost rows whose day is in ``start..end`` (the drift of the report's period)."""
+    if costs.empty:
+        return costs
+    import pandas as pd
+
+    days = pd.to_datetime(costs["day"]).dt.date
+    return costs[(days >= start) & (days <= end)]
 
 
 def _print_jobs(sched: Any) -> None:
@@ -635,8 +684,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--full", action="store_true", help="ignore the cursor and re-read the full history")
     p.set_defaults(func=cmd_sync)
 
-    p = sub.add_parser("report", parents=[common], help="print a report: pnl, maintenance, retirement or review")
-    p.add_argument("kind", choices=["pnl", "maintenance", "retirement", "review"])
+    p = sub.add_parser("report", parents=[common], help="print a report: pnl, maintenance, retirement, review or tokens")
+    p.add_argument("kind", choices=["pnl", "maintenance", "retirement", "review", "tokens"])
     p.add_argument("--quarter", metavar="YYYYQn", help="review: the quarter, e.g. 2026Q3")
     p.add_argument("--from", dest="from_month", type=_month, metavar="YYYY-MM", help="first month (default: 12 months back)")
     p.add_argument("--to", dest="to_month", type=_month, metavar="YYYY-MM", help="last month (default: the last complete day's)")

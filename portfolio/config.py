@@ -86,6 +86,16 @@ class Uploads(BaseModel):
     max_rows: int = Field(200_000, gt=0, description="most data rows accepted")
 
 
+class GenAI(BaseModel):
+    """Token economics of GenAI apps (see portfolio/genai.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    drift_threshold: float = Field(
+        0.05, ge=0, description="flag a gateway estimate that differs from the vendor bill of the same app and day by more than this share"
+    )
+
+
 class Auth(BaseModel):
     """Sign-in and roles. Sign-in itself is Streamlit's OIDC (``st.login``); this maps identities to roles.
 
@@ -295,6 +305,7 @@ class Config(BaseModel):
     connectors: dict[str, ConnectorConfig] = Field(default_factory=dict)
     rules: Rules = Field(default_factory=Rules)
     alerts: Alerts = Field(default_factory=Alerts)
+    genai: GenAI = Field(default_factory=GenAI)
     auth: Auth = Field(default_factory=Auth)
     server: Server = Field(default_factory=Server)
     value: Value = Field(default_factory=Value)

@@ -27,6 +27,9 @@ COST_CATEGORIES = ("infra", "people", "vendor", "other")
 MAINTENANCE_KINDS = ("klo", "incident", "improvement")
 DECISIONS = ("keep", "invest", "retire", "review")
 USAGE_METRICS = ("requests", "predictions", "active_users")
+#: token usage metrics of GenAI apps (UsageRecord.metric, per model): tokens read without the cache,
+#: read from the cache, written to the cache, generated; requests are the plain "requests" metric
+TOKEN_METRICS = ("input_tokens", "cached_input_tokens", "cache_write_tokens", "output_tokens")
 
 _MICRO = Decimal("0.000001")
 
@@ -134,13 +137,20 @@ class CostRecord(SQLModel, table=True):
     service: str
     amount: Decimal = _money()
     currency: str = "USD"
-    billing_period: str | None = None  # YYYY-MM of the bill the amount comes from
+    billing_period: str | None = None  # YYYY-MM of the bill the amount comes from (a day for daily vendor bills)
+    # the model a GenAI vendor charged for ("" for everything else): cost per 1M tokens by model
+    model: str = Field(default="", sa_column_kwargs={"server_default": ""})
+    # an estimate (a gateway's price table), not a bill: kept apart so a bill is never counted twice
+    estimated: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
 
 
 class UsageRecord(SQLModel, table=True):
-    """Usage per app, day and metric: requests, predictions, active users."""
+    """Usage per app, day, metric and model: requests, predictions, active users, tokens.
 
-    NATURAL_KEY: ClassVar[tuple[str, ...]] = ("source", "app_id", "day", "metric")
+    ``model`` is "" except for GenAI usage (tokens and requests per model, see ``TOKEN_METRICS``).
+    """
+
+    NATURAL_KEY: ClassVar[tuple[str, ...]] = ("source", "app_id", "day", "metric", "model")
     __table_args__ = _unique("usagerecord", *NATURAL_KEY)
 
     id: int | None = Field(default=None, primary_key=True)
@@ -149,6 +159,7 @@ class UsageRecord(SQLModel, table=True):
     day: date = Field(index=True)
     metric: str
     value: float
+    model: str = Field(default="", sa_column_kwargs={"server_default": ""})
 
 
 class UptimeRecord(SQLModel, table=True):

@@ -168,7 +168,8 @@ class _Writer:
 
     def _check(self, model: type[SQLModel], values: dict[str, Any]) -> tuple[Any, ...]:
         key = tuple(values[k] for k in model.NATURAL_KEY)  # type: ignore[attr-defined]
-        if any(v is None or v == "" for k, v in zip(model.NATURAL_KEY, key, strict=True) if k != "id"):  # type: ignore[attr-defined]
+        # "model" is "" for every usage that is not per model (it defaults to "", like the column)
+        if any(v is None or (v == "" and k != "model") for k, v in zip(model.NATURAL_KEY, key, strict=True) if k != "id"):  # type: ignore[attr-defined]
             raise SyncError(f"{self.source}: {model.__name__} with an empty natural key field: {values}")
         for field, allowed in _ALLOWED.get(model, {}).items():
             if values.get(field) not in allowed:
@@ -231,6 +232,10 @@ class _Writer:
         if "source" in model.model_fields:
             frame = frame.assign(source=self.source)
         nk = list(model.NATURAL_KEY)
+        for k in nk:  # a key column with a default (UsageRecord.model = "") may be left out, as before it existed
+            info = model.model_fields.get(k)
+            if k not in frame.columns and info is not None and not info.is_required():
+                frame = frame.assign(**{k: info.get_default(call_default_factory=True)})
         missing = [k for k in nk if k not in frame.columns and k != "id"]
         if missing:
             raise SyncError(f"{self.source}: {model.__name__} rows lack key columns {missing}")

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from portfolio import safe
+from portfolio import genai, safe
 from portfolio.dashboard import cache, charts, filters, fmt, views
 from portfolio.records import UNALLOCATED
 
@@ -98,6 +98,36 @@ with right:
     else:
         slo = info.get("slo_availability")
         st.altair_chart(charts.availability_vs_slo(view.uptime, float(slo) if isinstance(slo, int | float) else None))
+
+everything = cache.facts(src)
+tokens = genai.economics(everything.usage, everything.costs, f.start, min(f.end, everything.last_complete_day), cur)
+tokens = tokens[tokens["app_id"] == app_id]
+if not tokens.empty:  # a GenAI app: tokens and unit cost per model (portfolio/genai.py)
+    st.subheader("Tokens")
+    st.dataframe(
+        tokens.drop(columns=["app_id"]), hide_index=True,
+        column_config={"billed_cost": fmt.money_column("Billed", cur), "estimated_cost": fmt.money_column("Estimated", cur),
+                       "cost": fmt.money_column("Cost", cur), "cost_per_1m_tokens": fmt.money_column("Cost per 1M tokens", cur),
+                       "cost_per_request": fmt.money_column("Cost per request", cur)},
+    )
+    in_period = everything.costs[everything.costs["app_id"] == app_id] if not everything.costs.empty else everything.costs
+    if not in_period.empty:
+        days = in_period["day"].map(lambda d: f.start <= d <= f.end)
+        drift = genai.drift(in_period[days], cache.config(src).genai.drift_threshold, cur)
+        flagged = drift[drift["flagged"]]
+        if not drift.empty:
+            st.caption(
+                f"Billed against estimated: {len(drift)} day(s) with both a vendor bill and a gateway estimate; "
+                f"the bill counts in the P&L, the estimate does not."
+            )
+        if not flagged.empty:
+            worst = flagged.iloc[int(flagged["drift"].abs().to_numpy().argmax())]
+            st.warning(
+                f"The gateway's estimate differs from the vendor's bill by more than "
+                f"{fmt.percent(cache.config(src).genai.drift_threshold)} on {len(flagged)} day(s); "
+                f"worst {worst['day']}: estimated {fmt.money(worst['estimated'], cur, decimals=2)} against billed "
+                f"{fmt.money(worst['billed'], cur, decimals=2)} ({worst['drift']:+.1%})."
+            )
 
 st.subheader("Outcomes and their evidence")
 if view.outcomes.empty:

@@ -1,0 +1,199 @@
+"""Token economics of GenAI apps: tokens, cost per 1M tokens and per request, billed against estimated.
+
+Pure functions over the facts frames (:class:`portfolio.facts.Facts`: money is float there). The
+connectors ``openai`` and ``anthropic`` bring **billed** vendor cost (CostRecord category
+``vendor``, ``estimated`` false) and ``litellm`` a gateway's **estimates** (``estimated`` true);
+all three bring tokens as UsageRecords per model (``records.TOKEN_METRICS`` and ``requests``).
+
+One rule keeps a cost from being counted twice: where a billed GenAI vendor cost (a vendor row that
+names a model) and an estimate cover the same app and day, the bill counts and the estimate does not (:func:`pnl_costs`, which the P&L
+uses); the gap between them is the **drift** (estimate / billed − 1), flagged above
+``[genai] drift_threshold`` (5% by default). Tokens follow the same rule: a source that reports
+estimates (a gateway) gives way, for an app and day, to a billing source that reports tokens too.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import numpy as np
+import pandas as pd
+
+from portfolio.records import TOKEN_METRICS
+
+DEFAULT_DRIFT_THRESHOLD = 0.05
+USAGE_COLUMNS = [*TOKEN_METRICS, "requests"]
+ECONOMICS_COLUMNS = [
+    "app_id", "model", *TOKEN_METRICS, "tokens", "requests", "billed_cost", "estimated_cost", "cost",
+    "cost_per_1m_tokens", "cost_per_request", "sources",
+]  # fmt: skip
+TREND_COLUMNS = ["app_id", "model", "month", "complete", "tokens", "requests", "cost", "cost_per_1m_tokens", "cost_per_request"]
+DRIFT_COLUMNS = ["app_id", "day", "billed", "estimated", "drift", "flagged"]
+
+
+def _estimated(costs: pd.DataFrame) -> pd.Series:
+    if "estimated" not in costs.columns:
+        return pd.Series(False, index=costs.index)
+    return costs["estimated"].fillna(False).astype(bool)
+
+
+def _days(values: pd.Series) -> pd.Series:
+    return pd.to_datetime(values).dt.date
+
+
+def _between(frame: pd.DataFrame, start: date | None, end: date | None) -> pd.DataFrame:
+    if frame.empty:
+        return frame
+    days = _days(frame["day"])
+    keep = pd.Series(True, index=frame.index)
+    if start is not None:
+        keep &= days >= start
+    if end is not None:
+        keep &= days <= end
+    return frame[keep]
+
+
+def _covered(frame: pd.DataFrame, keys: set[tuple[str, date]]) -> pd.Series:
+    pairs = zip(frame["app_id"].astype(str), _days(frame["day"]), strict=True)
+    return pd.Series([p in keys for p in pairs], index=frame.index, dtype=bool)
+
+
+def _billed_days(costs: pd.DataFrame) -> set[tuple[str, date]]:
+    """(app, day) pairs that a billed (not estimated) GenAI vendor cost covers: a bill that names a
+    model (an email API's invoice does not cover an LLM gateway's estimate)."""
+    if costs.empty:
+        return set()
+    billed = costs[(~_estimated(costs)) & (costs["category"] == "vendor") & (costs["model"].fillna("") != "")]
+    return set(zip(billed["app_id"].astype(str), _days(billed["day"]), strict=True))
+
+
+def pnl_costs(costs: pd.DataFrame) -> pd.DataFrame:
+    """The cost rows the P&L counts: every row, except estimates for an app and day that a billed
+    vendor cost covers (the bill counts; the estimate is only compared with it, see :func:`drift`)."""
+    if costs.empty:
+        return costs
+    est = _estimated(costs)
+    if not est.any():
+        return costs
+    drop = est & _covered(costs, _billed_days(costs))
+    return costs[~drop]
+
+
+def token_usage(usage: pd.DataFrame, costs: pd.DataFrame) -> pd.DataFrame:
+    """Tokens and requests per app, day and model (columns app_id, day, model, the token metrics,
+    tokens = their sum, requests), summed over sources, without a gateway's count for an app and
+    day that a billing source's tokens cover (the same traffic, counted once)."""
+    cols = ["app_id", "day", "model", *USAGE_COLUMNS, "tokens"]
+    if usage.empty:
+        return pd.DataFrame({c: pd.Series(dtype="object") for c in cols})
+    u = usage[(usage["model"].fillna("") != "") & usage["metric"].isin(USAGE_COLUMNS)].copy()
+    if u.empty:
+        return pd.DataFrame({c: pd.Series(dtype="object") for c in cols})
+    estimate_sources = set(costs.loc[_estimated(costs), "source"]) if not costs.empty else set()
+    gateway = u["source"].isin(estimate_sources)
+    if gateway.any() and (~gateway).any():
+        vendor = u[~gateway & u["metric"].isin(TOKEN_METRICS)]
+        keys = set(zip(vendor["app_id"].astype(str), _days(vendor["day"]), strict=True))
+        u = u[~(gateway & _covered(u, keys))]
+    u["day"] = _days(u["day"])
+    u["value"] = pd.to_numeric(u["value"], errors="coerce").fillna(0.0).astype(float)
+    out = u.pivot_table(index=["app_id", "day", "model"], columns="metric", values="value", aggfunc="sum", fill_value=0.0)
+    out = out.reindex(columns=USAGE_COLUMNS, fill_value=0.0).reset_index()
+    out.columns.name = None
+    out["tokens"] = out[list(TOKEN_METRICS)].sum(axis=1)
+    return out[cols]
+
+
+def _ratio(num: pd.Series, den: pd.Series, scale: float = 1.0) -> pd.Series:
+    den = pd.to_numeric(den, errors="coerce")
+    return pd.Series(np.where(den > 0, pd.to_numeric(num, errors="coerce") * scale / den.where(den > 0, 1.0), np.nan), index=num.index)
+
+
+def _genai_costs(costs: pd.DataFrame, currency: str | None) -> pd.DataFrame:
+    """The P&L's cost rows that carry a model (the GenAI vendors'), with billed/estimated split."""
+    c = pnl_costs(costs)
+    if c.empty:
+        return c.assign(billed_cost=[], estimated_cost=[])
+    c = c[c["model"].fillna("") != ""]
+    if currency:
+        c = c[c["currency"].fillna("").str.upper() == currency.upper()]
+    est = _estimated(c)
+    amount = pd.to_numeric(c["amount"], errors="coerce").fillna(0.0)
+    return c.assign(billed_cost=amount.where(~est, 0.0), estimated_cost=amount.where(est, 0.0), day=_days(c["day"]))
+
+
+def economics(
+    usage: pd.DataFrame, costs: pd.DataFrame, start: date | None = None, end: date | None = None, currency: str | None = None
+) -> pd.DataFrame:
+    """Per app and model over ``start..end``: tokens by kind, requests, billed and estimated cost
+    (as the P&L counts them), cost per 1M tokens and per request (NaN without tokens / requests)."""
+    tokens = token_usage(_between(usage, start, end), _between(costs, start, end))
+    c = _between(_genai_costs(costs, currency), start, end)
+    t = tokens.groupby(["app_id", "model"], as_index=False)[[*USAGE_COLUMNS, "tokens"]].sum() if not tokens.empty else None
+    if not c.empty:
+        m = c.groupby(["app_id", "model"], as_index=False).agg(
+            billed_cost=("billed_cost", "sum"), estimated_cost=("estimated_cost", "sum"),
+            sources=("source", lambda s: ", ".join(sorted(set(map(str, s))))),
+        )
+    else:
+        m = None
+    if t is None and m is None:
+        return pd.DataFrame({col: pd.Series(dtype="object") for col in ECONOMICS_COLUMNS})
+    if t is None:
+        out = m.assign(**{k: 0.0 for k in [*USAGE_COLUMNS, "tokens"]})  # type: ignore[union-attr]
+    elif m is None:
+        out = t.assign(billed_cost=0.0, estimated_cost=0.0, sources="")
+    else:
+        out = t.merge(m, on=["app_id", "model"], how="outer")
+    out[[*USAGE_COLUMNS, "tokens", "billed_cost", "estimated_cost"]] = out[
+        [*USAGE_COLUMNS, "tokens", "billed_cost", "estimated_cost"]
+    ].fillna(0.0)
+    out["sources"] = out["sources"].fillna("")
+    out["cost"] = out["billed_cost"] + out["estimated_cost"]
+    out["cost_per_1m_tokens"] = _ratio(out["cost"], out["tokens"], 1_000_000.0)
+    out["cost_per_request"] = _ratio(out["cost"], out["requests"])
+    return out[ECONOMICS_COLUMNS].sort_values(["app_id", "model"]).reset_index(drop=True)
+
+
+def trend(usage: pd.DataFrame, costs: pd.DataFrame, last_complete_day: date, currency: str | None = None) -> pd.DataFrame:
+    """Per app, model and calendar month up to ``last_complete_day``: tokens, requests, cost, cost
+    per 1M tokens and per request. ``complete`` is false for the month in progress (month to date:
+    shown apart, never compared with whole months)."""
+    usage, costs = _between(usage, None, last_complete_day), _between(costs, None, last_complete_day)
+    tokens = token_usage(usage, costs)
+    c = _genai_costs(costs, currency)
+    frames = []
+    if not tokens.empty:
+        frames.append(tokens.assign(cost=0.0)[["app_id", "model", "day", "tokens", "requests", "cost"]])
+    if not c.empty:
+        frames.append(c.assign(tokens=0.0, requests=0.0, cost=c["billed_cost"] + c["estimated_cost"])[
+            ["app_id", "model", "day", "tokens", "requests", "cost"]])
+    if not frames:
+        return pd.DataFrame({col: pd.Series(dtype="object") for col in TREND_COLUMNS})
+    rows = pd.concat(frames, ignore_index=True)
+    rows["month"] = [date(d.year, d.month, 1) for d in _days(rows["day"])]
+    out = rows.groupby(["app_id", "model", "month"], as_index=False)[["tokens", "requests", "cost"]].sum()
+    # a month is complete when the last complete day is its last day or later
+    out["complete"] = [(m.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1) <= last_complete_day for m in out["month"]]
+    out["cost_per_1m_tokens"] = _ratio(out["cost"], out["tokens"], 1_000_000.0)
+    out["cost_per_request"] = _ratio(out["cost"], out["requests"])
+    return out[TREND_COLUMNS].sort_values(["app_id", "model", "month"]).reset_index(drop=True)
+
+
+def drift(costs: pd.DataFrame, threshold: float = DEFAULT_DRIFT_THRESHOLD, currency: str | None = None) -> pd.DataFrame:
+    """Where a vendor bill and a gateway estimate cover the same app and day: billed, estimated,
+    ``drift`` = estimated / billed − 1, and ``flagged`` when ``abs(drift) > threshold``."""
+    if costs.empty:
+        return pd.DataFrame({c: pd.Series(dtype="object") for c in DRIFT_COLUMNS})
+    c = costs[(costs["category"] == "vendor") & (costs["model"].fillna("") != "")]
+    if currency:
+        c = c[c["currency"].fillna("").str.upper() == currency.upper()]
+    est = _estimated(c)
+    c = c.assign(day=_days(c["day"]), amount=pd.to_numeric(c["amount"], errors="coerce").fillna(0.0))
+    billed = c[~est].groupby(["app_id", "day"], as_index=False).agg(billed=("amount", "sum"))
+    estimated = c[est].groupby(["app_id", "day"], as_index=False).agg(estimated=("amount", "sum"))
+    out = billed.merge(estimated, on=["app_id", "day"], how="inner")
+    out = out[out["billed"] > 0]
+    out["drift"] = out["estimated"] / out["billed"] - 1.0
+    out["flagged"] = out["drift"].abs() > threshold
+    return out[DRIFT_COLUMNS].sort_values(["app_id", "day"]).reset_index(drop=True)
