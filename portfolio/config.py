@@ -45,6 +45,26 @@ class AppConfig(BaseModel):
     review_every_days: int = Field(90, gt=0)
     cost_tags: list[str] = Field(default_factory=list)
     description: str | None = None
+    # Opening figures: what the app cost and earned before the facts begin, so cumulative net,
+    # payback and lifetime ROI start at launch (portfolio.books.since_launch).
+    build_cost: float | None = Field(None, ge=0, description="capitalised cost of building the app, booked at launch")
+    opening_net: float | None = Field(None, description="net from launch up to opening_net_until (value - cost)")
+    opening_net_until: date | None = Field(None, description="last day opening_net covers; facts up to it are not counted again")
+
+    @model_validator(mode="after")
+    def _opening_figures(self) -> AppConfig:
+        if (self.opening_net is None) != (self.opening_net_until is None):
+            raise ValueError(f"app {self.id!r}: opening_net and opening_net_until go together (give both or neither)")
+        if (self.build_cost is not None or self.opening_net is not None) and self.launched is None:
+            raise ValueError(f"app {self.id!r}: build_cost/opening_net need `launched` (the date they count from)")
+        if self.opening_net_until is not None and self.launched is not None and self.opening_net_until < self.launched:
+            raise ValueError(f"app {self.id!r}: opening_net_until {self.opening_net_until} is before launched {self.launched}")
+        return self
+
+    @property
+    def has_opening(self) -> bool:
+        """True when build_cost or opening_net is given: cumulative figures can start at launch."""
+        return self.build_cost is not None or self.opening_net is not None
 
 
 class Rules(BaseModel):
@@ -207,6 +227,16 @@ class ConnectorConfig(BaseModel):
         return p if p.is_absolute() else Path(self.base_dir) / p
 
 
+class Finance(BaseModel):
+    """How money over time is valued."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    discount_rate: float = Field(
+        0.10, ge=0, lt=1, description="annual rate for NPV; discounted monthly at (1 + rate) ** (1/12) - 1"
+    )
+
+
 class Config(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -220,6 +250,10 @@ class Config(BaseModel):
     rules: Rules = Field(default_factory=Rules)
     alerts: Alerts = Field(default_factory=Alerts)
     auth: Auth = Field(default_factory=Auth)
+    finance: Finance = Field(default_factory=Finance)
+    discover_apps: bool = Field(
+        False, description="treat app ids met in the facts but registered nowhere as apps (a first look at a bill)"
+    )
     source_path: str | None = Field(None, exclude=True)
 
     @field_validator("apps")
