@@ -432,7 +432,8 @@ class Books:
         """Cumulative net, payback month, lifetime ROI and NPV of every app with data, as of ``end``.
 
         With opening figures in the config (``build_cost`` and/or ``opening_net`` up to
-        ``opening_net_until``; both need ``launched``) the figures start at launch:
+        ``opening_net_until``) and a launch date (the config's ``launched``, else the inventory's)
+        the figures start at launch:
 
         - the cash flows are −build_cost in the launch month, +opening_net in the month of
           ``opening_net_until`` (the net of launch .. that day, so the facts of those months are not
@@ -471,9 +472,13 @@ class Books:
             months = [pd.Timestamp(x).date() for x in group["month"]]
             nets, costs = group["net"].to_numpy(dtype="float64"), group["cost"].to_numpy(dtype="float64")
             opening = self.app_config(app_id)
+            launch = launched.get(app_id)
+            launch_day = opening.launched if opening is not None and opening.launched is not None else (
+                None if launch is None or pd.isna(launch) else launch.date()
+            )
             flows: list[tuple[date, float]] = []
-            if opening is not None and opening.has_opening and opening.launched is not None:
-                start = month_start(opening.launched)
+            if opening is not None and opening.has_opening and launch_day is not None:
+                start = month_start(launch_day)
                 flows.append((start, -float(opening.build_cost or 0.0)))
                 covered = start
                 if opening.opening_net is not None and opening.opening_net_until is not None:
@@ -484,7 +489,6 @@ class Books:
                 lifetime_cost = float(opening.build_cost or 0.0) + sum(c for _, _, c in counted)
                 since = "launch"
             else:
-                launch = launched.get(app_id)
                 counted = [
                     (d, n, c) for d, n, c in zip(months, nets, costs, strict=True)
                     if launch is None or pd.isna(launch) or d >= launch.date()

@@ -55,8 +55,8 @@ class AppConfig(BaseModel):
     def _opening_figures(self) -> AppConfig:
         if (self.opening_net is None) != (self.opening_net_until is None):
             raise ValueError(f"app {self.id!r}: opening_net and opening_net_until go together (give both or neither)")
-        if (self.build_cost is not None or self.opening_net is not None) and self.launched is None:
-            raise ValueError(f"app {self.id!r}: build_cost/opening_net need `launched` (the date they count from)")
+        if self.opening_net is not None and self.launched is None:
+            raise ValueError(f"app {self.id!r}: opening_net needs `launched` (the date it counts from)")
         if self.opening_net_until is not None and self.launched is not None and self.opening_net_until < self.launched:
             raise ValueError(f"app {self.id!r}: opening_net_until {self.opening_net_until} is before launched {self.launched}")
         return self

@@ -32,6 +32,7 @@ The decision, in order:
 
 from __future__ import annotations
 
+import textwrap
 from typing import Any
 
 import pandas as pd
@@ -187,5 +188,5 @@ def render_text(recs: pd.DataFrame, currency: str, app_ids: list[str] | None = N
     lines = ["recommendation per app (net effect = change of annual portfolio net if retired):"]
     for app_id, action, effect, reason in zip(recs["app_id"], recs["action"], recs["net_effect"], recs["reason"], strict=True):
         lines.append(f"  {app_id!s:<{width}}  {action:<7} net effect {_money(float(effect), currency):>18}")
-        lines.append(f"  {'':<{width}}  {reason}")
+        lines += textwrap.wrap(str(reason), 110, initial_indent=" " * (width + 4), subsequent_indent=" " * (width + 4))
     return "\n".join(lines) + "\n"

@@ -16,7 +16,7 @@ from portfolio.books import Books, monthly_rate
 from portfolio.errors import ConfigError
 from portfolio.periods import Period
 
-from .build import app, config, cost, outcome, stored
+from .build import app, config, cost, facts, outcome, stored
 
 RATE = 1.01**12 - 1  # monthly 1 %
 YEAR_2025 = [date(2025, m, 1) for m in range(1, 13)]
@@ -78,6 +78,16 @@ def test_hand_computed_npv_literal():
     assert -1000 + sum(100 * v(k) for k in range(12, 24)) == pytest.approx(8.8193, abs=1e-4)
 
 
+def test_build_cost_takes_the_inventory_launch_date_and_without_any_the_figure_is_since_data(engine):
+    f = stored(engine, **rows())
+    cfg = config('[[apps]]\nid = "a"\nteam = "ml"\nbuild_cost = 1000\n')  # launched only in the App table
+    r = pnl.app_pnl(f, cfg, PERIOD).set_index("app_id").loc["a"]
+    assert (r["cumulative_since"], r["cumulative_net"], r["payback_month"]) == ("launch", 200.0, date(2025, 10, 1))
+    bare = facts(apps=[app("a", launched=None)], outcomes=rows()["outcomes"], costs=rows()["costs"])
+    r = pnl.app_pnl(bare, cfg, PERIOD).set_index("app_id").loc["a"]
+    assert (r["cumulative_since"], r["cumulative_net"], r["payback_month"]) == ("2025-01", 1200.0, None)
+
+
 def test_default_discount_rate_is_ten_percent():
     assert config().finance.discount_rate == 0.10
     assert monthly_rate(0.10) == pytest.approx(1.1 ** (1 / 12) - 1)
@@ -86,7 +96,7 @@ def test_default_discount_rate_is_ten_percent():
 @pytest.mark.parametrize(
     "entry, message",
     [
-        pytest.param('build_cost = 10\n', "need `launched`", id="build-cost-without-launch"),
+        pytest.param('opening_net = 5\nopening_net_until = 2024-12-31\n', "needs `launched`", id="opening-net-without-launch"),
         pytest.param('launched = 2024-01-01\nopening_net = 5\n', "go together", id="opening-net-without-until"),
         pytest.param('launched = 2024-01-01\nopening_net = 5\nopening_net_until = 2023-12-31\n', "before launched",
                      id="until-before-launch"),

@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from portfolio.dashboard import cache, charts, filters, fmt, views
+from portfolio.dashboard import cache, charts, filters, fmt, sections, views
 
 st.title("Finance")
 src = cache.source_or_stop()
@@ -89,10 +89,11 @@ else:
         hide_index=True,
         column_config={
             col: st.column_config.NumberColumn(col.capitalize(), format="%,.2f")
-            for col in ["allocated", "unallocated", "recorded", "billed", "difference"]
+            for col in ["allocated", "unallocated", "unregistered", "recorded", "billed", "difference"]
         },
     )
     st.download_button("Download reconciliation (CSV)", views.to_csv(rec), "reconciliation.csv", "text/csv", on_click="ignore")
+sections.unregistered(src, cur, "finance")
 
 issues = cache.currency_issues(src)
 if not issues.empty:

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from portfolio.dashboard import actions, cache, signin, views
+from portfolio.dashboard import actions, cache, sections, signin, views
 
 st.title("Data health")
 src = cache.source_or_stop()
@@ -61,6 +61,9 @@ else:
                    + ", ".join(stale["app_id"].astype(str)))
     st.dataframe(fresh, hide_index=True, column_config={"stale": st.column_config.CheckboxColumn("Stale")})
     st.download_button("Download freshness (CSV)", views.to_csv(fresh), "freshness.csv", "text/csv", on_click="ignore")
+
+st.subheader("Unregistered spend and ids")
+sections.unregistered(src, cache.config(src).currency, "health")
 
 st.subheader("Sync history")
 history = cache.sync_history(src)
