@@ -1,7 +1,9 @@
 """The P&L of every ML app: value against full cost (infra, vendor, other and people), per month.
 
 Pure functions: a :class:`~portfolio.facts.Facts` and the config in, DataFrames out; no database,
-no streamlit. One definition of every number (DESIGN.md, "Semantics"):
+no streamlit. The facts are read through :class:`portfolio.books.Books` (pass ``books=`` to share
+one between calls; it holds every definition below). One definition of every number (DESIGN.md,
+"Semantics"):
 
 - value = Σ outcome amount × attribution (attribution clipped to 0..1, missing = 1); the low and
   high bounds likewise, a missing bound being the value itself;
@@ -9,10 +11,12 @@ no streamlit. One definition of every number (DESIGN.md, "Semantics"):
   hourly rate (plus any cost record of category "people");
 - net = value − cost; ROI = net / cost (NaN when cost is 0);
 - run-rate = the trailing 3 *full* months × 4;
-- unit economics: cost per 1,000 requests and value per request (usage metric "requests").
+- unit economics: cost per 1,000 requests and value per request (usage metric "requests");
+- cumulative net, payback month, lifetime ROI and NPV since launch (or since the first month with
+  data, labelled so): :meth:`portfolio.books.Books.since_launch`.
 
-Spend no app claims stays in the books as the app ``"_unallocated"`` (team ``"_shared"``), so the
-columns always add up to the bill. Costs in a currency other than the configured one are left out
+Spend no app claims, and unregistered spend (its tag names no registered app), stays in the books
+as the app ``"_unallocated"`` (team ``"_shared"``), so the columns always add up to the bill. Costs in a currency other than the configured one are left out
 of every sum and listed by :func:`currency_issues` instead of being silently converted.
 """
 

@@ -38,7 +38,7 @@ money = {
     col: fmt.money_column(col.replace("_", " ").capitalize(), cur)
     for col in ["revenue_capture", "cost_avoidance", "value", "value_low", "value_high", "value_experiment",
                 "value_observational", "value_estimate", "infra_cost", "vendor_cost", "other_cost", "people_cost",
-                "cost", "net"]
+                "cost", "net", "cumulative_net", "npv"]
 }
 money["roi"] = fmt.percent_column("ROI")
 left, right = st.columns(2)
