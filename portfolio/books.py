@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from portfolio.config import AppConfig, Config
+from portfolio.config import AppConfig, Config, Opening
 from portfolio.facts import Facts
 from portfolio.frames import as_dates, empty_frame, flat, month_of, ratio, to_ts
 from portfolio.periods import add_months, full_months, month_start
@@ -132,6 +132,14 @@ class Books:
 
     def app_config(self, app_id: str) -> AppConfig | None:
         return next((a for a in self.cfg.apps if a.id == app_id), None)
+
+    def opening(self, app_id: str) -> AppConfig | Opening | None:
+        """The app's opening figures: its ``[[apps]]`` entry's, else ``[finance.opening.<id>]``, else None."""
+        declared = self.app_config(app_id)
+        if declared is not None and declared.has_opening:
+            return declared
+        extra = self.cfg.finance.opening.get(app_id)
+        return extra if extra is not None and extra.has_opening else None
 
     def registered(self) -> frozenset[str]:
         """App ids of the App table and the config, plus ``_unallocated``."""
@@ -432,7 +440,7 @@ class Books:
         """Cumulative net, payback month, lifetime ROI and NPV of every app with data, as of ``end``.
 
         With opening figures in the config (``build_cost`` and/or ``opening_net`` up to
-        ``opening_net_until``) and a launch date (the config's ``launched``, else the inventory's)
+        ``opening_net_until``, on the app's ``[[apps]]`` entry or in ``[finance.opening.<app id>]``) and a launch date (the config's ``launched``, else the inventory's)
         the figures start at launch:
 
         - the cash flows are −build_cost in the launch month, +opening_net in the month of
@@ -471,13 +479,13 @@ class Books:
             app_id = str(app_id)
             months = [pd.Timestamp(x).date() for x in group["month"]]
             nets, costs = group["net"].to_numpy(dtype="float64"), group["cost"].to_numpy(dtype="float64")
-            opening = self.app_config(app_id)
+            opening = self.opening(app_id)
             launch = launched.get(app_id)
             launch_day = opening.launched if opening is not None and opening.launched is not None else (
                 None if launch is None or pd.isna(launch) else launch.date()
             )
             flows: list[tuple[date, float]] = []
-            if opening is not None and opening.has_opening and launch_day is not None:
+            if opening is not None and launch_day is not None:
                 start = month_start(launch_day)
                 flows.append((start, -float(opening.build_cost or 0.0)))
                 covered = start

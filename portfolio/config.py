@@ -53,17 +53,44 @@ class AppConfig(BaseModel):
 
     @model_validator(mode="after")
     def _opening_figures(self) -> AppConfig:
-        if (self.opening_net is None) != (self.opening_net_until is None):
-            raise ValueError(f"app {self.id!r}: opening_net and opening_net_until go together (give both or neither)")
-        if self.opening_net is not None and self.launched is None:
-            raise ValueError(f"app {self.id!r}: opening_net needs `launched` (the date it counts from)")
-        if self.opening_net_until is not None and self.launched is not None and self.opening_net_until < self.launched:
-            raise ValueError(f"app {self.id!r}: opening_net_until {self.opening_net_until} is before launched {self.launched}")
+        _check_opening(f"app {self.id!r}", self.launched, self.opening_net, self.opening_net_until, need_launch=True)
         return self
 
     @property
     def has_opening(self) -> bool:
         """True when build_cost or opening_net is given: cumulative figures can start at launch."""
+        return self.build_cost is not None or self.opening_net is not None
+
+
+def _check_opening(
+    where: str, launched: date | None, opening_net: float | None, until: date | None, need_launch: bool
+) -> None:
+    if (opening_net is None) != (until is None):
+        raise ValueError(f"{where}: opening_net and opening_net_until go together (give both or neither)")
+    if need_launch and opening_net is not None and launched is None:
+        raise ValueError(f"{where}: opening_net needs `launched` (the date it counts from)")
+    if until is not None and launched is not None and until < launched:
+        raise ValueError(f"{where}: opening_net_until {until} is before launched {launched}")
+
+
+class Opening(BaseModel):
+    """Opening figures of an app the config does not declare (it comes from an inventory connector):
+    ``[finance.opening.<app id>]``. ``launched`` defaults to the inventory's launch date."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    build_cost: float | None = Field(None, ge=0, description="capitalised cost of building the app, booked at launch")
+    opening_net: float | None = Field(None, description="net from launch up to opening_net_until (value - cost)")
+    opening_net_until: date | None = Field(None, description="last day opening_net covers")
+    launched: date | None = Field(None, description="overrides the inventory's launch date")
+
+    @model_validator(mode="after")
+    def _opening_figures(self) -> Opening:
+        _check_opening("opening", self.launched, self.opening_net, self.opening_net_until, need_launch=False)
+        return self
+
+    @property
+    def has_opening(self) -> bool:
         return self.build_cost is not None or self.opening_net is not None
 
 
@@ -234,6 +261,9 @@ class Finance(BaseModel):
 
     discount_rate: float = Field(
         0.10, ge=0, lt=1, description="annual rate for NPV; discounted monthly at (1 + rate) ** (1/12) - 1"
+    )
+    opening: dict[str, Opening] = Field(
+        default_factory=dict, description="opening figures of apps not declared in [[apps]], by app id"
     )
 
 

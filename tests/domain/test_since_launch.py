@@ -88,6 +88,25 @@ def test_build_cost_takes_the_inventory_launch_date_and_without_any_the_figure_i
     assert (r["cumulative_since"], r["cumulative_net"], r["payback_month"]) == ("2025-01", 1200.0, None)
 
 
+def test_opening_figures_of_an_app_from_an_inventory_connector(engine):
+    """An app the config does not declare (the App table holds it) takes [finance.opening.<id>]."""
+    f = stored(engine, **rows())
+    cfg = config(f"[finance]\ndiscount_rate = {RATE!r}\n[finance.opening.a]\nbuild_cost = 1000\n")
+    assert cfg.apps == []
+    r = pnl.app_pnl(f, cfg, PERIOD).set_index("app_id").loc["a"]
+    assert (r["cumulative_since"], r["cumulative_net"], r["payback_month"]) == ("launch", 200.0, date(2025, 10, 1))
+    assert r["npv"] == pytest.approx(-1000 + sum(100 * v(k) for k in range(12, 24)), abs=1e-9)
+
+
+def test_the_demo_gives_some_apps_a_build_cost():
+    from portfolio.config import demo_config
+
+    cfg = demo_config("sqlite://")
+    assert cfg.apps == []  # the demo's inventory comes from its connector, never from [[apps]]
+    assert {a for a, o in cfg.finance.opening.items() if o.build_cost} >= {"search-ranking", "card-fraud"}
+    assert cfg.finance.discount_rate == 0.10
+
+
 def test_default_discount_rate_is_ten_percent():
     assert config().finance.discount_rate == 0.10
     assert monthly_rate(0.10) == pytest.approx(1.1 ** (1 / 12) - 1)
