@@ -43,7 +43,7 @@ from portfolio.books import (
 from portfolio.config import Config
 from portfolio.facts import Facts
 from portfolio.frames import as_dates, by_app, empty_frame, flat, month_of, nan_to_none, ratio, to_ts
-from portfolio.periods import Period
+from portfolio.periods import Period, month_start
 from portfolio.records import UNALLOCATED
 
 APP_COLUMNS = [
@@ -144,7 +144,8 @@ def app_pnl(
     prev = period.previous()
     apps = b.inventory()
     now = b.sum_between(period.start, end, SUM_COLUMNS)
-    before = b.sum_between(prev.start, prev.end, ["value", "cost", "net"])
+    # the previous period from the same monthly frame (cut at this period's end): built once
+    before = b.sum_months(month_start(prev.start), month_start(prev.end), ["value", "cost", "net"], cut=end)
     rr = b.run_rate(end, ["cost", "value", "net"])
     since = b.since_launch(end).set_index("app_id")
     avail = _availability(b, period, end)
