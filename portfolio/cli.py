@@ -397,6 +397,51 @@ def _would_sync(cfg: Config) -> dict[str, str]:
     return out
 
 
+UNREGISTERED_SHOWN = 10
+
+
+def _unregistered_spend(cfg: Config) -> list[tuple[str, str, Any, int]]:
+    """(tag value, currency, amount, rows) of spend naming no registered app, largest first (the
+    definition of :meth:`portfolio.books.Books.unregistered_spend`, summed in the database)."""
+    import sqlalchemy as sa
+
+    url = cfg.database_url
+    if cfg.discover_apps or (url.startswith("sqlite") and not Path(database_location(url)).exists()):
+        return []
+    try:
+        engine = storage.make_engine(url)
+        costs, apps = storage.table_of(records.CostRecord), storage.table_of(records.App)
+        with engine.connect() as conn:
+            registered = {str(a) for a in conn.execute(sa.select(apps.c.app_id)).scalars()}
+            rows = conn.execute(
+                sa.select(costs.c.app_id, costs.c.currency, sa.func.sum(costs.c.amount), sa.func.count())
+                .group_by(costs.c.app_id, costs.c.currency)
+            ).all()
+    except (PortfolioError, sa.exc.SQLAlchemyError) as exc:
+        log.warning("check: cannot read the database for unregistered spend: %s", redact(str(exc))[:200])
+        return []
+    registered |= {a.id for a in cfg.apps} | {records.UNALLOCATED}
+    odd = [(str(a), str(c), amount, int(n)) for a, c, amount, n in rows if a is not None and str(a) not in registered]
+    return sorted(odd, key=lambda r: (-abs(float(r[2] or 0)), r[0]))
+
+
+def _print_unregistered(cfg: Config) -> None:
+    from portfolio.books import claim_snippet
+
+    odd = _unregistered_spend(cfg)
+    if not odd:
+        return
+    print(f"unregistered spend ({len(odd)} tag value(s) naming no registered app; counted as unallocated):")
+    for tag, currency, amount, n in odd[:UNREGISTERED_SHOWN]:
+        print(f"  {tag:<24} {float(amount or 0):>16,.2f} {currency}  ({n} cost rows)")
+    if len(odd) > UNREGISTERED_SHOWN:
+        print(f"  ... and {len(odd) - UNREGISTERED_SHOWN} more")
+    print("the [[apps]] entries that would claim them (set the team):")
+    for tag, *_ in odd[:UNREGISTERED_SHOWN]:
+        print("\n".join("  " + line for line in claim_snippet(tag).splitlines()))
+        print()
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     cfg = _load_config(args)
     errors, warnings = validate(cfg)
@@ -422,6 +467,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         if name in would:
             line += f"\n  {'':<24} would sync: {would[name]}"
         print(line)
+    _print_unregistered(cfg)
     for w in warnings:
         print(f"warning: {w}", file=sys.stderr)
     for e in errors:
@@ -450,6 +496,24 @@ def cmd_sync(args: argparse.Namespace) -> int:
     if not outcome.runs:
         print("no enabled connector in the config", file=sys.stderr)
     return 0 if outcome.ok else 1
+
+
+def _recommendations_text(facts: Any, cfg: Config, frame: Any) -> str:
+    """The one recommendation per app (as on the dashboard) for the apps of a report, and the retire-all effect."""
+    from portfolio import recommend
+
+    recs = recommend.recommendations(facts, cfg)
+    ids = list(dict.fromkeys(frame["app_id"])) if not frame.empty else []
+    text = recommend.render_text(recs, cfg.currency, ids)
+    cands = recs[recs["app_id"].isin(ids) & (recs["rules"] != "")]
+    if not cands.empty:
+        total = recommend.retire_all(cands)
+        text += (
+            f"retiring every candidate: savings {total['candidates_savings']:,.0f} {cfg.currency}/yr, value at risk "
+            f"{total['candidates_value_at_risk']:,.0f} {cfg.currency}/yr, net effect "
+            f"{total['candidates_net_effect']:+,.0f} {cfg.currency}/yr\n"
+        )
+    return text
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -504,6 +568,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     text = report.render(frame, args.kind, args.format)
     if args.format == "table":
         text = f"{header}{' — team ' + args.team if args.team else ''}\n\n{text}"
+        if args.kind in ("retirement", "maintenance"):
+            text += "\n" + _recommendations_text(facts, cfg, frame)
     sys.stdout.write(text)
     return 0
 

@@ -20,9 +20,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sqlalchemy.engine import make_url
 
 from portfolio.errors import ConfigError
-from portfolio.precedence import DEFAULT_PRECEDENCE
 
 DEFAULT_PATH = "portfolio.toml"
+#: value sources, best first (see portfolio.precedence): finance warehouse (sql connector) > hand
+#: upload on the dashboard ("upload") > ledger file > every other source, by name
+DEFAULT_PRECEDENCE: tuple[str, ...] = ("sql", "upload", "outcomes_file")
 
 
 class Team(BaseModel):
@@ -48,6 +50,53 @@ class AppConfig(BaseModel):
     review_every_days: int = Field(90, gt=0)
     cost_tags: list[str] = Field(default_factory=list)
     description: str | None = None
+    # Opening figures: what the app cost and earned before the facts begin, so cumulative net,
+    # payback and lifetime ROI start at launch (portfolio.books.since_launch).
+    build_cost: float | None = Field(None, ge=0, description="capitalised cost of building the app, booked at launch")
+    opening_net: float | None = Field(None, description="net from launch up to opening_net_until (value - cost)")
+    opening_net_until: date | None = Field(None, description="last day opening_net covers; facts up to it are not counted again")
+
+    @model_validator(mode="after")
+    def _opening_figures(self) -> AppConfig:
+        _check_opening(f"app {self.id!r}", self.launched, self.opening_net, self.opening_net_until, need_launch=True)
+        return self
+
+    @property
+    def has_opening(self) -> bool:
+        """True when build_cost or opening_net is given: cumulative figures can start at launch."""
+        return self.build_cost is not None or self.opening_net is not None
+
+
+def _check_opening(
+    where: str, launched: date | None, opening_net: float | None, until: date | None, need_launch: bool
+) -> None:
+    if (opening_net is None) != (until is None):
+        raise ValueError(f"{where}: opening_net and opening_net_until go together (give both or neither)")
+    if need_launch and opening_net is not None and launched is None:
+        raise ValueError(f"{where}: opening_net needs `launched` (the date it counts from)")
+    if until is not None and launched is not None and until < launched:
+        raise ValueError(f"{where}: opening_net_until {until} is before launched {launched}")
+
+
+class Opening(BaseModel):
+    """Opening figures of an app the config does not declare (it comes from an inventory connector):
+    ``[finance.opening.<app id>]``. ``launched`` defaults to the inventory's launch date."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    build_cost: float | None = Field(None, ge=0, description="capitalised cost of building the app, booked at launch")
+    opening_net: float | None = Field(None, description="net from launch up to opening_net_until (value - cost)")
+    opening_net_until: date | None = Field(None, description="last day opening_net covers")
+    launched: date | None = Field(None, description="overrides the inventory's launch date")
+
+    @model_validator(mode="after")
+    def _opening_figures(self) -> Opening:
+        _check_opening("opening", self.launched, self.opening_net, self.opening_net_until, need_launch=False)
+        return self
+
+    @property
+    def has_opening(self) -> bool:
+        return self.build_cost is not None or self.opening_net is not None
 
 
 class Rules(BaseModel):
@@ -293,6 +342,19 @@ class ConnectorConfig(BaseModel):
         return p if p.is_absolute() else Path(self.base_dir) / p
 
 
+class Finance(BaseModel):
+    """How money over time is valued."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    discount_rate: float = Field(
+        0.10, ge=0, lt=1, description="annual rate for NPV; discounted monthly at (1 + rate) ** (1/12) - 1"
+    )
+    opening: dict[str, Opening] = Field(
+        default_factory=dict, description="opening figures of apps not declared in [[apps]], by app id"
+    )
+
+
 class Config(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -310,6 +372,10 @@ class Config(BaseModel):
     server: Server = Field(default_factory=Server)
     value: Value = Field(default_factory=Value)
     uploads: Uploads = Field(default_factory=Uploads)
+    finance: Finance = Field(default_factory=Finance)
+    discover_apps: bool = Field(
+        False, description="treat app ids met in the facts but registered nowhere as apps (a first look at a bill)"
+    )
     source_path: str | None = Field(None, exclude=True)
 
     @field_validator("apps")

@@ -14,7 +14,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from portfolio import pnl, records, storage
+from portfolio import frames, records, storage
 from portfolio.errors import PortfolioError
 from portfolio.facts import Facts
 
@@ -82,7 +82,7 @@ def decision_log(facts: Facts, app_id: str | None = None) -> pd.DataFrame:
     if app_id is not None and not d.empty:
         d = d[d["app_id"] == app_id]
     if d.empty:
-        return pnl.empty_frame(LOG_COLUMNS)
+        return frames.empty_frame(LOG_COLUMNS)
     names = facts.apps.set_index("app_id")["name"] if not facts.apps.empty else pd.Series(dtype="object")
     out = d.copy()
     out["name"] = out["app_id"].map(names)

@@ -15,6 +15,7 @@ status and path, and never contains a secret (see :func:`redact`).
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from collections.abc import Iterable
@@ -94,3 +95,15 @@ def redact(text: str, names: Iterable[str] = ()) -> str:
     for value in secret_values(names):
         text = text.replace(value, "***")
     return text
+
+
+def unknown_app_reason(app_id: str, known: Iterable[str]) -> str:
+    """Why an app id is refused, with the closest known id when one is near (a typo)."""
+    names = sorted(set(known))
+    if not names:
+        return "no app in the inventory yet: declare it under [[apps]] in portfolio.toml (or sync the inventory connector) first"
+    close = difflib.get_close_matches(app_id, names, n=1, cutoff=0.6)
+    if close:
+        return f"no app {app_id!r} in the inventory: did you mean {close[0]!r}?"
+    shown = ", ".join(names[:12]) + (f" and {len(names) - 12} more" if len(names) > 12 else "")
+    return f"no app {app_id!r} in the inventory (known: {shown}); declare new apps under [[apps]] in portfolio.toml"

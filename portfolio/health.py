@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from portfolio import pnl
+from portfolio import frames
 from portfolio.config import Config
 from portfolio.facts import Facts
 from portfolio.records import UNALLOCATED
@@ -56,7 +56,7 @@ def connector_status(
         groups = {str(k): g for k, g in ordered.groupby("connector", sort=False)}
         names += sorted(k for k in groups if k not in configured)
     if not names:
-        return pnl.empty_frame(STATUS_COLUMNS)
+        return frames.empty_frame(STATUS_COLUMNS)
     rows = []
     for name in names:  # one per connector
         g = groups.get(name)
@@ -85,8 +85,8 @@ def connector_status(
 def _last(frame: pd.DataFrame, column: str) -> pd.Series:
     if frame.empty:
         return pd.Series(dtype="object")
-    ts = pnl.to_ts(frame[column])
-    return pnl.as_dates(ts.groupby(frame["app_id"].astype(str)).max())
+    ts = frames.to_ts(frame[column])
+    return frames.as_dates(ts.groupby(frame["app_id"].astype(str)).max())
 
 
 def freshness(facts: Facts) -> pd.DataFrame:
@@ -98,7 +98,7 @@ def freshness(facts: Facts) -> pd.DataFrame:
     """
     apps = facts.apps
     if apps.empty:
-        return pnl.empty_frame(FRESHNESS_COLUMNS)
+        return frames.empty_frame(FRESHNESS_COLUMNS)
     apps = apps[apps["app_id"] != UNALLOCATED]
     out = pd.DataFrame({"app_id": apps["app_id"].astype(str), "name": apps["name"]}).set_index("app_id", drop=False)
     out.index.name = None

@@ -20,7 +20,6 @@ the file, row and column named (:class:`LedgerFileError` for the file, the error
 from __future__ import annotations
 
 import csv
-import difflib
 import io
 import re
 import zipfile
@@ -35,7 +34,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from portfolio import records, storage
-from portfolio.errors import PortfolioError
+from portfolio.errors import PortfolioError, unknown_app_reason
+from portfolio.precedence import amount_text
 
 COLUMNS = ["app_id", "month", "kind", "amount", "currency", "attribution", "evidence", "low", "high", "note"]
 #: columns a ledger must have; the others may be left out (defaults below)
@@ -474,7 +474,7 @@ def _validate_row(
     if not cell["amount"]:
         fail("amount", "empty: expected a decimal amount such as 1250.00")
     else:
-        amount = _parseamount_text(cell["amount"], "amount", fail)
+        amount = _parse_money(cell["amount"], "amount", fail)
 
     cur = (cell["currency"] or currency or DEFAULT_CURRENCY).upper()
     if not _CURRENCY.match(cur):
@@ -494,8 +494,8 @@ def _validate_row(
     if evidence not in records.EVIDENCE:
         fail("evidence", f"expected one of {', '.join(records.EVIDENCE)}")
 
-    low = _parseamount_text(cell["low"], "low", fail) if cell["low"] else None
-    high = _parseamount_text(cell["high"], "high", fail) if cell["high"] else None
+    low = _parse_money(cell["low"], "low", fail) if cell["low"] else None
+    high = _parse_money(cell["high"], "high", fail) if cell["high"] else None
     if amount is not None:
         if low is not None and low > amount:
             fail("low", f"low bound is above the amount {amount}")
@@ -520,7 +520,7 @@ def _validate_row(
     return record, bad
 
 
-def _parseamount_text(text: str | None, col: str, fail: Any) -> Decimal | None:
+def _parse_money(text: str | None, col: str, fail: Any) -> Decimal | None:
     parsed = _parse_decimal(text or "")
     if parsed is None:
         fail(col, "not a decimal number (use digits and a dot, no thousands separators or currency symbols)")
@@ -558,18 +558,6 @@ def describe_errors(errors: pd.DataFrame, file: str | None = None, limit: int | 
 
 
 # ----------------------------------------------------------------------------- inventory
-
-
-def unknown_app_reason(app_id: str, known: Iterable[str]) -> str:
-    """Why an app id is refused, with the closest known id when one is near (a typo)."""
-    known = sorted(set(known))
-    if not known:
-        return "no app in the inventory yet: declare it under [[apps]] in portfolio.toml (or sync the inventory connector) first"
-    close = difflib.get_close_matches(app_id, known, n=1, cutoff=0.6)
-    if close:
-        return f"no app {app_id!r} in the inventory: did you mean {close[0]!r}?"
-    shown = ", ".join(known[:12]) + (f" and {len(known) - 12} more" if len(known) > 12 else "")
-    return f"no app {app_id!r} in the inventory (known: {shown}); declare new apps under [[apps]] in portfolio.toml"
 
 
 def unknown_app_errors(df: pd.DataFrame, known: Iterable[str]) -> pd.DataFrame:
@@ -644,11 +632,6 @@ def describe_changes(changes: pd.DataFrame) -> list[str]:
             + ")"
         )
     return lines
-
-
-def amount_text(amount: Any) -> str:
-    """An exact amount for people: thousands separators, 2 decimals (``253,957.54``)."""
-    return f"{Decimal(str(amount)):,.2f}"
 
 
 def commit(

@@ -23,17 +23,18 @@ Pure functions of frames and lists: no database, no config file.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+
+from portfolio.config import DEFAULT_PRECEDENCE as DEFAULT_PRECEDENCE
 
 if TYPE_CHECKING:
     from portfolio.config import Config
 
 #: the source name of rows uploaded on the dashboard's Value ledger page
 UPLOAD = "upload"
-#: finance warehouse (sql connector) > hand upload > ledger file > every other source (by name)
-DEFAULT_PRECEDENCE: tuple[str, ...] = ("sql", UPLOAD, "outcomes_file")
 KEY = ["app_id", "month", "kind"]
 OVERRIDDEN_COLUMNS = ["app_id", "month", "kind", "source", "amount", "counted_source", "counted_amount", "conflict"]
 
@@ -109,3 +110,8 @@ def _same(a: Any, b: Any) -> bool:
     if a is None or b is None:
         return a is b
     return bool(a == b)
+
+
+def amount_text(amount: Any) -> str:
+    """An exact amount for people: thousands separators, 2 decimals (``253,957.54``)."""
+    return f"{Decimal(str(amount)):,.2f}"

@@ -23,17 +23,20 @@ from typing import Any
 
 import pandas as pd
 
-from portfolio import pnl
+from portfolio.books import Books
 from portfolio.config import Config, Rules
 from portfolio.facts import Facts
+from portfolio.frames import by_app, empty_frame, flat, month_of
 from portfolio.periods import Period, full_months
 from portfolio.records import UNALLOCATED
 
 FINDING_COLUMNS = [
-    "app_id", "name", "team", "rule", "reason", "numbers", "annual_savings", "value_at_risk", "freed_hours",
-    "snoozed_until",
+    "app_id", "name", "team", "rule", "reason", "numbers", "annual_savings", "value_at_risk", "net_effect",
+    "freed_hours", "snoozed_until",
 ]  # fmt: skip
-CANDIDATE_COLUMNS = ["app_id", "name", "team", "rules", "reasons", "annual_savings", "value_at_risk", "freed_hours"]
+CANDIDATE_COLUMNS = [
+    "app_id", "name", "team", "rules", "reasons", "annual_savings", "value_at_risk", "net_effect", "freed_hours",
+]  # fmt: skip
 WHAT_IF_KEYS = ("value", "cost", "net", "roi", "maintenance_hours", "apps")
 
 Finding = dict[str, Any]
@@ -43,11 +46,12 @@ Finding = dict[str, Any]
 class Context:
     """What every rule reads: the eligible apps, the monthly P&L and the raw daily facts."""
 
+    books: Books
     facts: Facts
     cfg: Config
     rules: Rules
     apps: pd.DataFrame  # eligible apps (not retired, not _unallocated), indexed by app_id
-    monthly: pd.DataFrame  # pnl._monthly: month as datetime64
+    monthly: pd.DataFrame  # Books.monthly: month as datetime64
     last_day: date
 
     def months_sum(self, n: int, cols: list[str], skip_last: int = 0) -> tuple[pd.DataFrame, list[date]]:
@@ -83,11 +87,11 @@ def zombie(ctx: Context) -> list[Finding]:
     r = ctx.rules
     days = r.zombie_window_days
     start = ctx.last_day - timedelta(days=days - 1)
-    req = pnl._requests(ctx.facts, ctx.last_day)
-    requests = pnl.by_app(req[req["ts"] >= pd.Timestamp(start)].groupby("app_id", observed=True)["requests"].sum())
-    costs = pnl._costs(ctx.facts, ctx.cfg, ctx.last_day)
+    req = ctx.books.requests(ctx.last_day)
+    requests = by_app(req[req["ts"] >= pd.Timestamp(start)].groupby("app_id", observed=True)["requests"].sum())
+    costs = ctx.books.costs(ctx.last_day)
     costs = costs[(costs["ts"] >= pd.Timestamp(start)) & (costs["bucket"] != "people_cost")]
-    spend = pnl.by_app(costs.groupby("app_id", observed=True)["amount"].sum())
+    spend = by_app(costs.groupby("app_id", observed=True)["amount"].sum())
     mean_req = requests.reindex(ctx.apps.index).fillna(0.0) / days  # missing days count as zero requests
     spend = spend.reindex(ctx.apps.index).fillna(0.0)
     min_cost = r.zombie_min_monthly_cost * days / 30
@@ -189,11 +193,11 @@ def unreliable(ctx: Context) -> list[Finding]:
     """Monthly availability (mean daily) below the app's SLO in enough of the recent full months."""
     n, need = ctx.rules.unreliable_window_months, ctx.rules.unreliable_min_missed
     months = full_months(ctx.last_day, n)
-    up = pnl._uptime(ctx.facts, ctx.last_day)
+    up = ctx.books.uptime(ctx.last_day)
     up = up[(up["ts"] >= pd.Timestamp(months[0])) & (up["ts"] < pd.Timestamp(months[-1]) + pd.offsets.MonthBegin(1))]
     if up.empty:
         return []
-    monthly = pnl.flat(up.assign(month=pnl.month_of(up["ts"])).groupby(["app_id", "month"], observed=True)["availability"].mean())
+    monthly = flat(up.assign(month=month_of(up["ts"])).groupby(["app_id", "month"], observed=True)["availability"].mean())
     monthly = monthly[monthly["app_id"].isin(ctx.apps.index)]
     monthly["slo"] = monthly["app_id"].map(ctx.apps["slo_availability"])
     monthly = monthly[monthly["slo"].notna()]
@@ -289,11 +293,18 @@ RULES: dict[str, Callable[[Context], list[Finding]]] = {
 # findings
 
 
-def _context(facts: Facts, cfg: Config) -> Context:
-    monthly = pnl._monthly(facts, cfg)
-    apps = pnl.inventory(facts, cfg, monthly["app_id"].unique())
+def _books(facts: Facts, cfg: Config, books: Books | None) -> Books:
+    """The caller's books (they must be of these facts and config), else new ones."""
+    return books if books is not None else Books(facts, cfg)
+
+
+def _context(books: Books) -> Context:
+    apps = books.inventory()
     eligible = apps[(apps["stage"] != "retired") & (apps["app_id"] != UNALLOCATED)].set_index("app_id")
-    return Context(facts=facts, cfg=cfg, rules=cfg.rules, apps=eligible, monthly=monthly, last_day=facts.last_complete_day)
+    return Context(
+        books=books, facts=books.facts, cfg=books.cfg, rules=books.cfg.rules, apps=eligible, monthly=books.monthly(),
+        last_day=books.last_day,
+    )
 
 
 def snoozed_until(facts: Facts) -> pd.Series:
@@ -308,22 +319,24 @@ def snoozed_until(facts: Facts) -> pd.Series:
     return live.groupby("app_id")["review"].max().dt.date
 
 
-def retirement_findings(facts: Facts, cfg: Config, include_snoozed: bool = False) -> pd.DataFrame:
+def retirement_findings(
+    facts: Facts, cfg: Config, include_snoozed: bool = False, books: Books | None = None
+) -> pd.DataFrame:
     """What should be retired, and why: one row per (app, rule) that fires, explained.
 
     Columns: app_id, name, team, rule, reason (words), numbers (a JSON-serialisable dict of the
     numbers behind the reason), annual_savings (run-rate cost that would stop: trailing 3 full
     months × 4 of infra + vendor + other + people; shared spend excluded), value_at_risk (run-rate
-    value), freed_hours (trailing 3 full months of maintenance hours × 4), snoozed_until (the next
+    value), net_effect (annual_savings − value_at_risk), freed_hours (trailing 3 full months of maintenance hours × 4), snoozed_until (the next
     review date of a decision that snoozes the app, else None; snoozed findings are returned only
     with ``include_snoozed=True``). Sorted by annual_savings, largest first.
     """
-    ctx = _context(facts, cfg)
+    ctx = _context(_books(facts, cfg, books))
     if ctx.apps.empty:
-        return pnl.empty_frame(FINDING_COLUMNS)
+        return empty_frame(FINDING_COLUMNS)
     found = [f for rule in RULES.values() for f in rule(ctx)]
     if not found:
-        return pnl.empty_frame(FINDING_COLUMNS)
+        return empty_frame(FINDING_COLUMNS)
     out = pd.DataFrame(found)
     snooze = snoozed_until(facts)
     out["snoozed_until"] = out["app_id"].map(snooze).astype("object")
@@ -331,11 +344,12 @@ def retirement_findings(facts: Facts, cfg: Config, include_snoozed: bool = False
     if not include_snoozed:
         out = out[out["snoozed_until"].isna()]
         if out.empty:
-            return pnl.empty_frame(FINDING_COLUMNS)
-    rr = pnl.run_rate(ctx.monthly, ctx.last_day, ["cost", "value", "maintenance_hours"])
+            return empty_frame(FINDING_COLUMNS)
+    rr = ctx.books.run_rate(ctx.last_day, ["cost", "value", "maintenance_hours"])
     out["annual_savings"] = out["app_id"].map(rr["cost"]).fillna(0.0).astype("float64")
     out["value_at_risk"] = out["app_id"].map(rr["value"]).fillna(0.0).astype("float64")
     out["freed_hours"] = out["app_id"].map(rr["maintenance_hours"]).fillna(0.0).astype("float64")
+    out["net_effect"] = out["annual_savings"] - out["value_at_risk"]
     out["name"] = out["app_id"].map(ctx.apps["name"])
     out["team"] = out["app_id"].map(ctx.apps["team"])
     order = {name: i for i, name in enumerate(RULES)}
@@ -348,10 +362,12 @@ def candidates(findings: pd.DataFrame) -> pd.DataFrame:
     """The retirement short-list: one row per app with findings, its rules and reasons together.
 
     Columns: app_id, name, team, rules (comma-separated), reasons ("; "-separated, in rule order),
-    annual_savings, value_at_risk, freed_hours. Sorted by annual_savings, largest first.
+    annual_savings, value_at_risk, net_effect (annual_savings − value_at_risk: the change of annual
+    portfolio net if it were retired; negative when the app makes money), freed_hours. Sorted by
+    net_effect, largest first: the apps whose retirement helps most come first.
     """
     if findings.empty:
-        return pnl.empty_frame(CANDIDATE_COLUMNS)
+        return empty_frame(CANDIDATE_COLUMNS)
     out = findings.groupby("app_id", sort=False).agg(
         name=("name", "first"),
         team=("team", "first"),
@@ -359,13 +375,16 @@ def candidates(findings: pd.DataFrame) -> pd.DataFrame:
         reasons=("reason", "; ".join),
         annual_savings=("annual_savings", "first"),
         value_at_risk=("value_at_risk", "first"),
+        net_effect=("net_effect", "first"),
         freed_hours=("freed_hours", "first"),
     )
-    out = out.reset_index().sort_values(["annual_savings", "app_id"], ascending=[False, True])
+    out = out.reset_index().sort_values(["net_effect", "app_id"], ascending=[False, True])
     return out[CANDIDATE_COLUMNS].reset_index(drop=True)
 
 
-def what_if(facts: Facts, cfg: Config, period: Period, retire: list[str]) -> dict[str, dict[str, float]]:
+def what_if(
+    facts: Facts, cfg: Config, period: Period, retire: list[str], books: Books | None = None
+) -> dict[str, dict[str, float]]:
     """What the portfolio would look like, at run-rate, with the apps in ``retire`` switched off.
 
     Run-rate = trailing 3 full months × 4 as of the period end (capped at the last complete day).
@@ -374,8 +393,8 @@ def what_if(facts: Facts, cfg: Config, period: Period, retire: list[str]) -> dic
     Raises ValueError for an unknown app id or for ``_unallocated``.
     """
     end = min(period.end, facts.last_complete_day)
-    monthly = pnl._monthly(facts, cfg, end)
-    apps = pnl.inventory(facts, cfg, monthly["app_id"].unique())
+    b = _books(facts, cfg, books)
+    apps = b.inventory()
     known = set(apps["app_id"])
     wanted = list(dict.fromkeys(retire))
     if UNALLOCATED in wanted:
@@ -383,7 +402,7 @@ def what_if(facts: Facts, cfg: Config, period: Period, retire: list[str]) -> dic
     unknown = [a for a in wanted if a not in known]
     if unknown:
         raise ValueError(f"cannot retire unknown app(s): {', '.join(unknown)}")
-    rr = pnl.run_rate(monthly, end, ["value", "cost", "maintenance_hours"])
+    rr = b.run_rate(end, ["value", "cost", "maintenance_hours"])
     live = apps[(apps["stage"] != "retired") & (apps["app_id"] != UNALLOCATED)]["app_id"]
 
     def totals(drop: list[str]) -> dict[str, float]:

@@ -26,9 +26,16 @@ from sqlmodel import SQLModel
 
 import connectors
 from connectors.base import Notice, Partition, Replace, ReplaceKeys, Rows
-from portfolio import ledger, precedence, records, storage
+from portfolio import precedence, records, storage
 from portfolio.config import Config, ConnectorConfig
-from portfolio.errors import ConnectorError, PortfolioError, StorageError, SyncError, redact
+from portfolio.errors import (
+    ConnectorError,
+    PortfolioError,
+    StorageError,
+    SyncError,
+    redact,
+    unknown_app_reason,
+)
 
 log = logging.getLogger(__name__)
 
@@ -323,7 +330,7 @@ class _Writer:
         for app_id in unknown[:MAX_UNKNOWN_LISTED]:
             where = sorted(self.outcome_apps[app_id], key=str)
             first = ", ".join(f"{_month_text(m)} {k}" for m, k in where[:3]) + (f" and {len(where) - 3} more" if len(where) > 3 else "")
-            lines.append(f"column 'app_id' (value {app_id!r}; rows {first}): {ledger.unknown_app_reason(app_id, known)}")
+            lines.append(f"column 'app_id' (value {app_id!r}; rows {first}): {unknown_app_reason(app_id, known)}")
         if len(unknown) > MAX_UNKNOWN_LISTED:
             lines.append(f"... and {len(unknown) - MAX_UNKNOWN_LISTED} more")
         raise SyncError(
@@ -484,8 +491,8 @@ def write_records(
         return Written(None, writer.written, deleted, changes)
     replaced = changes[changes["status"] == "replaces"]
     notes = [
-        f"{r.app_id} {r.month} {r.kind}: replaces {r.old_source} {ledger.amount_text(r.old_amount)}"
-        f" -> {r.new_source} {ledger.amount_text(r.new_amount)}"
+        f"{r.app_id} {r.month} {r.kind}: replaces {r.old_source} {precedence.amount_text(r.old_amount)}"
+        f" -> {r.new_source} {precedence.amount_text(r.new_amount)}"
         for r in replaced.itertuples()
     ] + writer.notices
     run.status, run.rows_written, run.rows_deleted, run.finished = "success", writer.written, deleted, now_utc()

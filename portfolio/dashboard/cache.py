@@ -27,9 +27,21 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from portfolio import config as config_mod
-from portfolio import decisions, health, maintenance, periods, pnl, precedence, retirement, safe, storage
+from portfolio import (
+    decisions,
+    health,
+    maintenance,
+    periods,
+    pnl,
+    precedence,
+    recommend,
+    retirement,
+    safe,
+    storage,
+)
 from portfolio import facts as facts_mod
 from portfolio import review as review_mod
+from portfolio.books import Books
 from portfolio.config import Config
 from portfolio.dashboard import views
 from portfolio.errors import ConfigError, PortfolioError, redact
@@ -120,6 +132,7 @@ def source_or_stop() -> Source:
 def clear() -> None:
     """Forget every cached read (after a sync, a decision or a ledger commit). The engine stays."""
     st.cache_data.clear()
+    books.clear()
 
 
 @st.cache_resource(show_spinner=False)
@@ -147,6 +160,16 @@ def facts(src: Source) -> facts_mod.Facts:
     return facts_mod.load_facts(engine(src.db_url), today=src.today)
 
 
+@st.cache_resource(ttl=TTL, max_entries=8, show_spinner=False)
+def books(src: Source) -> Books:
+    """The books of the source: the facts read once and shared by every domain read below (not copied)."""
+    return Books(facts(src), config(src))
+
+
+def _b(src: Source) -> Books:
+    return books(src)
+
+
 def _period(start: date, end: date) -> Period:
     return Period(start, end)
 
@@ -156,17 +179,17 @@ def _period(start: date, end: date) -> Period:
 
 @st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
 def kpis(src: Source, start: date, end: date, team: str | None) -> dict[str, Any]:
-    return pnl.kpis(facts(src), config(src), _period(start, end), team=team)
+    return pnl.kpis(facts(src), config(src), _period(start, end), team=team, books=_b(src))
 
 
 @st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
 def app_pnl(src: Source, start: date, end: date, team: str | None) -> pd.DataFrame:
-    return pnl.app_pnl(facts(src), config(src), _period(start, end), team=team)
+    return pnl.app_pnl(facts(src), config(src), _period(start, end), team=team, books=_b(src))
 
 
 @st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
 def monthly_pnl(src: Source) -> pd.DataFrame:
-    return pnl.monthly_pnl(facts(src), config(src))
+    return pnl.monthly_pnl(facts(src), config(src), books=_b(src))
 
 
 @st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
@@ -176,17 +199,17 @@ def rollup(src: Source, start: date, end: date, team: str | None, by: str) -> pd
 
 @st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
 def value_by_evidence(src: Source, start: date, end: date, team: str | None) -> pd.DataFrame:
-    return pnl.value_by_evidence(facts(src), config(src), _period(start, end), team=team)
+    return pnl.value_by_evidence(facts(src), config(src), _period(start, end), team=team, books=_b(src))
 
 
 @st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
 def net_range(src: Source, start: date, end: date, team: str | None) -> dict[str, float]:
-    return pnl.net_range(facts(src), config(src), _period(start, end), team=team)
+    return pnl.net_range(facts(src), config(src), _period(start, end), team=team, books=_b(src))
 
 
 @st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
 def reconciliation(src: Source) -> pd.DataFrame:
-    return pnl.reconciliation(facts(src))
+    return pnl.reconciliation(facts(src), config(src), books=_b(src))
 
 
 @st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
@@ -199,17 +222,17 @@ def currency_issues(src: Source) -> pd.DataFrame:
 
 @st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
 def maintenance_monthly(src: Source) -> pd.DataFrame:
-    return maintenance.maintenance_monthly(facts(src), config(src))
+    return maintenance.maintenance_monthly(facts(src), config(src), books=_b(src))
 
 
 @st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
 def maintenance_load(src: Source, start: date, end: date, team: str | None) -> pd.DataFrame:
-    return maintenance.maintenance_load(facts(src), config(src), _period(start, end), team=team)
+    return maintenance.maintenance_load(facts(src), config(src), _period(start, end), team=team, books=_b(src))
 
 
 @st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
 def team_load(src: Source, start: date, end: date) -> pd.DataFrame:
-    return maintenance.team_load(facts(src), config(src), _period(start, end))
+    return maintenance.team_load(facts(src), config(src), _period(start, end), books=_b(src))
 
 
 # ---- retirement & decisions -------------------------------------------------------------------
@@ -217,7 +240,7 @@ def team_load(src: Source, start: date, end: date) -> pd.DataFrame:
 
 @st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
 def findings(src: Source, include_snoozed: bool = False) -> pd.DataFrame:
-    return retirement.retirement_findings(facts(src), config(src), include_snoozed=include_snoozed)
+    return retirement.retirement_findings(facts(src), config(src), include_snoozed=include_snoozed, books=_b(src))
 
 
 @st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
@@ -227,7 +250,13 @@ def candidates(src: Source) -> pd.DataFrame:
 
 @st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
 def what_if(src: Source, start: date, end: date, retire: tuple[str, ...]) -> dict[str, dict[str, float]]:
-    return retirement.what_if(facts(src), config(src), _period(start, end), list(retire))
+    return retirement.what_if(facts(src), config(src), _period(start, end), list(retire), books=_b(src))
+
+
+@st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
+def recommendations(src: Source) -> pd.DataFrame:
+    """One recommendation per app (the same on the Retirement, Maintenance and App pages and the CLI)."""
+    return recommend.recommendations(facts(src), config(src), books=_b(src))
 
 
 @st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
@@ -249,6 +278,16 @@ def connector_status(src: Source) -> pd.DataFrame:
     import connectors
 
     return health.connector_status(facts(src), config(src), connectors.describe)
+
+
+@st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
+def unregistered_spend(src: Source) -> pd.DataFrame:
+    return _b(src).unregistered_spend().copy()
+
+
+@st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
+def unregistered_facts(src: Source) -> pd.DataFrame:
+    return _b(src).unregistered_facts().copy()
 
 
 @st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)

@@ -28,8 +28,9 @@ capacity_hours = 100
 """
 
 
-def config(extra: str = "") -> Config:
-    return loads(CONFIG + extra)
+def config(extra: str = "", top: str = "") -> Config:
+    """The test config; ``top`` holds top-level keys (they must come before the tables), ``extra`` tables."""
+    return loads(top + CONFIG + extra)
 
 
 def app(app_id: str, team: str = "ml", **kw: Any) -> dict[str, Any]:
@@ -84,3 +85,21 @@ def days(start: date, end: date) -> list[date]:
 def facts(today: date = TODAY, **rows: list[dict[str, Any]]) -> Facts:
     frames = {name: pd.DataFrame(r) for name, r in rows.items() if r is not None}
     return Facts.from_frames(today=today, **frames)
+
+
+def stored(engine: Any, today: date = TODAY, **rows: list[dict[str, Any]]) -> Facts:
+    """The same rows written to a real portfolio database (either backend) and read back as Facts."""
+    from portfolio import records, storage
+    from portfolio.facts import load_facts
+
+    models = {"apps": records.App, "costs": records.CostRecord, "usage": records.UsageRecord,
+              "uptime": records.UptimeRecord, "outcomes": records.OutcomeRecord,
+              "maintenance": records.MaintenanceRecord, "decisions": records.Decision,
+              "billing_totals": records.BillingTotal}  # fmt: skip
+    with engine.begin() as conn:
+        for name, items in rows.items():
+            model = models[name]
+            objs = [model(**{k: v for k, v in r.items() if v is not None or k in ("owner",)}) for r in items]
+            if objs:
+                storage.upsert(conn, model, objs)
+    return load_facts(engine, today=today)

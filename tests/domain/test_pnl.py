@@ -32,7 +32,9 @@ def test_worked_example_ten_million_saved_for_three_million():
     assert r["cost"] == 3_000_000
     assert r["net"] == 7_000_000
     assert round(r["roi"], 2) == 2.33
-    assert r["payback_month"] == date(2026, 2, 1)  # Jan -1.5M, Feb +7.5M cumulative 6.0M
+    # issue 10: no opening figures in the config, so no payback month is claimed and the
+    # cumulative net is labelled with the month it counts from
+    assert r["payback_month"] is None and r["cumulative_since"] == "2026-01"
     assert r["cumulative_net"] == 7_000_000
 
 
@@ -146,6 +148,7 @@ def test_unallocated_row_absent_without_shared_cost():
 )  # fmt: skip
 def test_reconciliation(bill_rows, cost_rows, expected):
     f = facts(
+        apps=[app("a")],
         costs=[cost(a, d, amt, billing_period=bp) for a, d, amt, bp in cost_rows],
         billing_totals=[{"source": s, "billing_period": p, "currency": c, "total": t} for s, p, c, t in bill_rows],
     )
@@ -200,8 +203,11 @@ def test_payback_month(monthly_net, launched, payback):
         else:
             costs.append(cost("a", month, -net))
     f = facts(apps=[app("a", launched=launched)], outcomes=outcomes, costs=costs)
-    r = row(pnl.app_pnl(f, config(), Period(date(2026, 1, 1), date(2026, 6, 30))), "a")
-    assert r["payback_month"] == payback
+    # issue 10: a payback month is claimed only from launch, i.e. with opening figures (build_cost 0 here)
+    cfg = config(f'[[apps]]\nid = "a"\nteam = "ml"\nlaunched = {launched.isoformat()}\nbuild_cost = 0\n')
+    r = row(pnl.app_pnl(f, cfg, Period(date(2026, 1, 1), date(2026, 6, 30))), "a")
+    assert r["payback_month"] == payback and r["cumulative_since"] == "launch"
+    assert row(pnl.app_pnl(f, config(), Period(date(2026, 1, 1), date(2026, 6, 30))), "a")["payback_month"] is None
     expected_cum = sum(n for i, n in enumerate(monthly_net) if date(2026, 1 + i, 1) >= launched)
     assert r["cumulative_net"] == expected_cum
 
@@ -269,7 +275,11 @@ def test_apps_only_in_config_and_unknown_app_ids_keep_their_money():
     f = facts(costs=[cost("cfg-only", date(2026, 1, 2), 10), cost("ghost", date(2026, 1, 2), 7)])
     frame = pnl.app_pnl(f, cfg, Q1).set_index("app_id")
     assert frame.loc["cfg-only", "name"] == "From config" and frame.loc["cfg-only", "team"] == "data"
-    assert frame.loc["ghost", "team"] == "_unknown" and frame.loc["ghost", "cost"] == 7
+    # issue 10: an unregistered id is never a new app; its spend is unallocated (money is never dropped)
+    assert "ghost" not in frame.index and frame.loc[UNALLOCATED, "cost"] == 7
+    discovered = pnl.app_pnl(f, config('[[apps]]\nid = "cfg-only"\nteam = "data"\n', top="discover_apps = true\n"), Q1)
+    discovered = discovered.set_index("app_id")
+    assert discovered.loc["ghost", "team"] == "_unknown" and discovered.loc["ghost", "cost"] == 7
 
 
 def test_retired_app_without_facts_is_left_out():

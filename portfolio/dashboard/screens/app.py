@@ -3,7 +3,7 @@
 import streamlit as st
 
 from portfolio import genai, safe
-from portfolio.dashboard import cache, charts, filters, fmt, views
+from portfolio.dashboard import cache, charts, filters, fmt, sections, views
 from portfolio.records import UNALLOCATED
 
 st.title("App")
@@ -55,8 +55,12 @@ c[0].metric("Value", fmt.money(r["value"], cur), fmt.money_delta(r["value"] - r[
 c[1].metric("Cost", fmt.money(r["cost"], cur), fmt.money_delta(r["cost"] - r["prev_cost"], cur), delta_color="inverse")
 c[2].metric("Net", fmt.money(r["net"], cur), fmt.money_delta(r["net_change"], cur))
 c[3].metric("ROI", fmt.percent(r["roi"]))
-c[4].metric("Cumulative net since launch", fmt.money(r["cumulative_net"], cur))
-c[5].metric("Payback month", fmt.month(r["payback_month"], missing="not yet"))
+since = sections.since_label(r)
+c[4].metric(f"Cumulative net {since}", fmt.money(r["cumulative_net"], cur),
+            help=f"NPV at the configured discount rate: {fmt.money(r['npv'], cur)}; lifetime ROI {fmt.percent(r['lifetime_roi'])}")
+c[5].metric("Payback month", fmt.month(r["payback_month"], missing="not yet" if since == "since launch" else "not claimed"),
+            help=None if since == "since launch" else "No build cost or opening net in the config: counted from the first month with data, so no payback month is claimed.")
+sections.app_recommendation(src, app_id, cur)
 st.caption(
     f"Run-rate (trailing 3 full months × 4): value {fmt.money(r['run_rate_value'], cur)}, "
     f"cost {fmt.money(r['run_rate_cost'], cur)}, net {fmt.money(r['run_rate_net'], cur)} · "

@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from portfolio import safe
-from portfolio.dashboard import cache, charts, filters, fmt, views
+from portfolio.dashboard import cache, charts, filters, fmt, sections, views
 
 st.title("Finance")
 src = cache.source_or_stop()
@@ -39,7 +39,7 @@ money = {
     col: fmt.money_column(col.replace("_", " ").capitalize(), cur)
     for col in ["revenue_capture", "cost_avoidance", "value", "value_low", "value_high", "value_experiment",
                 "value_observational", "value_estimate", "infra_cost", "vendor_cost", "other_cost", "people_cost",
-                "cost", "net"]
+                "cost", "net", "cumulative_net", "npv"]
 }
 money["roi"] = fmt.percent_column("ROI")
 left, right = st.columns(2)
@@ -90,10 +90,11 @@ else:
         hide_index=True,
         column_config={
             col: st.column_config.NumberColumn(col.capitalize(), format="%,.2f")
-            for col in ["allocated", "unallocated", "recorded", "billed", "difference"]
+            for col in ["allocated", "unallocated", "unregistered", "recorded", "billed", "difference"]
         },
     )
     st.download_button("Download reconciliation (CSV)", views.to_csv(rec), "reconciliation.csv", "text/csv", on_click="ignore")
+sections.unregistered(src, cur, "finance")
 
 issues = cache.currency_issues(src)
 if not issues.empty:

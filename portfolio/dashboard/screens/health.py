@@ -3,7 +3,7 @@
 import streamlit as st
 
 from portfolio import safe
-from portfolio.dashboard import actions, cache, signin, views
+from portfolio.dashboard import actions, cache, sections, signin, views
 
 st.title("Data health")
 src = cache.source_or_stop()
@@ -84,6 +84,9 @@ else:
     })
     st.download_button("Download overridden value rows (CSV)", views.to_csv(overrides), "value-overrides.csv", "text/csv",
                        on_click="ignore")
+
+st.subheader("Unregistered spend and ids")
+sections.unregistered(src, cache.config(src).currency, "health")
 
 st.subheader("Sync history")
 history = cache.sync_history(src)

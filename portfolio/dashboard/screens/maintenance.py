@@ -3,7 +3,7 @@
 import streamlit as st
 
 from portfolio import safe
-from portfolio.dashboard import cache, charts, filters, fmt, views
+from portfolio.dashboard import cache, charts, filters, fmt, sections, views
 
 st.title("Maintenance")
 src = cache.source_or_stop()
@@ -55,20 +55,18 @@ st.download_button("Download team load (CSV)", views.to_csv(teams), "team-load.c
 
 st.subheader("Apps ranked by KLO hours, with a recommendation")
 ranked = load.sort_values("klo_hours", ascending=False)
+st.caption(f"Recommendation: the app's one answer as of {src.today.isoformat()} (the same on the Retirement and App pages).")
 st.dataframe(
-    ranked,
+    ranked[["name", "klo_hours", "incidents", "mttr_hours", "people_cost", "value", "klo_share_of_team", "recommendation"]],
     hide_index=True,
     column_config={
+        **sections.recommendation_columns(cur),
         "klo_hours": fmt.hours_column("KLO hours"),
-        "improvement_hours": fmt.hours_column("Improvement hours"),
-        "hours": fmt.hours_column("Hours"),
         "mttr_hours": fmt.hours_column("MTTR"),
         "people_cost": fmt.money_column("People cost", cur),
         "value": fmt.money_column("Value", cur),
-        "maintenance_to_value": st.column_config.NumberColumn("Maintenance / value", format="%.2f"),
         "klo_share_of_team": fmt.percent_column("Share of team capacity"),
-        "recommendation": "Recommendation",
-        "reason": st.column_config.TextColumn("Why", width="large"),
     },
 )
+sections.reasons(ranked.rename(columns={"recommendation": "action"}).dropna(subset=["action"]))
 st.download_button("Download maintenance load (CSV)", views.to_csv(ranked), "maintenance-load.csv", "text/csv", on_click="ignore")

@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from portfolio import safe
-from portfolio.dashboard import actions, cache, charts, filters, fmt, signin, views
+from portfolio.dashboard import actions, cache, charts, filters, fmt, sections, signin, views
 from portfolio.errors import PortfolioError
 from portfolio.records import DECISIONS, UNALLOCATED
 
@@ -21,33 +21,29 @@ if flash:
 
 found = cache.findings(src)
 cands = cache.candidates(src)
-c = st.columns(4)
-c[0].metric("Candidates", f"{len(cands)}")
-c[1].metric("Annual savings if all retired", fmt.money(cands["annual_savings"].sum() if not cands.empty else 0, cur))
-c[2].metric("Value at risk", fmt.money(cands["value_at_risk"].sum() if not cands.empty else 0, cur))
-c[3].metric("Freed hours / year", fmt.hours(cands["freed_hours"].sum() if not cands.empty else 0))
+sections.retire_all_metrics(src, cands, cur)
 
 money = {
     "annual_savings": fmt.money_column("Annual savings", cur, help="Run-rate cost that would stop (shared cost excluded)"),
     "value_at_risk": fmt.money_column("Value at risk", cur, help="Run-rate value the app brings"),
+    "net_effect": fmt.money_column("Net effect", cur, help=sections.NET_EFFECT_HELP),
     "freed_hours": fmt.hours_column("Freed hours / yr"),
 }
 if cands.empty:
     st.success("No app trips a retirement rule (snoozed findings are listed below).")
 else:
-    st.subheader("Candidates")
-    order = ["app_id", "name", "team", "rules", "annual_savings", "value_at_risk", "freed_hours", "reasons"]
-    st.dataframe(
-        cands[[c for c in order if c in cands.columns]],
-        hide_index=True,
-        column_config={**money, "reasons": st.column_config.TextColumn("Reasons", width="large")},
-    )
-    st.download_button("Download candidates (CSV)", views.to_csv(cands), "retirement-candidates.csv", "text/csv", on_click="ignore")
-    st.subheader("Findings, with the numbers behind them")
-    order = ["app_id", "name", "rule", "annual_savings", "value_at_risk", "reason", "numbers", "team", "freed_hours"]
-    shown = views.clean_for_display(found[[c for c in order if c in found.columns]])
-    st.dataframe(shown, hide_index=True, column_config={**money, "reason": st.column_config.TextColumn("Reason", width="large")})
-    st.download_button("Download findings (CSV)", views.to_csv(shown), "retirement-findings.csv", "text/csv", on_click="ignore")
+    st.subheader("Candidates, by net effect of retiring them")
+    recs = cache.recommendations(src).set_index("app_id")
+    table = cands.assign(action=cands["app_id"].map(recs["action"]))
+    order = ["name", "action", "net_effect", "annual_savings", "value_at_risk", "rules"]
+    st.dataframe(table[order], hide_index=True, column_config=sections.recommendation_columns(cur))
+    sections.reasons(recs.loc[list(cands["app_id"])].reset_index())
+    st.download_button("Download candidates (CSV)", views.to_csv(table), "retirement-candidates.csv", "text/csv", on_click="ignore")
+    with st.expander("Findings, with the numbers behind them"):
+        order = ["app_id", "name", "rule", "annual_savings", "value_at_risk", "net_effect", "reason", "numbers", "team", "freed_hours"]
+        shown = views.clean_for_display(found[[c for c in order if c in found.columns]])
+        st.dataframe(shown, hide_index=True, column_config={**money, "reason": st.column_config.TextColumn("Reason", width="large")})
+        st.download_button("Download findings (CSV)", views.to_csv(shown), "retirement-findings.csv", "text/csv", on_click="ignore")
 
 everything = cache.findings(src, include_snoozed=True)
 snoozed = everything[everything["snoozed_until"].notna()] if not everything.empty else everything
