@@ -209,11 +209,13 @@ def _cut(sock: socket.socket) -> None:
 _WATCH: ContextVar[_Watch | None] = ContextVar("mlp_request_watch", default=None)
 
 
-class _WatchedConnection(HTTPConnection):
-    """An HTTP connection that hands its socket to the current request's watchdog."""
+class _Watched:
+    """Mixin of an HTTP(S) connection that hands its socket to the current request's watchdog."""
+
+    sock: socket.socket | None
 
     def connect(self) -> None:
-        super().connect()
+        super().connect()  # type: ignore[misc]
         watch = _WATCH.get()
         if watch is not None:
             watch.attach(self.sock)
@@ -222,17 +224,15 @@ class _WatchedConnection(HTTPConnection):
         watch = _WATCH.get()
         if watch is not None:  # a kept-alive connection already has its socket
             watch.attach(self.sock)
-        super().request(*args, **kwargs)
+        super().request(*args, **kwargs)  # type: ignore[misc]
 
 
-class _WatchedTLSConnection(HTTPSConnection):
-    connect = _WatchedConnection.connect  # type: ignore[assignment]
+class _WatchedConnection(_Watched, HTTPConnection):
+    pass
 
-    def request(self, *args: Any, **kwargs: Any) -> None:
-        watch = _WATCH.get()
-        if watch is not None:
-            watch.attach(self.sock)
-        super().request(*args, **kwargs)
+
+class _WatchedTLSConnection(_Watched, HTTPSConnection):
+    pass
 
 
 class _WatchedPool(urllib3.HTTPConnectionPool):
