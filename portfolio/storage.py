@@ -438,7 +438,7 @@ def add(engine: Engine, obj: SQLModel) -> SQLModel:
     """Insert one object (a Decision, a SyncRun) and return it refreshed."""
     from sqlmodel import Session
 
-    with Session(engine, expire_on_commit=False) as session:
+    with translated(engine), Session(engine, expire_on_commit=False) as session:  # locked / full: one line
         session.add(obj)
         session.commit()
         session.refresh(obj)

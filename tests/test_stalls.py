@@ -7,14 +7,12 @@ prometheus connector; other writers are real processes holding a real lock; both
 
 from __future__ import annotations
 
-import json
 import logging
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
-from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -107,6 +105,29 @@ def test_a_request_to_a_trickling_source_ends_at_its_total_deadline() -> None:
         elapsed = time.monotonic() - t0
     assert elapsed < 5, f"the request ran {elapsed:.1f} s past a 2 s deadline"
     assert str(err.value) == "metrics: /api/v1/query stopped waiting: no complete answer within the deadline of 2 s"
+
+
+def test_a_trickling_tls_source_is_cut_too(tmp_path: Path) -> None:
+    """The same over HTTPS: the watchdog shuts the TLS connection's socket down."""
+    import ssl
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    with Trickle(gap=1.0) as source:
+        source.httpd.socket = context.wrap_socket(source.httpd.socket, server_side=True)
+        session = base.http_session(retries=0, deadline=2.0)
+        t0 = time.monotonic()
+        with pytest.raises(ConnectorError, match="no complete answer within the deadline of 2 s"):
+            # verify per request: REQUESTS_CA_BUNDLE would override a session's verify
+            base.get_json(session, "metrics", "GET", source.url.replace("http:", "https:") + "/api/v1/query", verify=str(cert))
+        assert time.monotonic() - t0 < 5
+        assert source.requests == ["/api/v1/query"]
 
 
 def test_requests_end_by_the_run_deadline() -> None:
