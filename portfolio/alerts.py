@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 #: tries per alert while the webhook answers 5xx or cannot be reached; the waits between them
 SEND_ATTEMPTS = 3
 SEND_BACKOFF_SECONDS = (1.0, 4.0)
+#: total seconds one POST may take (a webhook that trickles its answer never holds the scheduler)
+SEND_DEADLINE_SECONDS = 30.0
 
 
 class Rejected(Exception):
@@ -148,8 +150,12 @@ def pending(facts: Facts, cfg: Config, findings: pd.DataFrame) -> list[Alert]:
 
 def post(url: str, alert: Alert, dashboard_url: str | None = None, timeout: float = 10.0) -> None:
     """POST one Slack-compatible message; raises requests.RequestException on failure."""
+    from connectors.base import http_session  # the session whose requests have a total deadline
+
     text = alert.text + (f"\n<{dashboard_url}|Open ML Portfolio>" if dashboard_url else "")
-    resp = requests.post(url, json={"text": text}, timeout=timeout)
+    # retries are deliver()'s; a hook that trickles its answer is cut at SEND_DEADLINE_SECONDS
+    with http_session(retries=0, deadline=SEND_DEADLINE_SECONDS) as session:
+        resp = session.post(url, json={"text": text}, timeout=timeout)
     resp.raise_for_status()
 
 

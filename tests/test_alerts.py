@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, date, datetime
 
 import pytest
@@ -111,6 +112,19 @@ def test_a_hook_still_failing_after_the_last_try_stops_the_check(demo_copy_url, 
         cfg = _cfg(demo_copy_url)
         assert alerts.check_and_send(cfg, storage.make_engine(demo_copy_url), today=TODAY) == []
         assert len(server.requests) == alerts.SEND_ATTEMPTS  # bounded: one alert tried, the rest wait
+
+
+def test_a_trickling_hook_is_cut_at_its_deadline(demo_copy_url, monkeypatch):
+    from tests.test_stalls import Trickle
+
+    monkeypatch.setattr(alerts, "SEND_DEADLINE_SECONDS", 1.0, raising=False)
+    with Trickle(gap=0.5, limit=60) as hook:
+        monkeypatch.setenv("PORTFOLIO_TEST_HOOK", hook.url + "/hook")
+        cfg = _cfg(demo_copy_url)
+        t0 = time.monotonic()
+        assert alerts.check_and_send(cfg, storage.make_engine(demo_copy_url), today=TODAY) == []
+        assert time.monotonic() - t0 < 30  # (reading the facts included); uncut, one try alone is 60 s
+        assert len(hook.requests) == 3  # SEND_ATTEMPTS tries of the first alert, each cut after 1 s
 
 
 def test_no_webhook_configured_sends_nothing(demo_copy_url):
