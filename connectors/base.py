@@ -5,19 +5,32 @@ A connector is a module with ``NAME`` (its type name in portfolio.toml) and
 (and optionally :class:`Replace` markers) and never opens a database session; :mod:`portfolio.sync`
 owns the transaction, the cursor and the SyncRun ledger. The module docstring's first line is what
 the Data health page shows.
+
+Every HTTP request made through :func:`http_session` has a *total* deadline (``REQUEST_DEADLINE``,
+and never later than the deadline of the connector's run, see :func:`run_deadline`): connect and
+per-read timeouts alone let a source that sends one byte every 20 s hold a sync forever. Past the
+deadline a watchdog shuts the request's socket down, and the request raises
+:class:`DeadlineExceeded` (a ``requests.Timeout``), which connectors report like any timeout.
 """
 
 from __future__ import annotations
 
 import logging
+import socket
+import threading
+import time
 from collections.abc import Generator, Iterator
+from contextlib import contextmanager, suppress
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.util.retry import Retry
 
 from portfolio.config import ConnectorConfig
@@ -27,6 +40,7 @@ __all__ = [
     "Connector",
     "ConnectorConfig",
     "ConnectorError",
+    "DeadlineExceeded",
     "InputFileError",
     "Notice",
     "Partition",
@@ -36,12 +50,15 @@ __all__ = [
     "get_json",
     "http_session",
     "paginate",
+    "run_deadline",
     "safe_path",
 ]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = (5.0, 60.0)  # (connect, read) seconds
+#: total seconds one request may take, connect to last byte (a trickling source is cut here)
+REQUEST_DEADLINE = 600.0
 MAX_PAGES = 10_000
 
 
@@ -121,14 +138,162 @@ class Connector(Protocol):
     def pull(self, config: ConnectorConfig, since: datetime | None) -> Iterator[Any]: ...
 
 
+# ----------------------------------------------------------------------------- deadlines
+
+#: ``time.monotonic()`` by which the current connector run must end (set by portfolio.sync)
+_RUN_DEADLINE: ContextVar[float | None] = ContextVar("mlp_run_deadline", default=None)
+
+
+class DeadlineExceeded(requests.exceptions.Timeout):
+    """A request passed its total deadline: the source kept it open (trickling bytes, or silent
+    between reads for less than the read timeout each time) longer than the request or the run may last."""
+
+
+@contextmanager
+def run_deadline(at: float) -> Iterator[None]:
+    """Within the block, every request of :func:`http_session` ends by ``at`` (a ``time.monotonic()``)."""
+    token = _RUN_DEADLINE.set(at)
+    try:
+        yield
+    finally:
+        _RUN_DEADLINE.reset(token)
+
+
+def run_time_left() -> float | None:
+    """Seconds left before the current run's deadline (None outside a run)."""
+    at = _RUN_DEADLINE.get()
+    return None if at is None else at - time.monotonic()
+
+
+class _Watch:
+    """The watchdog of one request: at its deadline it shuts down every socket the request uses, which
+    wakes a read blocked on a trickling source (its connection then counts as dropped, never reused)."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.expired = False
+        self._socks: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(max(seconds, 0.0), self._expire)
+        self._timer.daemon = True
+
+    def attach(self, sock: socket.socket | None) -> None:
+        if sock is None:
+            return
+        with self._lock:
+            if self.expired:
+                _cut(sock)
+            elif all(s is not sock for s in self._socks):
+                self._socks.append(sock)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            for sock in self._socks:
+                _cut(sock)
+
+    def __enter__(self) -> _Watch:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+
+
+def _cut(sock: socket.socket) -> None:
+    # the plain socket's shutdown, also for TLS: wakes the blocked reader without touching TLS state
+    with suppress(OSError):
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+_WATCH: ContextVar[_Watch | None] = ContextVar("mlp_request_watch", default=None)
+
+
+class _Watched:
+    """Mixin of an HTTP(S) connection that hands its socket to the current request's watchdog."""
+
+    sock: socket.socket | None
+
+    def connect(self) -> None:
+        super().connect()  # type: ignore[misc]
+        watch = _WATCH.get()
+        if watch is not None:
+            watch.attach(self.sock)
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        watch = _WATCH.get()
+        if watch is not None:  # a kept-alive connection already has its socket
+            watch.attach(self.sock)
+        super().request(*args, **kwargs)  # type: ignore[misc]
+
+
+class _WatchedConnection(_Watched, HTTPConnection):
+    pass
+
+
+class _WatchedTLSConnection(_Watched, HTTPSConnection):
+    pass
+
+
+class _WatchedPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _WatchedConnection
+
+
+class _WatchedTLSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _WatchedTLSConnection
+
+
+class _Adapter(HTTPAdapter):
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _WatchedPool, "https": _WatchedTLSPool}
+
+    def proxy_manager_for(self, proxy: str, **kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **kwargs)
+        if not proxy.lower().startswith("socks"):
+            manager.pool_classes_by_scheme = {"http": _WatchedPool, "https": _WatchedTLSPool}
+        return manager
+
+
+class _Session(requests.Session):
+    """A session whose every request (redirects included) ends by its total deadline."""
+
+    deadline: float = REQUEST_DEADLINE
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        if _WATCH.get() is not None:  # a redirect inside a request: the outer deadline covers it
+            return super().send(request, **kwargs)
+        seconds = self.deadline
+        left = run_time_left()
+        if left is not None:
+            seconds = min(seconds, left)
+        if seconds <= 0:
+            raise DeadlineExceeded("the run's deadline has passed: no further request", request=request)
+        with _Watch(seconds) as watch:
+            token = _WATCH.set(watch)
+            try:
+                resp = super().send(request, **kwargs)
+            except requests.RequestException:
+                if watch.expired:
+                    raise DeadlineExceeded(f"no complete answer within the deadline of {seconds:.3g} s", request=request) from None
+                raise
+            finally:
+                _WATCH.reset(token)
+        if watch.expired:  # cut at the deadline: a body without a length may look complete but is not
+            raise DeadlineExceeded(f"no complete answer within the deadline of {seconds:.3g} s", request=request)
+        return resp
+
+
 def safe_path(url: str) -> str:
     """The path of a URL, without scheme, credentials, host or query: safe for an error message."""
     return urlsplit(url).path or "/"
 
 
-def http_session(retries: int = 3, backoff: float = 0.5) -> requests.Session:
-    """A requests session with retries + backoff on 429/5xx, honouring ``Retry-After``."""
-    session = requests.Session()
+def http_session(retries: int = 3, backoff: float = 0.5, deadline: float = REQUEST_DEADLINE) -> requests.Session:
+    """A requests session with retries + backoff on 429/5xx, honouring ``Retry-After``, whose every
+    request ends within ``deadline`` seconds in total (and by the run's deadline)."""
+    session = _Session()
+    session.deadline = deadline
     retry = Retry(
         total=retries,
         connect=retries,
@@ -140,7 +305,7 @@ def http_session(retries: int = 3, backoff: float = 0.5) -> requests.Session:
         respect_retry_after_header=True,
         raise_on_status=False,
     )
-    adapter = HTTPAdapter(max_retries=retry)
+    adapter = _Adapter(max_retries=retry)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     session.headers["User-Agent"] = "ml-portfolio/0.1"
@@ -166,6 +331,8 @@ def get_json(
     path = safe_path(url)
     try:
         resp = session.request(method, url, timeout=timeout, **kwargs)
+    except DeadlineExceeded as exc:
+        raise ConnectorError(connector, f"stopped waiting: {exc}", path=path) from None
     except requests.RequestException as exc:
         reason = type(exc).__name__
         raise ConnectorError(connector, f"source unreachable ({reason})", path=path) from None

@@ -8,14 +8,20 @@ Three events (DESIGN: findings are only useful if someone hears about them):
 
 Messages are Slack-compatible JSON (``{"text": ...}``), POSTed to the URL held in the environment
 variable that ``[alerts] webhook_url_env`` names. What was sent is kept in ``AlertLog`` so a restart
-does not repeat it; an app that stops being a candidate is forgotten, so a relapse alerts again. A
-webhook that fails is retried at the next check (nothing is logged as sent).
+does not repeat it; an app that stops being a candidate is forgotten, so a relapse alerts again.
+
+Delivery: a webhook that answers 5xx (or cannot be reached) is retried with backoff, a few times
+within one check (``SEND_ATTEMPTS``); if it still fails, the remaining alerts wait for the next
+check (nothing is logged as sent). A webhook that *rejects* one alert (4xx: a message it refuses)
+would refuse it again: that alert is kept in ``AlertLog`` with ``delivered = false`` and the next
+alerts are still sent — one bad message never blocks the others.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -31,6 +37,20 @@ from portfolio.errors import redact
 from portfolio.facts import Facts, load_facts
 
 log = logging.getLogger(__name__)
+
+#: tries per alert while the webhook answers 5xx or cannot be reached; the waits between them
+SEND_ATTEMPTS = 3
+SEND_BACKOFF_SECONDS = (1.0, 4.0)
+#: total seconds one POST may take (a webhook that trickles its answer never holds the scheduler)
+SEND_DEADLINE_SECONDS = 30.0
+
+
+class Rejected(Exception):
+    """The webhook refused this message (HTTP 4xx): sending it again would not help."""
+
+    def __init__(self, status: int):
+        self.status = status
+        super().__init__(f"HTTP {status}")
 
 
 @dataclass(frozen=True)
@@ -132,9 +152,35 @@ def pending(facts: Facts, cfg: Config, findings: pd.DataFrame) -> list[Alert]:
 
 def post(url: str, alert: Alert, dashboard_url: str | None = None, timeout: float = 10.0) -> None:
     """POST one Slack-compatible message; raises requests.RequestException on failure."""
+    from connectors.base import http_session  # the session whose requests have a total deadline
+
     text = alert.text + (f"\n<{dashboard_url}|Open ML Portfolio>" if dashboard_url else "")
-    resp = requests.post(url, json={"text": text}, timeout=timeout)
+    # retries are deliver()'s; a hook that trickles its answer is cut at SEND_DEADLINE_SECONDS
+    with http_session(retries=0, deadline=SEND_DEADLINE_SECONDS) as session:
+        resp = session.post(url, json={"text": text}, timeout=timeout)
     resp.raise_for_status()
+
+
+def deliver(url: str, alert: Alert, dashboard_url: str | None = None) -> None:
+    """POST one alert, retrying 5xx answers and network errors with backoff (``SEND_ATTEMPTS`` tries).
+
+    Raises :class:`Rejected` for a 4xx answer (not retried: the hook refuses this message) and
+    requests.RequestException when the hook is still failing after the last try.
+    """
+    for attempt in range(SEND_ATTEMPTS):
+        try:
+            post(url, alert, dashboard_url)
+            return
+        except requests.HTTPError as exc:
+            status = exc.response.status_code if exc.response is not None else 0
+            if 400 <= status < 500 and status != 429:  # 429 = slow down: retried like a 5xx
+                raise Rejected(status) from None
+            if attempt == SEND_ATTEMPTS - 1:
+                raise
+        except requests.RequestException:
+            if attempt == SEND_ATTEMPTS - 1:
+                raise
+        time.sleep(SEND_BACKOFF_SECONDS[min(attempt, len(SEND_BACKOFF_SECONDS) - 1)])
 
 
 def check_and_send(cfg: Config, engine: Engine, *, today: date | None = None) -> list[Alert]:
@@ -165,9 +211,19 @@ def check_and_send(cfg: Config, engine: Engine, *, today: date | None = None) ->
         if alert.key in sent:
             continue
         try:
-            post(url, alert, cfg.alerts.dashboard_url)
+            deliver(url, alert, cfg.alerts.dashboard_url)
+        except Rejected as exc:  # kept as not delivered, so it is not sent again; the next ones go on
+            log.warning("alert %s refused by the webhook (%s); not retried, the next alerts are still sent", alert.key, exc)
+            storage.add(
+                engine,
+                records.AlertLog(key=alert.key, kind=alert.kind, sent_at=datetime.now(UTC), message=alert.text, delivered=False),
+            )
+            continue
         except requests.RequestException as exc:
-            log.warning("alert webhook failed (%s); will retry at the next check", redact(type(exc).__name__, [var or ""]))
+            log.warning(
+                "alert webhook failed after %d tries (%s); will retry at the next check",
+                SEND_ATTEMPTS, redact(type(exc).__name__, [var or ""]),
+            )
             break
         storage.add(
             engine,

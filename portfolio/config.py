@@ -311,6 +311,9 @@ class ConnectorConfig(BaseModel):
     schedule: str | None = Field(None, description="cron expression used by `mlportfolio up`")
     enabled: bool = True
     lookback_days: int = Field(3, ge=0, description="re-read this many days before the cursor (restated data)")
+    timeout_minutes: float = Field(
+        30, gt=0, description="a run still pulling after this long fails and the next connector runs"
+    )
     # filled by Config so connectors can map spend / tickets to apps without touching the DB
     apps: list[AppConfig] = Field(default_factory=list, exclude=True)
     base_dir: str = Field(".", exclude=True)

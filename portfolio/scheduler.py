@@ -13,8 +13,11 @@ down is run once at start-up (:func:`missed`). A connector that keeps failing ba
 (:func:`backoff`): after ``BACKOFF_AFTER`` failures in a row its scheduled runs are skipped for
 1 h, 2 h, 4 h ... up to a day, and the Data health page shows it failing. After every run the
 webhook alerts are checked (:mod:`portfolio.alerts`). On SQLite the jobs share one worker thread:
-SQLite has one writer at a time, and a connector's pull is one transaction that may last longer
-than the database's busy timeout.
+SQLite has one writer at a time (a pull holds no lock, but the write phases would queue).
+
+Nothing here can hang the loop: each run ends by its connector's ``timeout_minutes`` and every
+request by its deadline (:mod:`portfolio.sync`); a run that finds the same connector running in
+another process (a second scheduler, "Sync now", the CLI) is recorded as skipped, "already running".
 """
 
 from __future__ import annotations

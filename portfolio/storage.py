@@ -3,13 +3,23 @@ the deletes that make a restated window replace the old one, and reads into Data
 
 Upserts go by each table's ``NATURAL_KEY`` with ``INSERT ... ON CONFLICT (key) DO UPDATE ... WHERE
 <something differs>``, so re-syncing identical data changes no row and counts zero rows written.
+
+Nothing waits for the database forever. ``lock_timeout`` (default 30 s) is how long a write waits for
+another writer's lock — SQLite's busy timeout, PostgreSQL's ``lock_timeout`` — and, on PostgreSQL,
+``statement_timeout`` (default 10 min) bounds any one statement. Both are set in the database URL in
+PostgreSQL's own syntax, e.g. ``postgresql+psycopg://host/db?lock_timeout=10s&statement_timeout=15min``
+or ``sqlite:///portfolio.db?lock_timeout=5s``. A database error becomes one line for a person
+(:func:`explain`): "locked by another writer", "disk full" — never the SQL statement or its rows.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import threading
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -26,17 +36,55 @@ from portfolio.errors import StorageError, redact
 
 BATCH = 10_000
 
+#: defaults of the database URL's ``lock_timeout`` and (PostgreSQL) ``statement_timeout``, seconds
+LOCK_TIMEOUT = 30.0
+STATEMENT_TIMEOUT = 600.0
+_UNITS = {"ms": 0.001, "s": 1.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
+
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")  # readers never block the writer (dashboard during sync)
-    cur.execute("PRAGMA synchronous=NORMAL")  # safe with WAL; a crash loses at most the last commit
-    cur.execute("PRAGMA busy_timeout=30000")  # wait for a writer instead of failing with 'locked'
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.close()
+def _sqlite_pragmas(busy_ms: int) -> Any:
+    def pragmas(dbapi_conn: Any, _record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")  # readers never block the writer (dashboard during sync)
+        cur.execute("PRAGMA synchronous=NORMAL")  # safe with WAL; a crash loses at most the last commit
+        cur.execute(f"PRAGMA busy_timeout={busy_ms}")  # wait for a writer (lock_timeout), then fail 'locked'
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    return pragmas
+
+
+def parse_duration(key: str, text: str) -> float:
+    """A duration in PostgreSQL's syntax ("500ms", "30s", "10min", "1h"; a bare number is
+    milliseconds, as in PostgreSQL) as seconds; raises StorageError naming the URL key."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|min|h|d)?\s*", text)
+    if not m or float(m.group(1)) <= 0:
+        raise StorageError(f"database_url: {key}={text!r} is not a duration such as 500ms, 30s, 10min or 1h")
+    return float(m.group(1)) * _UNITS[m.group(2) or "ms"]
+
+
+def timeouts(url: str) -> tuple[str, float, float]:
+    """The URL without our ``lock_timeout`` / ``statement_timeout`` keys, and those two in seconds."""
+    parsed = sa.engine.make_url(url)
+    query = dict(parsed.query)
+    lock = parse_duration("lock_timeout", str(query.pop("lock_timeout"))) if "lock_timeout" in query else LOCK_TIMEOUT
+    statement = STATEMENT_TIMEOUT
+    if "statement_timeout" in query:
+        if parsed.get_backend_name() == "sqlite":
+            raise StorageError("database_url: statement_timeout applies to PostgreSQL only (SQLite has lock_timeout)")
+        statement = parse_duration("statement_timeout", str(query.pop("statement_timeout")))
+    return parsed.set(query=query).render_as_string(hide_password=False), lock, statement
+
+
+_timeouts: weakref.WeakKeyDictionary[Engine, tuple[float, float]] = weakref.WeakKeyDictionary()
+
+
+def lock_timeout(engine: Engine) -> float:
+    """The engine's lock wait in seconds (``lock_timeout`` of its URL)."""
+    return _timeouts.get(engine, (LOCK_TIMEOUT, STATEMENT_TIMEOUT))[0]
 
 
 def _create_private_file(path: Path) -> None:
@@ -60,19 +108,67 @@ def make_engine(url: str) -> Engine:
         if url in _engines:
             return _engines[url]
         try:
+            plain, lock, statement = timeouts(url)
             if url.startswith("sqlite"):
-                db = sa.engine.make_url(url).database
+                db = sa.engine.make_url(plain).database
                 if db and db != ":memory:" and not db.startswith("file:"):
                     _create_private_file(Path(db).expanduser())
-                engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-                sa.event.listen(engine, "connect", _sqlite_pragmas)
+                engine = sa.create_engine(plain, connect_args={"check_same_thread": False, "timeout": lock})
+                sa.event.listen(engine, "connect", _sqlite_pragmas(int(lock * 1000)))
             else:
-                engine = sa.create_engine(url, pool_pre_ping=True)
+                # the server applies these to every session from its start; a user's own libpq
+                # ``options`` in the URL are kept (and win: they come last)
+                parsed = sa.engine.make_url(plain)
+                own = str(parsed.query.get("options", ""))
+                options = f"-c lock_timeout={int(lock * 1000)} -c statement_timeout={int(statement * 1000)} {own}".strip()
+                query = {k: v for k, v in parsed.query.items() if k != "options"}
+                engine = sa.create_engine(
+                    parsed.set(query=query), pool_pre_ping=True, connect_args={"options": options}
+                )
+            _timeouts[engine] = (lock, statement)
             migrate(engine)
         except sa.exc.SQLAlchemyError as exc:
-            raise StorageError(f"cannot open database: {redact(str(exc.__cause__ or exc))[:300]}") from None
+            raise StorageError(f"cannot open database: {explain(exc)}") from None
         _engines[url] = engine
         return engine
+
+
+def _seconds(value: float) -> str:
+    return f"{value:g} s" if value < 120 else f"{value / 60:g} min"
+
+
+def explain(exc: BaseException, engine: Engine | None = None) -> str:
+    """One line for a person about a database error: what happened and what to do — never the SQL
+    statement, its parameters or the rows (SQLAlchemy's own message carries all three)."""
+    orig = getattr(exc, "orig", None) or exc.__cause__ or exc
+    text = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
+    lower = text.lower()
+    code = getattr(orig, "sqlstate", None) or getattr(getattr(orig, "diag", None), "sqlstate", None)
+    lock = lock_timeout(engine) if engine is not None else None
+    waited = f" (waited lock_timeout = {_seconds(lock)})" if lock else ""
+    if "database is locked" in lower or "database table is locked" in lower or code == "55P03":
+        return f"database is locked by another writer{waited}; nothing of this was written — try again when it is done"
+    if "database or disk is full" in lower or code == "53100" or "no space left" in lower:
+        return "database disk is full (or the database reached its size limit); nothing of this was written — free space and try again"
+    if code == "57014" and "statement timeout" in lower:
+        return "a database statement ran past statement_timeout and was cancelled; nothing of this was written"
+    if "unable to open database" in lower or "readonly database" in lower or "read-only" in lower:
+        return f"database cannot be written: {text}"
+    if isinstance(exc, sa.exc.OperationalError) and code is not None and code.startswith("08"):
+        return "database unreachable (connection failed or lost); nothing of this was written"
+    # anything else: the driver's first line, which names the problem but not the statement
+    return f"database error ({type(orig).__name__}): {redact(text)[:200]}"
+
+
+@contextmanager
+def translated(engine: Engine | None = None) -> Iterator[None]:
+    """Turn a database error inside the block into a StorageError of one line (see :func:`explain`)."""
+    try:
+        yield
+    except sa.exc.DBAPIError as exc:
+        if isinstance(exc, sa.exc.IntegrityError):
+            raise
+        raise StorageError(explain(exc, engine)) from None
 
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -152,9 +248,8 @@ def _value_columns(model: type[SQLModel]) -> list[sa.Column[Any]]:
 
 
 def _upsert_sql(
-    conn: Connection, model: type[SQLModel], cols: Sequence[sa.Column[Any]], on_conflict: bool = True
+    dialect: sa.Dialect, model: type[SQLModel], cols: Sequence[sa.Column[Any]], on_conflict: bool = True
 ) -> str:
-    dialect = conn.dialect
     q = dialect.identifier_preparer.quote
     table = table_of(model)
     key = list(model.NATURAL_KEY)  # type: ignore[attr-defined]
@@ -176,10 +271,10 @@ def _upsert_sql(
     return sql
 
 
-def _processors(conn: Connection, cols: Sequence[sa.Column[Any]]) -> list[Any]:
+def _processors(dialect: sa.Dialect, cols: Sequence[sa.Column[Any]]) -> list[Any]:
     # the dialect's own type (Money -> BIGINT micro-units / NUMERIC), not the generic Numeric that
     # would turn every amount into a float on the way in
-    return [c.type.dialect_impl(conn.dialect).bind_processor(conn.dialect) for c in cols]
+    return [c.type.dialect_impl(dialect).bind_processor(dialect) for c in cols]
 
 
 def upsert_columns(
@@ -193,6 +288,35 @@ def upsert_columns(
 ) -> int:
     """Upsert ``length`` rows given column-wise (field name -> Python values). Returns rows changed.
 
+    See :func:`prepare_columns` for the arguments.
+    """
+    return execute_prepared(conn, *prepare_columns(conn.dialect, model, columns, length, insert_only=insert_only, bound=bound))
+
+
+#: a write made ready for the database: the SQL statement and its rows in the database's own form
+Prepared = tuple[str, list[tuple[Any, ...]]]
+
+
+def execute_prepared(conn: Connection, sql: str, rows: Sequence[tuple[Any, ...]]) -> int:
+    """Run a prepared write in batches. Returns rows changed."""
+    changed = 0
+    for i in range(0, len(rows) if sql else 0, BATCH):
+        result = conn.exec_driver_sql(sql, list(rows[i : i + BATCH]))  # type: ignore[arg-type]
+        changed += max(result.rowcount, 0)
+    return changed
+
+
+def prepare_columns(
+    dialect: sa.Dialect,
+    model: type[SQLModel],
+    columns: Mapping[str, Sequence[Any]],
+    length: int,
+    *,
+    insert_only: bool = False,
+    bound: frozenset[str] = frozenset(),
+) -> Prepared:
+    """The upsert of ``length`` rows given column-wise (field name -> Python values), ready to run.
+
     Column-wise because the bulk path (a billing export, a year of metrics for 1,000 apps) spends
     its time converting values: each column's bind processor runs over that column only, and
     columns that need none (text, floats on SQLite) are passed through untouched.
@@ -202,7 +326,7 @@ def upsert_columns(
     vectorised by :func:`upsert_frame`): their bind processors are skipped.
     """
     if length == 0:
-        return 0
+        return "", []
     by_name = {c.name: c for c in _value_columns(model)}
     for name in by_name:
         if name not in columns and name != "id":
@@ -210,35 +334,40 @@ def upsert_columns(
             default = model.model_fields[name].get_default(call_default_factory=True)
             columns = {**columns, name: [default] * length}
     cols = [by_name[n] for n in columns]
-    sql = _upsert_sql(conn, model, cols, on_conflict=not insert_only)
+    sql = _upsert_sql(dialect, model, cols, on_conflict=not insert_only)
     converted = []
-    for col, proc in zip(cols, _processors(conn, cols), strict=True):
+    for col, proc in zip(cols, _processors(dialect, cols), strict=True):
         values = columns[col.name]
         if proc and col.name not in bound:
             converted.append([None if v is None else proc(v) for v in values])
         else:
             converted.append(values if isinstance(values, list) else list(values))
-    rows = list(zip(*converted, strict=True))
-    changed = 0
-    for i in range(0, len(rows), BATCH):
-        result = conn.exec_driver_sql(sql, rows[i : i + BATCH])  # type: ignore[arg-type]
-        changed += max(result.rowcount, 0)
-    return changed
+    return sql, list(zip(*converted, strict=True))
 
 
 def upsert(conn: Connection, model: type[SQLModel], objs: Sequence[SQLModel], *, insert_only: bool = False) -> int:
     """Upsert model instances by natural key. Returns how many rows were inserted or changed."""
+    return execute_prepared(conn, *prepare_objects(conn.dialect, model, objs, insert_only=insert_only))
+
+
+def prepare_objects(dialect: sa.Dialect, model: type[SQLModel], objs: Sequence[SQLModel], *, insert_only: bool = False) -> Prepared:
+    """The upsert of model instances, ready to run (see :func:`prepare_columns`)."""
     if not objs:
-        return 0
+        return "", []
     names = [c.name for c in _value_columns(model)]
     columns = {n: [getattr(o, n) for o in objs] for n in names}
-    return upsert_columns(conn, model, columns, len(objs), insert_only=insert_only)
+    return prepare_columns(dialect, model, columns, len(objs), insert_only=insert_only)
 
 
 def upsert_frame(conn: Connection, model: type[SQLModel], frame: pd.DataFrame, *, insert_only: bool = False) -> int:
     """Upsert a DataFrame whose columns are the model's field names (bulk path for big connectors)."""
+    return execute_prepared(conn, *prepare_frame(conn.dialect, model, frame, insert_only=insert_only))
+
+
+def prepare_frame(dialect: sa.Dialect, model: type[SQLModel], frame: pd.DataFrame, *, insert_only: bool = False) -> Prepared:
+    """The upsert of a DataFrame, ready to run (see :func:`prepare_columns`)."""
     if frame.empty:
-        return 0
+        return "", []
     names = list(frame.columns)
     unknown = set(names) - {c.name for c in _value_columns(model)}
     if unknown:
@@ -247,13 +376,13 @@ def upsert_frame(conn: Connection, model: type[SQLModel], frame: pd.DataFrame, *
     columns: dict[str, Sequence[Any]] = {}
     bound = set()
     for n in names:
-        fast = _bound_values(conn.dialect.name, table.c[str(n)], frame[n])
+        fast = _bound_values(dialect.name, table.c[str(n)], frame[n])
         if fast is not None:
             columns[str(n)] = fast
             bound.add(str(n))
         else:
             columns[str(n)] = _python_values(frame[n])
-    return upsert_columns(conn, model, columns, len(frame), insert_only=insert_only, bound=frozenset(bound))
+    return prepare_columns(dialect, model, columns, len(frame), insert_only=insert_only, bound=frozenset(bound))
 
 
 def _bound_values(dialect: str, col: sa.Column[Any], series: pd.Series) -> list[Any] | None:
@@ -325,7 +454,7 @@ def add(engine: Engine, obj: SQLModel) -> SQLModel:
     """Insert one object (a Decision, a SyncRun) and return it refreshed."""
     from sqlmodel import Session
 
-    with Session(engine, expire_on_commit=False) as session:
+    with translated(engine), Session(engine, expire_on_commit=False) as session:  # locked / full: one line
         session.add(obj)
         session.commit()
         session.refresh(obj)

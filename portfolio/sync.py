@@ -1,23 +1,44 @@
 """Runs connectors: owns the cursor, the transaction and the SyncRun ledger of every run.
 
-One connector's pull runs inside one database transaction: either everything it yielded is
-written, or — on any error — nothing is, and earlier data stays as it was. One failing connector
-never stops the others. The cursor is data: the ``started`` time of the connector's last
-successful run, minus its ``lookback_days`` (restated bills), never later than the current run's
-start.
+A run has two phases. The *pull*: what the connector yields is checked and staged — converted to
+the database's own form and spilled to a temporary file — while the database is only read, so a
+source that is slow or waits on the network never holds the write lock (SQLite has one writer at a
+time: a decision recorded meanwhile would otherwise wait, then fail "database is locked"). The
+*write*: what was staged is applied in one short transaction — either everything the pull yielded is
+written, or, on any error, nothing is, and earlier data stays as it was. One failing connector never
+stops the others. The cursor is data: the ``started`` time of the connector's last successful run,
+minus its ``lookback_days`` (restated bills), never later than the current run's start.
+
+Nothing waits forever. The pull runs in a worker thread with the connector's deadline
+(``timeout_minutes``, default 30); every HTTP request it makes ends by then too
+(:func:`connectors.base.run_deadline`). Past it the run is recorded as failed, naming the deadline,
+and the next connector runs. A database error (locked by another writer, disk full) is one line in
+the run's error (:func:`portfolio.storage.explain`), and the run is still recorded.
+
+One run per connector at a time, across threads and processes (scheduler, "Sync now", CLI): a lock
+within the process; on PostgreSQL a session advisory lock held for the run; on SQLite the run's
+"running" SyncRun row, written under SQLite's write lock (``BEGIN IMMEDIATE``), is a lease — a row
+whose process has gone, or older than its deadline plus ``LEASE_GRACE``, is reaped as interrupted.
+A run that finds another in progress is recorded as "skipped: already running".
 """
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import os
+import pickle
 import socket
+import tempfile
+import threading
+import time
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import IO, Any
 
 import pandas as pd
 import sqlalchemy as sa
@@ -25,7 +46,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlmodel import SQLModel
 
 import connectors
-from connectors.base import Notice, Partition, Replace, ReplaceKeys, Rows
+from connectors.base import Notice, Partition, Replace, ReplaceKeys, Rows, run_deadline
 from portfolio import precedence, records, storage
 from portfolio.config import Config, ConnectorConfig
 from portfolio.errors import (
@@ -43,6 +64,13 @@ FLUSH_EVERY = 5_000
 MAX_UNKNOWN_LISTED = 50  # unknown app ids named in one error (the SyncRun keeps 4,000 characters)
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
 STALE_AFTER = timedelta(hours=12)  # a run on another host still "running" after this is presumed dead
+#: a "running" row older than its connector's deadline plus this is presumed dead (its write phase
+#: comes after the deadline, and is short)
+LEASE_GRACE = timedelta(hours=1)
+#: tries to record a run's outcome while the database is locked by another writer
+SAVE_ATTEMPTS = 3
+#: staged writes stay in memory up to this many bytes, then spill to a temporary file
+STAGE_IN_MEMORY = 64 * 1024 * 1024
 
 #: allowed values of enumerated fields, checked before anything is written
 _ALLOWED: dict[type[SQLModel], dict[str, tuple[str, ...]]] = {
@@ -62,7 +90,8 @@ class Outcome:
 
     @property
     def ok(self) -> bool:
-        return all(r.status == "success" for r in self.runs)
+        """Every run succeeded, or was skipped because another run of it was already in progress."""
+        return all(r.status in ("success", "skipped") for r in self.runs)
 
 
 def now_utc() -> datetime:
@@ -107,8 +136,37 @@ def sync_inventory(cfg: Config, engine: Engine) -> int:
         return storage.upsert(conn, records.App, apps)
 
 
+class _Stage:
+    """Writes made ready for the database (SQL and rows in its own form), kept in order in a
+    temporary file — in memory while small — until the write phase replays them."""
+
+    def __init__(self) -> None:
+        self.file: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=STAGE_IN_MEMORY)  # noqa: SIM115 - closed by close()
+        self.count = 0
+
+    def add(self, model: Any, prepared: storage.Prepared) -> None:
+        sql, rows = prepared
+        for i in range(0, len(rows), storage.BATCH):  # one batch per record: the replay holds one at a time
+            blob = pickle.dumps((model, sql, rows[i : i + storage.BATCH]), protocol=pickle.HIGHEST_PROTOCOL)
+            self.file.write(len(blob).to_bytes(8, "little"))
+            self.file.write(blob)
+            self.count += 1
+
+    def replay(self) -> Iterator[tuple[Any, str, list[tuple[Any, ...]]]]:
+        self.file.flush()
+        self.file.seek(0)
+        for _ in range(self.count):
+            size = int.from_bytes(self.file.read(8), "little")
+            yield pickle.loads(self.file.read(size))
+
+    def close(self) -> None:
+        self.file.close()
+
+
 class _Writer:
-    """Buffers what a pull yields and writes it in batches inside one transaction.
+    """Checks what a pull yields and writes it: straight into ``conn`` (one transaction the caller
+    holds), or — given ``engine`` instead — staged, reading the database on short connections of its
+    own, and written by :meth:`finish` in the caller's one short write transaction.
 
     Value rows (OutcomeRecord) must name apps of the inventory (the App table, which holds the
     config's apps and the apps inventory connectors found, and those this run yields): an unknown
@@ -117,8 +175,16 @@ class _Writer:
     writes exactly as a real run, so what it reports is what a real run would do.
     """
 
-    def __init__(self, conn: Connection, source: str, *, dry_run: bool = False):
+    def __init__(
+        self, conn: Connection | None, source: str, *, engine: Engine | None = None, dry_run: bool = False
+    ):
+        if conn is None and engine is None:
+            raise TypeError("_Writer needs a connection (direct writes) or an engine (staged writes)")
+        self.done = False  # finished or closed: inventory_in_progress() no longer answers for it
         self.conn = conn
+        self.engine = engine
+        self.dialect = conn.dialect if conn is not None else engine.dialect  # type: ignore[union-attr]
+        self.stage = _Stage() if conn is None else None
         self.source = source
         self.dry_run = dry_run
         _RUNNING.set(self)  # for inventory_in_progress(): the pull runs in this context
@@ -142,6 +208,21 @@ class _Writer:
         self.skipped = 0
         self.written = 0
         self.count = 0
+
+    @contextmanager
+    def _reading(self) -> Iterator[Connection]:
+        """A connection to read from: the caller's, or (staged) a short one that holds no lock."""
+        if self.conn is not None:
+            yield self.conn
+            return
+        assert self.engine is not None
+        with storage.translated(self.engine), self.engine.connect() as conn:
+            yield conn
+
+    def close(self) -> None:
+        self.done = True
+        if self.stage is not None:
+            self.stage.close()
 
     def add(self, item: Any) -> None:
         if isinstance(item, Notice):
@@ -187,15 +268,25 @@ class _Writer:
 
     def _is_fresh(self, model: Any) -> bool:
         if model not in self.fresh:
-            self.fresh[model] = "source" in model.NATURAL_KEY and not storage.source_has_rows(
-                self.conn, model, self.source
-            )
+            if "source" not in model.NATURAL_KEY:
+                self.fresh[model] = False
+            else:
+                with self._reading() as conn:
+                    self.fresh[model] = not storage.source_has_rows(conn, model, self.source)
         return self.fresh[model]
 
-    def _write(self, model: Any, write: Any) -> None:
+    def _write(self, model: Any, prepared: storage.Prepared) -> None:
+        """Run a prepared write now (direct) or stage it for :meth:`finish`."""
+        if self.stage is not None:
+            self.stage.add(model, prepared)
+        else:
+            assert self.conn is not None
+            self._execute(self.conn, model, *prepared)
+
+    def _execute(self, conn: Connection, model: Any, sql: str, rows: list[tuple[Any, ...]]) -> None:
         """Run a write; a repeated natural key on a plain INSERT becomes a clear SyncError."""
         try:
-            self.written += write()
+            self.written += storage.execute_prepared(conn, sql, rows)
         except sa.exc.IntegrityError:
             raise SyncError(f"{self.source}: {model.__name__} rows repeat a natural key") from None
 
@@ -207,21 +298,23 @@ class _Writer:
         key = (p.table, p.field)
         if key not in self.stored:  # read once per table and field, not once per partition
             sp = storage.table_of(records.SyncPartition).c
-            self.stored[key] = {
-                v: (fp, n)
-                for v, fp, n in self.conn.execute(
-                    sa.select(sp.value, sp.fingerprint, sp.rows).where(
-                        sp.source == self.source, sp.table_name == table.name, sp.field == p.field
+            with self._reading() as conn:
+                self.stored[key] = {
+                    v: (fp, n)
+                    for v, fp, n in conn.execute(
+                        sa.select(sp.value, sp.fingerprint, sp.rows).where(
+                            sp.source == self.source, sp.table_name == table.name, sp.field == p.field
+                        )
                     )
-                )
-            }
+                }
         if self.stored[key].get(p.value) != (p.fingerprint, p.rows):
             return
         if key not in self.held:  # rows the table holds per partition value: one grouped count
             col = table.c[p.field]
-            counts = self.conn.execute(
-                sa.select(col, sa.func.count()).where(table.c.source == self.source).group_by(col)
-            ).all()
+            with self._reading() as conn:
+                counts = conn.execute(
+                    sa.select(col, sa.func.count()).where(table.c.source == self.source).group_by(col)
+                ).all()
             self.held[key] = {str(v): int(n) for v, n in counts}
         if self.held[key].get(p.value) == p.rows:  # else rows went missing: write them again
             self.unchanged.add((p.table, p.field, p.value))
@@ -258,27 +351,36 @@ class _Writer:
             for app_id, month, kind in frame[["app_id", "month", "kind"]].itertuples(index=False, name=None):
                 self.outcome_apps[str(app_id)].append((month, kind))
         if self._is_fresh(model):
-            self._write(model, lambda: storage.upsert_frame(self.conn, model, frame, insert_only=True))
+            self._write(model, storage.prepare_frame(self.dialect, model, frame, insert_only=True))
             return
         new_keys = set(frame[nk].itertuples(index=False, name=None))
         if len(new_keys) != len(frame) or new_keys & self.keys[model]:
             raise SyncError(f"{self.source}: {model.__name__} rows repeat a natural key")
         self.keys[model] |= new_keys
-        self._write(model, lambda: storage.upsert_frame(self.conn, model, frame))
+        self._write(model, storage.prepare_frame(self.dialect, model, frame))
 
     def flush(self, model: type[SQLModel] | None = None) -> None:
         for m in [model] if model else list(self.buffers):
             buf = self.buffers[m]
             if buf:
-                fresh = self._is_fresh(m)
-                self._write(m, lambda m=m, buf=buf, fresh=fresh: storage.upsert(self.conn, m, buf, insert_only=fresh))
+                self._write(m, storage.prepare_objects(self.dialect, m, buf, insert_only=self._is_fresh(m)))
                 buf.clear()
 
-    def finish(self) -> int:
-        """Flush, check value rows name known apps, then apply the Replace windows. Returns the
-        number of rows deleted."""
+    def finish(self, conn: Connection | None = None) -> int:
+        """Flush, write what was staged (into ``conn``, the caller's write transaction, when staged),
+        check that value rows name known apps, then apply the Replace windows. Returns the number
+        of rows deleted."""
         self.flush()
-        self._check_inventory()
+        if self.stage is not None:
+            if conn is None:
+                raise TypeError("a staged _Writer writes in finish(conn): pass the write transaction's connection")
+            for model, sql, rows in self.stage.replay():
+                self._execute(conn, model, sql, rows)
+        else:
+            conn = self.conn
+        assert conn is not None
+        self.done = True
+        self._check_inventory(conn)
         deleted = 0
         for rep in self.replaces:
             if self.fresh.get(rep.table):
@@ -293,13 +395,13 @@ class _Writer:
             else:
                 conditions = [sa.and_(col >= rep.start, col <= rep.end)]
             existing = (
-                k for cond in conditions for k in storage.existing_keys(self.conn, rep.table, self.source, cond)
+                k for cond in conditions for k in storage.existing_keys(conn, rep.table, self.source, cond)
             )
             stale = [k for k in existing if k not in seen]
-            deleted += storage.delete_keys(self.conn, rep.table, stale)
+            deleted += storage.delete_keys(conn, rep.table, stale)
         if self.partitions:  # bookkeeping, not counted as rows written
             storage.upsert(
-                self.conn,
+                conn,
                 records.SyncPartition,
                 [
                     records.SyncPartition(
@@ -312,17 +414,22 @@ class _Writer:
         return deleted
 
 
-    def known_apps(self) -> set[str]:
-        """The inventory as this run sees it: the App table in its transaction, and the apps it yielded."""
+    def known_apps(self, conn: Connection | None = None) -> set[str]:
+        """The inventory as this run sees it: the App table (in ``conn``, the write transaction, else
+        a read of this run's) and the apps it yielded that are not written yet."""
         t = storage.table_of(records.App)
-        known = set(self.conn.execute(sa.select(t.c.app_id)).scalars())
+        if conn is not None:
+            known = set(conn.execute(sa.select(t.c.app_id)).scalars())
+        else:
+            with self._reading() as read:
+                known = set(read.execute(sa.select(t.c.app_id)).scalars())
         return known | {str(a.app_id) for a in self.buffers.get(records.App, [])}  # type: ignore[attr-defined]
 
-    def _check_inventory(self) -> None:
+    def _check_inventory(self, conn: Connection) -> None:
         """Refuse value rows whose app id is in no inventory (nothing of the run is written)."""
         if not self.outcome_apps:
             return
-        known = self.known_apps()
+        known = self.known_apps(conn)
         unknown = sorted(set(self.outcome_apps) - known)
         if not unknown:
             return
@@ -351,7 +458,9 @@ def inventory_in_progress() -> set[str] | None:
     outside a run (a connector's ``pull`` called on its own, a finished or failed run).
     """
     writer = _RUNNING.get()
-    if writer is None or writer.conn.closed or not writer.conn.in_transaction():
+    if writer is None or writer.done:
+        return None
+    if writer.conn is not None and (writer.conn.closed or not writer.conn.in_transaction()):
         return None
     return writer.known_apps()
 
@@ -516,95 +625,276 @@ def _alive(worker: str) -> bool:
     return True
 
 
+def _reap(conn: Connection, name: str, now: datetime, expiry: timedelta) -> list[str]:
+    """In ``conn``'s transaction: mark runs of ``name`` left "running" by a process that ended (or
+    whose lease expired) as failed; return the workers of the runs still genuinely in progress.
+
+    The caller holds this process's lock for ``name``, so a "running" row of this very process is
+    a leftover too (its outcome could not be recorded, or a process with the same host and pid ran
+    before: a restarted container).
+    """
+    t = records.SyncRun.__table__  # type: ignore[attr-defined]
+    live = []
+    rows = conn.execute(sa.select(t.c.id, t.c.worker, t.c.started).where(t.c.connector == name, t.c.status == "running")).all()
+    for run_id, worker, started in rows:
+        started = started if started.tzinfo else started.replace(tzinfo=UTC)
+        if worker != WORKER and _alive(worker) and now - started < expiry:
+            live.append(worker)
+            continue
+        conn.execute(
+            sa.update(t)
+            .where(t.c.id == run_id)
+            .values(status="failed", finished=now, error=f"{name}: interrupted: the process running it ({worker}) ended before it finished; nothing of it was written")
+        )
+    return live
+
+
 def reap_interrupted(engine: Engine, name: str, now: datetime) -> list[str]:
     """Mark runs of ``name`` left "running" by a process that died (killed mid-sync) as failed.
 
     Their transaction never committed, so none of their rows exist; the next run starts from the
     last successful cursor and writes them. Returns the workers of runs still genuinely in progress.
     """
+    with _local_lock(engine, name) as mine:
+        if not mine:
+            return [WORKER]
+        with engine.begin() as conn:
+            return _reap(conn, name, now, STALE_AFTER)
+
+
+# ----------------------------------------------------------------------------- one run at a time
+
+_local: dict[tuple[str, str], threading.Lock] = {}
+_local_guard = threading.Lock()
+
+
+@contextmanager
+def _local_lock(engine: Engine, name: str) -> Iterator[bool]:
+    """This process's lock for connector ``name`` on this database: yields whether it was free."""
+    with _local_guard:
+        lock = _local.setdefault((str(engine.url), name), threading.Lock())
+    got = lock.acquire(blocking=False)
+    try:
+        yield got
+    finally:
+        if got:
+            lock.release()
+
+
+_ADVISORY_CLASS = 0x6D6C70  # "mlp": the first key of our advisory locks; the second is the connector's hash
+
+
+@contextmanager
+def _advisory_lock(engine: Engine, name: str) -> Iterator[bool]:
+    """PostgreSQL: a session advisory lock on ``name`` for the whole run (yields whether it was got);
+    the server frees it if the process dies. SQLite: always True (the lease row does the work)."""
+    if engine.dialect.name != "postgresql":
+        yield True
+        return
+    with storage.translated(engine), engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        got = bool(
+            conn.execute(sa.text("SELECT pg_try_advisory_lock(:c, hashtext(:n))"), {"c": _ADVISORY_CLASS, "n": name}).scalar()
+        )
+        try:
+            yield got
+        finally:
+            if got:
+                with storage.translated(engine):
+                    conn.execute(sa.text("SELECT pg_advisory_unlock(:c, hashtext(:n))"), {"c": _ADVISORY_CLASS, "n": name})
+
+
+@contextmanager
+def _write_lock(engine: Engine) -> Iterator[Connection]:
+    """A transaction that holds the write lock from its start (SQLite: BEGIN IMMEDIATE), so a check
+    and the write it decides happen with no other writer in between."""
+    with storage.translated(engine), engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            conn.exec_driver_sql("BEGIN IMMEDIATE")  # the driver sees a transaction open and adds no BEGIN
+        try:
+            yield conn
+        except BaseException:
+            conn.rollback()
+            raise
+        conn.commit()
+
+
+def _claim(engine: Engine, run: records.SyncRun, expiry: timedelta) -> list[str]:
+    """Reap dead runs of the connector and, unless another is live, insert ``run`` as "running" —
+    one atomic step (the lease). Returns the workers of live runs (then ``run`` is not inserted)."""
     t = records.SyncRun.__table__  # type: ignore[attr-defined]
-    live = []
-    with engine.begin() as conn:
-        rows = conn.execute(sa.select(t.c.id, t.c.worker, t.c.started).where(t.c.connector == name, t.c.status == "running")).all()
-        for run_id, worker, started in rows:
-            started = started if started.tzinfo else started.replace(tzinfo=UTC)
-            if worker == WORKER:
-                continue  # our own process: a scheduler thread (max_instances=1 keeps these apart)
-            if _alive(worker) and now - started < STALE_AFTER:
-                live.append(worker)
-                continue
-            conn.execute(
-                sa.update(t)
-                .where(t.c.id == run_id)
-                .values(status="failed", finished=now, error=f"{name}: interrupted: the process running it ({worker}) ended before it finished; nothing of it was written")
-            )
+    with _write_lock(engine) as conn:
+        live = _reap(conn, run.connector, now_utc(), expiry)
+        if not live:
+            values = {c: getattr(run, c) for c in ("connector", "connector_type", "started", "status", "since", "worker")}
+            run.id = conn.execute(sa.insert(t).values(**values)).inserted_primary_key[0]  # type: ignore[index]
     return live
+
+
+# ----------------------------------------------------------------------------- a run
+
+
+class _Deadline(SyncError):
+    """The run passed its ``timeout_minutes``."""
+
+
+def _minutes(value: float) -> str:
+    seconds = value * 60
+    return f"{value:g} min" if seconds >= 120 else f"{value:g} min = {seconds:g} s"
+
+
+def _pull(module: Any, conn_cfg: ConnectorConfig, since: datetime | None, writer: _Writer, deadline: float) -> None:
+    """Run the connector's pull in a worker thread, staging what it yields; past ``deadline`` (a
+    ``time.monotonic()``) raise :class:`_Deadline` and leave the worker to stop at its next item
+    (its HTTP requests are cut at the same deadline)."""
+    stop = threading.Event()
+    failure: list[BaseException] = []
+
+    def work() -> None:
+        with run_deadline(deadline):
+            items = module.pull(conn_cfg, since)
+            try:
+                for item in items:
+                    if stop.is_set():
+                        return
+                    writer.add(item)
+            except BaseException as exc:  # noqa: BLE001 - handed to the sync thread
+                failure.append(exc)
+            finally:
+                close = getattr(items, "close", None)
+                if close is not None:
+                    with suppress(Exception):  # a generator failing to close changes nothing here
+                        close()
+
+    ctx = contextvars.copy_context()
+    worker = threading.Thread(target=ctx.run, args=(work,), name=f"sync-{conn_cfg.name}", daemon=True)
+    worker.start()
+    worker.join(max(deadline - time.monotonic(), 0))
+    # a failure right at the deadline is the deadline cutting a request, whatever the connector called it
+    if worker.is_alive() or (failure and time.monotonic() >= deadline - 1.0):
+        stop.set()
+        raise _Deadline(
+            f"{conn_cfg.name}: stopped: the run did not finish within timeout_minutes = {_minutes(conn_cfg.timeout_minutes)} "
+            "(the source was still answering); nothing of it was written"
+        )
+    if failure:
+        raise failure[0]
 
 
 def run_connector(
     cfg: Config, engine: Engine, conn_cfg: ConnectorConfig, *, full: bool = False, now: datetime | None = None
 ) -> records.SyncRun:
     """Run one connector once, record it in the ledger, and return its SyncRun (never raises for
-    a connector failure: the run's status and error say what happened)."""
+    a connector or database failure: the run's status and error say what happened)."""
     started = now or now_utc()
-    live = reap_interrupted(engine, conn_cfg.name, now_utc())
-    since = None if full else cursor(engine, conn_cfg.name, conn_cfg.lookback_days, started)
-    run = records.SyncRun(
-        connector=conn_cfg.name, connector_type=conn_cfg.type, started=started, since=since, worker=WORKER
-    )
-    if live:  # one run at a time per connector, across processes (scheduler, dashboard, CLI)
-        run.status = "skipped"
-        run.finished = now_utc()
-        run.error = f"{conn_cfg.name}: skipped: a run is already in progress in {', '.join(live)}"
-        storage.add(engine, run)
-        return run
-    storage.add(engine, run)
+    name = conn_cfg.name
+    run = records.SyncRun(connector=name, connector_type=conn_cfg.type, started=started, worker=WORKER)
+    expiry = min(timedelta(minutes=conn_cfg.timeout_minutes) + LEASE_GRACE, STALE_AFTER)
+    with _local_lock(engine, name) as free:
+        if not free:
+            return _skip(engine, run, "another thread of this process")
+        try:
+            with _advisory_lock(engine, name) as got:
+                if not got:
+                    return _skip(engine, run, "another process (it holds the connector's lock)")
+                run.since = None if full else _read(engine, lambda: cursor(engine, name, conn_cfg.lookback_days, started))
+                live = _claim(engine, run, expiry)
+                if live:
+                    return _skip(engine, run, ", ".join(live))
+                _execute(engine, conn_cfg, run)
+                _save_run(engine, run)
+        except (StorageError, sa.exc.DBAPIError) as exc:  # the ledger itself cannot be read or written
+            message = str(exc) if isinstance(exc, StorageError) else storage.explain(exc, engine)
+            run.status = "failed"
+            run.finished = now_utc()
+            run.error = f"{name}: {message}" if not message.startswith(f"{name}:") else message
+            log.error("sync %s could not run: %s", name, run.error)
+    return run
+
+
+def _read(engine: Engine, read: Any) -> Any:
+    with storage.translated(engine):
+        return read()
+
+
+def _skip(engine: Engine, run: records.SyncRun, where: str) -> records.SyncRun:
+    """Record (and return) ``run`` as skipped: another run of the connector is in progress."""
+    run.status = "skipped"
+    run.finished = now_utc()
+    run.error = f"{run.connector}: skipped: already running (a run is already in progress in {where})"
+    log.warning("sync %s", run.error)
+    try:
+        with storage.translated(engine):
+            storage.add(engine, run)
+    except StorageError as exc:
+        log.error("sync %s: could not record the skipped run: %s", run.connector, exc)
+    return run
+
+
+def _execute(engine: Engine, conn_cfg: ConnectorConfig, run: records.SyncRun) -> None:
+    """Pull, then write in one short transaction; fill in the run's outcome (never raises)."""
+    name = conn_cfg.name
     secret_envs = conn_cfg.secret_env_names()
+    deadline = time.monotonic() + conn_cfg.timeout_minutes * 60
+    writer: _Writer | None = None
     try:
         module = connectors.load(conn_cfg.type)
-        with engine.begin() as conn:
-            writer = _Writer(conn, conn_cfg.name)
-            for item in module.pull(conn_cfg, since):
-                writer.add(item)
-            run.rows_deleted = writer.finish()
-            run.rows_written = writer.written
-            run.warnings = redact("\n".join(writer.notices), secret_envs)[:4000] or None
+        writer = _Writer(None, name, engine=engine)
+        _pull(module, conn_cfg, run.since, writer, deadline)
+        with storage.translated(engine), engine.begin() as conn:  # the only write: short, no network inside
+            run.rows_deleted = writer.finish(conn)
+        run.rows_written = writer.written
+        run.warnings = redact("\n".join(writer.notices), secret_envs)[:4000] or None
         run.status = "success"
         log.info(
             "sync %s: %d rows written, %d deleted, %d rows of %d unchanged partition(s) skipped",
-            conn_cfg.name, run.rows_written, run.rows_deleted, writer.skipped, len(writer.unchanged),
+            name, run.rows_written, run.rows_deleted, writer.skipped, len(writer.unchanged),
         )
     except Exception as exc:  # one failing connector never stops the others
         run.status = "failed"
         run.rows_written = 0
         run.rows_deleted = 0
-        if isinstance(exc, PortfolioError):
+        if isinstance(exc, StorageError):  # one line about our database: say which run it hit
+            message = f"{name}: {exc}"
+        elif isinstance(exc, PortfolioError):
             message = str(exc)
+        elif isinstance(exc, sa.exc.DBAPIError):  # our database, outside translated(): still one line
+            message = f"{name}: {storage.explain(exc, engine)}"
         else:
-            message = f"{conn_cfg.name}: {type(exc).__name__}: {exc}"
+            message = f"{name}: {type(exc).__name__}: {exc}"
         run.error = redact(message, secret_envs)[:4000]
         level = logging.WARNING if isinstance(exc, ConnectorError | SyncError) else logging.ERROR
-        log.log(level, "sync %s failed: %s", conn_cfg.name, run.error)
+        log.log(level, "sync %s failed: %s", name, run.error)
+    finally:
+        if writer is not None:
+            writer.close()
     run.finished = now_utc()
-    _save_run(engine, run)
-    return run
 
 
 def _save_run(engine: Engine, run: records.SyncRun) -> None:
+    """Record the run's outcome, trying again while another writer holds the database; if it still
+    cannot, say so in one line (the row stays "running" and the next run reaps it)."""
     t = records.SyncRun.__table__  # type: ignore[attr-defined]
-    with engine.begin() as conn:
-        conn.execute(
-            sa.update(t)
-            .where(t.c.id == run.id)
-            .values(
-                status=run.status,
-                finished=run.finished,
-                rows_written=run.rows_written,
-                rows_deleted=run.rows_deleted,
-                error=run.error,
-                warnings=run.warnings,
-            )
-        )
+    for attempt in range(SAVE_ATTEMPTS):
+        try:
+            with storage.translated(engine), engine.begin() as conn:
+                conn.execute(
+                    sa.update(t)
+                    .where(t.c.id == run.id)
+                    .values(
+                        status=run.status,
+                        finished=run.finished,
+                        rows_written=run.rows_written,
+                        rows_deleted=run.rows_deleted,
+                        error=run.error,
+                        warnings=run.warnings,
+                    )
+                )
+            return
+        except StorageError as exc:
+            if attempt == SAVE_ATTEMPTS - 1:
+                log.error("sync %s: %s; could not record its outcome (%s): %s", run.connector, run.status, run.error or "ok", exc)
+                return
+            time.sleep(0.5 * (attempt + 1))
 
 
 def sync(
@@ -621,5 +911,9 @@ def sync(
     unknown = [n for n in names if n not in cfg.connectors]
     if unknown:
         raise SyncError(f"no connector named {', '.join(unknown)} in config; configured: {', '.join(cfg.connectors) or 'none'}")
-    sync_inventory(cfg, engine)
+    try:
+        with storage.translated(engine):
+            sync_inventory(cfg, engine)
+    except StorageError as exc:  # the connectors still run: each records (or logs) its own outcome
+        log.error("sync: could not write the app inventory from portfolio.toml: %s", exc)
     return Outcome([run_connector(cfg, engine, cfg.connectors[n], full=full, now=now) for n in names])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, date, datetime
 
 import pytest
@@ -44,6 +45,11 @@ def test_candidates_are_announced_once(demo_copy_url, receiver, monkeypatch):
     assert len(receiver.requests) == len(sent)
 
 
+@pytest.fixture(autouse=True)
+def _quick_backoff(monkeypatch):
+    monkeypatch.setattr(alerts, "SEND_BACKOFF_SECONDS", (0.05, 0.1), raising=False)
+
+
 def test_failing_hook_is_retried_next_time(demo_copy_url, monkeypatch):
     with PayloadServer(lambda *a: Reply(500, b"boom")) as broken:
         monkeypatch.setenv("PORTFOLIO_TEST_HOOK", broken.url + "/hook")
@@ -54,6 +60,71 @@ def test_failing_hook_is_retried_next_time(demo_copy_url, monkeypatch):
     with PayloadServer(lambda *a: Reply(200, b"ok")) as fixed:
         monkeypatch.setenv("PORTFOLIO_TEST_HOOK", fixed.url + "/hook")
         assert alerts.check_and_send(cfg, engine, today=TODAY)
+
+
+def test_a_rejected_alert_does_not_block_the_next_ones(demo_copy_url, monkeypatch):
+    """The hook refuses one message (4xx): it is kept as not delivered, every other alert still goes out,
+    and the refused one is not sent again at the next check."""
+    texts: list[str] = []
+
+    def hook(method, path, headers, body):
+        text = json.loads(body)["text"]
+        texts.append(text)
+        if len(texts) == 1:  # the first message is refused, as Slack does with "invalid_blocks"
+            return Reply(400, b"invalid_payload", {"Content-Type": "text/plain"})
+        return Reply(200, b"ok", {"Content-Type": "text/plain"})
+
+    with PayloadServer(hook) as server:
+        monkeypatch.setenv("PORTFOLIO_TEST_HOOK", server.url + "/hook")
+        cfg = _cfg(demo_copy_url)
+        engine = storage.make_engine(demo_copy_url)
+        expected = alerts.pending(load_facts(engine, TODAY), cfg, retirement.retirement_findings(load_facts(engine, TODAY), cfg))
+        assert len(expected) >= 3
+        sent = alerts.check_and_send(cfg, engine, today=TODAY)
+        assert len(texts) == len(expected)  # one try each: a 4xx is not retried
+        assert [a.key for a in sent] == [a.key for a in expected[1:]]
+        log_rows = storage.read_frame(engine, records.AlertLog).set_index("key")
+        assert log_rows.loc[expected[0].key, "delivered"] == False  # noqa: E712 - a numpy bool
+        assert log_rows.drop(expected[0].key)["delivered"].all()
+        assert alerts.check_and_send(cfg, engine, today=TODAY) == []
+        assert len(texts) == len(expected)  # the refused message is not sent again
+
+
+def test_a_5xx_is_retried_with_backoff_within_one_check(demo_copy_url, monkeypatch):
+    answers = [503, 502]  # the hook is briefly unwell, then answers
+
+    def hook(method, path, headers, body):
+        status = answers.pop(0) if answers else 200
+        return Reply(status, b"x", {"Content-Type": "text/plain"})
+
+    with PayloadServer(hook) as server:
+        monkeypatch.setenv("PORTFOLIO_TEST_HOOK", server.url + "/hook")
+        cfg = _cfg(demo_copy_url)
+        engine = storage.make_engine(demo_copy_url)
+        sent = alerts.check_and_send(cfg, engine, today=TODAY)
+        assert sent and len(server.requests) == len(sent) + 2
+        assert storage.read_frame(engine, records.AlertLog)["delivered"].all()
+
+
+def test_a_hook_still_failing_after_the_last_try_stops_the_check(demo_copy_url, monkeypatch):
+    with PayloadServer(lambda *a: Reply(503, b"down")) as server:
+        monkeypatch.setenv("PORTFOLIO_TEST_HOOK", server.url + "/hook")
+        cfg = _cfg(demo_copy_url)
+        assert alerts.check_and_send(cfg, storage.make_engine(demo_copy_url), today=TODAY) == []
+        assert len(server.requests) == alerts.SEND_ATTEMPTS  # bounded: one alert tried, the rest wait
+
+
+def test_a_trickling_hook_is_cut_at_its_deadline(demo_copy_url, monkeypatch):
+    from tests.test_stalls import Trickle
+
+    monkeypatch.setattr(alerts, "SEND_DEADLINE_SECONDS", 1.0, raising=False)
+    with Trickle(gap=0.5, limit=60) as hook:
+        monkeypatch.setenv("PORTFOLIO_TEST_HOOK", hook.url + "/hook")
+        cfg = _cfg(demo_copy_url)
+        t0 = time.monotonic()
+        assert alerts.check_and_send(cfg, storage.make_engine(demo_copy_url), today=TODAY) == []
+        assert time.monotonic() - t0 < 30  # (reading the facts included); uncut, one try alone is 60 s
+        assert len(hook.requests) == 3  # SEND_ATTEMPTS tries of the first alert, each cut after 1 s
 
 
 def test_no_webhook_configured_sends_nothing(demo_copy_url):
