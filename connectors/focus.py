@@ -713,6 +713,30 @@ def _q(ident: str) -> str:
     return '"' + ident.replace('"', '""') + '"'
 
 
+#: dates a FOCUS export may hold: year first, four digits (ISO 8601, and the ``2024/09/18`` some
+#: tools write). DuckDB also reads ``4/1/25`` -- as the year 4 -- so anything else is refused.
+_ISO_DATE = r"^\s*[0-9]{4}[-/][0-9]{1,2}[-/][0-9]{1,2}([T ]|$)"
+NOT_ISO = "not an ISO 8601 date/time (expected YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ)"
+OUT_OF_RANGE = "date before 2000 or more than a year ahead"
+#: the window of plausible charge and billing dates (a mis-read date lands outside it)
+_DAY_RANGE = "DATE '2000-01-01' AND CAST(current_date + INTERVAL 1 YEAR AS DATE)"
+
+
+def _not_iso(expr: str) -> str:
+    return f"NOT regexp_matches({expr}, {lit(_ISO_DATE)})"
+
+
+def _out_of_range(expr: str) -> str:
+    return f"NOT (CAST(TRY_CAST({expr} AS TIMESTAMPTZ) AS DATE) BETWEEN {_DAY_RANGE})"
+
+
+#: stage1 groups that cannot be booked: a missing or implausible day, currency or billing period
+_BAD_GROUPS = (
+    "SELECT COUNT(*) FROM stage1 WHERE day IS NULL OR currency IS NULL OR bp_start IS NULL "
+    f"OR NOT (day BETWEEN {_DAY_RANGE}) OR NOT (bp_start BETWEEN {_DAY_RANGE})"
+)
+
+
 def _value_checks(cols: dict[str, str], types: dict[str, str], s: Settings) -> list[tuple[str, str, str]]:
     def v(canon: str) -> str:
         return f"CAST({_q(cols[canon])} AS VARCHAR)"
@@ -721,6 +745,8 @@ def _value_checks(cols: dict[str, str], types: dict[str, str], s: Settings) -> l
         (s.cost_column, f"{v(s.cost_column)} IS NOT NULL AND TRY_CAST({v(s.cost_column)} AS DECIMAL(38,12)) IS NULL", "not a number"),
         ("ChargePeriodStart", f"{v('ChargePeriodStart')} IS NULL", "empty charge period start"),
         ("ChargePeriodStart", f"TRY_CAST({v('ChargePeriodStart')} AS TIMESTAMPTZ) IS NULL", "not a date/time"),
+        ("ChargePeriodStart", _not_iso(v("ChargePeriodStart")), NOT_ISO),
+        ("ChargePeriodStart", _out_of_range(v("ChargePeriodStart")), OUT_OF_RANGE),
     ]
     if not s.default_currency:
         checks.append(("BillingCurrency", f"NULLIF(TRIM({v('BillingCurrency')}), '') IS NULL", "empty currency"))
@@ -728,6 +754,8 @@ def _value_checks(cols: dict[str, str], types: dict[str, str], s: Settings) -> l
         checks += [
             ("BillingPeriodStart", f"{v('BillingPeriodStart')} IS NULL", "empty billing period start"),
             ("BillingPeriodStart", f"TRY_CAST({v('BillingPeriodStart')} AS TIMESTAMPTZ) IS NULL", "not a date/time"),
+            ("BillingPeriodStart", _not_iso(v("BillingPeriodStart")), NOT_ISO),
+            ("BillingPeriodStart", _out_of_range(v("BillingPeriodStart")), OUT_OF_RANGE),
         ]
     if s.tag_keys and "Tags" in cols and not types[cols["Tags"]].upper().startswith(("MAP", "STRUCT")):
         checks.append(("Tags", f"{v('Tags')} IS NOT NULL AND NOT coalesce(json_valid({v('Tags')}), false)", "not a JSON object"))
@@ -757,9 +785,7 @@ def pull_files(config: ConnectorConfig, s: Settings) -> Iterator[Any]:
         sql = stage1_sql(source, cols, col_types, s, DuckDialect(), extra)
         try:
             con.execute(f"CREATE TEMP TABLE stage1 AS {sql}")
-            bad = con.execute(
-                "SELECT COUNT(*) FROM stage1 WHERE day IS NULL OR currency IS NULL OR bp_start IS NULL"
-            ).fetchone()
+            bad = con.execute(_BAD_GROUPS).fetchone()
         except duckdb.Error as exc:
             raise diagnose(name, config, files, s, exc) from None
         if bad and bad[0]:
@@ -869,10 +895,13 @@ def pull_warehouse(config: ConnectorConfig, s: Settings, url: str) -> Iterator[A
             raise InputFileError(name, f"table {table}", f"query failed: {msg[0] if msg else type(exc).__name__}") from None
         finally:
             engine.dispose()
-        bad = con.execute("SELECT COUNT(*) FROM stage1 WHERE day IS NULL OR currency IS NULL OR bp_start IS NULL").fetchone()
+        bad = con.execute(_BAD_GROUPS).fetchone()
         if bad and bad[0]:
             raise InputFileError(
-                name, f"table {table}", f"{bad[0]} group(s) with an empty ChargePeriodStart, BillingPeriodStart or BillingCurrency"
+                name,
+                f"table {table}",
+                f"{bad[0]} group(s) with an empty ChargePeriodStart, BillingPeriodStart or BillingCurrency, "
+                "or a date before 2000 or more than a year ahead",
             )
         yield from finish(con, s, name, f"{s.cost_column} of table {table}")
 

@@ -25,6 +25,8 @@ from sqlalchemy.engine import Engine
 
 from portfolio import config, records, storage, sync
 
+NOT_ISO = "not an ISO 8601 date/time (expected YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ)"
+OUT_OF_RANGE = "date before 2000 or more than a year ahead"
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "focus"
 D = Decimal
 Q6 = Decimal("0.000001")
@@ -140,6 +142,14 @@ def _corrupt(src: Path, dst: Path, row: int, column: str, value: str) -> None:
         pytest.param("BillingPeriodStart", 12, "next month", "not a date/time", id="bad-billing-period"),
         pytest.param("BillingCurrency", 3, "", "empty currency", id="empty-currency"),
         pytest.param("Tags", 40, "{application: oops", "not a JSON object", id="broken-tags-json"),
+        # issue 12: a spreadsheet's two-digit year was read as the year 0004 and the bill vanished
+        pytest.param("ChargePeriodStart", 998, "9/1/24", NOT_ISO, id="two-digit-year"),
+        pytest.param("BillingPeriodStart", 7, "9/1/24", NOT_ISO, id="two-digit-year-billing-period"),
+        pytest.param("ChargePeriodStart", 20, "24-09-18 22:00:00", NOT_ISO, id="two-digit-year-first"),
+        pytest.param("ChargePeriodStart", 300, "1999-09-18 22:00:00", OUT_OF_RANGE, id="before-2000"),
+        pytest.param("BillingPeriodStart", 301, "2099-09-01 00:00:00", OUT_OF_RANGE, id="far-future"),
+        pytest.param("ChargePeriodStart", 5, "9/18/2024 22:00", "not a date/time", id="four-digit-us-date"),
+        pytest.param("EffectiveCost", 6, "$10,000.00", "not a number", id="dollar-amount"),
     ],
 )
 def test_corrupted_copy_clear_error_nothing_lost(tmp_path, engine, shared_data, column, row, value, message):
