@@ -1,6 +1,6 @@
 """FOCUS billing exports (CSV, gzip CSV, Parquet or a warehouse table): infra cost per app and day, reconciled to the bill.
 
-Reads FOCUS 1.0, 1.1 and 1.2 exports (FOCUS 1.3 column names accepted as aliases) from one file,
+Reads FOCUS 1.0, 1.1 and 1.2 exports (FOCUS 1.3 and 0.5 column names accepted as aliases) from one file,
 a folder (AWS writes ``BILLING_PERIOD=YYYY-MM/`` folders) or a glob, and aggregates them where they
 sit with DuckDB: only per billing period, currency, app, day, category and service totals come out,
 so memory does not grow with the file. With ``database_url`` (+ ``table``) instead of ``path``, the
@@ -114,10 +114,13 @@ CANONICAL = COST_COLUMNS + (
     "ResourceId",
     "BillingAccountId",
 )
-#: other spellings -> canonical (FOCUS 1.3 renames, and 0.5's AmortizedCost)
+#: other spellings -> canonical (FOCUS 1.3 renames, and FOCUS 0.5's names); the canonical
+#: column wins when a file has both
 ALIASES = {
     "serviceprovidername": "ProviderName",
     "amortizedcost": "EffectiveCost",
+    "billedcurrency": "BillingCurrency",
+    "chargetype": "ChargeCategory",
 }
 CHUNK_ROWS = 100_000
 _KEY_COLUMNS = ("app_id", "day", "category", "service", "currency", "billing_period")

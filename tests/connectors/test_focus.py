@@ -347,6 +347,21 @@ def test_focus_13_aliases_and_case_insensitive_columns(tmp_path, engine):
     assert totals(engine) == {("2025-01", "EUR"): D("4.150000")}
 
 
+def test_focus_05_billed_currency_and_charge_type_aliases(tmp_path, engine):
+    """FOCUS 0.5 spells BillingCurrency ``BilledCurrency``, EffectiveCost ``AmortizedCost`` and
+    ChargeCategory ``ChargeType``; an export in those names loads like a 1.x one (issue 12)."""
+    shutil.copy(FIXTURES / "focus05_aliases.csv", tmp_path / "bill.csv")
+    cfg = make_config(tmp_path, engine, 'path = "bill.csv"\napp_tag_keys = ["application"]')
+    result = run(cfg, engine)
+    assert result.status == "success", result.error
+    assert costs(engine) == {
+        ("atlas", date(2023, 11, 5), "infra", "Compute"): (D("7.250000"), "GBP", "2023-11"),
+        ("atlas", date(2023, 11, 5), "other", "Compute"): (D("1.100000"), "GBP", "2023-11"),
+        (records.UNALLOCATED, date(2023, 11, 6), "infra", "Storage"): (D("2.500000"), "GBP", "2023-11"),
+    }
+    assert totals(engine) == {("2023-11", "GBP"): D("10.850000")}
+
+
 def test_multi_currency_kept_apart_and_rounding_adds_up(tmp_path, engine):
     shutil.copy(FIXTURES / "multi_currency.csv", tmp_path / "bill.csv")
     cfg = make_config(tmp_path, engine, 'path = "bill.csv"\napp_tag_keys = ["application"]')
