@@ -1,4 +1,4 @@
-"""App inventory from the MLflow Model Registry: owners, teams, production aliases, last model version.
+"""App inventory from the MLflow Model Registry: owners, teams, production aliases and stages, last model version.
 
 Config::
 
@@ -21,7 +21,12 @@ registered models carry ``tags``, ``aliases`` (``[{alias, version}]``, which
 stage; the newest of those is the model's last version). For a registry whose search answer
 lacks aliases, ``fetch_aliases = true`` asks ``registered-models/get`` per model; when
 ``latest_versions`` is missing, ``model-versions/search`` (newest first, one result) gives the
-last version.
+last version (and the stages of the newest versions).
+
+Stage of the app: ``production`` when a model has an alias listed in ``production_alias`` or a
+version in the classic stage ``Production`` (still used by many registries; stages are deprecated
+in MLflow 2.9 but kept); ``retired`` when every version of every model of the app is
+``Archived``; else ``pilot`` (a model without versions too).
 
 Apps declared in portfolio.toml win: an MLflow model mapping to a declared app id is not
 written (sync writes declared apps with source "config"), and a differing team or owner is
@@ -61,6 +66,8 @@ class _Model:
     team: str | None
     owner: str | None
     aliases: set[str] = field(default_factory=set)
+    #: the classic stage of each version seen ("None", "Staging", "Production", "Archived")
+    stages: list[str] = field(default_factory=list)
     last_version_at: datetime | None = None
     created: date | None = None
     description: str | None = None
@@ -139,15 +146,14 @@ class _Client:
         body = self.get("registered-models/get", {"name": model})
         return list(body.get("registered_model", {}).get("aliases", []) or [])
 
-    def last_version_ms(self, model: str) -> int | None:
+    def newest_versions(self, model: str) -> list[dict[str, Any]]:
+        """The model's newest versions (up to one page, newest first): last version and stages."""
         escaped = model.replace("'", "\\'")
         body = self.get(
             "model-versions/search",
-            {"filter": f"name='{escaped}'", "max_results": 1, "order_by": "creation_timestamp DESC"},
+            {"filter": f"name='{escaped}'", "max_results": PAGE_SIZE, "order_by": "creation_timestamp DESC"},
         )
-        versions = body.get("model_versions") or []
-        stamps = [int(v["creation_timestamp"]) for v in versions if v.get("creation_timestamp") is not None]
-        return max(stamps) if stamps else None
+        return [v for v in body.get("model_versions") or [] if isinstance(v, dict)]
 
 
 def _instant(ms: Any) -> datetime | None:
@@ -184,11 +190,10 @@ def read_models(config: ConnectorConfig) -> list[_Model]:
             raise ConnectorError(client.name, "a registered model without a name", path=f"{API}/registered-models/search")
         tags = _tags(rm)
         aliases = client.aliases(name) if fetch_aliases else rm.get("aliases") or []
-        if "latest_versions" in rm:
-            stamps = [v.get("creation_timestamp") for v in rm.get("latest_versions") or []]
-            ms = max((int(s) for s in stamps if s is not None), default=None)
-        else:
-            ms = client.last_version_ms(name)
+        # latest_versions: the newest version of each stage, so "all Archived" shows there too
+        versions = (rm.get("latest_versions") or []) if "latest_versions" in rm else client.newest_versions(name)
+        stamps = [v.get("creation_timestamp") for v in versions if isinstance(v, dict)]
+        ms = max((int(s) for s in stamps if s is not None), default=None)
         created = _instant(rm.get("creation_timestamp"))
         kind = tags.get(kind_tag)
         out.append(
@@ -198,6 +203,7 @@ def read_models(config: ConnectorConfig) -> list[_Model]:
                 team=tags.get(team_tag) or None,
                 owner=tags.get(owner_tag) or rm.get("user_id") or None,
                 aliases={str(a.get("alias")) for a in aliases if isinstance(a, dict)},
+                stages=[str(v.get("current_stage") or "None") for v in versions if isinstance(v, dict)],
                 last_version_at=_instant(ms),
                 created=created.date() if created else None,
                 description=rm.get("description") or None,
@@ -205,6 +211,15 @@ def read_models(config: ConnectorConfig) -> list[_Model]:
             )
         )
     return out
+
+
+def _stage(group: Sequence[_Model], production: set[str]) -> str:
+    """production (an alias or a version in stage Production), retired (only Archived versions), else pilot."""
+    if any(m.aliases & production or any(st.lower() == "production" for st in m.stages) for m in group):
+        return "production"
+    if all(m.stages and all(st.lower() == "archived" for st in m.stages) for m in group):
+        return "retired"
+    return "pilot"
 
 
 def to_apps(models: Sequence[_Model], config: ConnectorConfig) -> list[records.App]:
@@ -224,7 +239,7 @@ def to_apps(models: Sequence[_Model], config: ConnectorConfig) -> list[records.A
                 name=group[0].name if len(group) == 1 else app_id,
                 team=next((m.team for m in group if m.team), default_team),
                 owner=next((m.owner for m in group if m.owner), None),
-                stage="production" if any(m.aliases & production for m in group) else "pilot",
+                stage=_stage(group, production),
                 value_kind=next((m.value_kind for m in group if m.value_kind), "cost_avoidance"),
                 launched=min(created) if created else None,
                 description=next((m.description for m in group if m.description), None),
