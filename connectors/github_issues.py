@@ -44,7 +44,7 @@ from urllib.parse import quote, urlsplit
 import requests
 
 from connectors import _mapping as m
-from connectors.base import ConnectorError, Replace, ReplaceKeys, get_json, http_session, paginate, safe_path
+from connectors.base import ConnectorError, PageGuard, Replace, ReplaceKeys, get_json, http_session, safe_path
 from portfolio.config import ConnectorConfig
 from portfolio.records import MaintenanceRecord
 
@@ -209,9 +209,11 @@ def pull(config: ConnectorConfig, since: datetime | None) -> Iterator[Any]:
         url = f"{client.api_url}/repos/{quote(owner)}/{quote(name)}/issues?state=all&per_page=100"
         if since is not None:
             url += "&since=" + since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        pages = paginate(client.name, url)
-        page_url: str | None = next(pages)
+        guard = PageGuard(client.name, safe_path(url))
+        page_url: str | None = url
         while page_url:
+            guard.path = safe_path(page_url)
+            guard.ask(page_url)
             body, resp = client.fetch(page_url)
             if not isinstance(body, list):
                 raise ConnectorError(
@@ -237,11 +239,9 @@ def pull(config: ConnectorConfig, since: datetime | None) -> Iterator[Any]:
                 yield rec
             next_url = resp.links.get("next", {}).get("url")
             if next_url:
+                guard.answered(body)  # a server repeating a page under new links
                 client.before_next_page(resp, next_url)
-            try:
-                page_url = pages.send(next_url)
-            except StopIteration:
-                page_url = None
+            page_url = next_url
     if since is not None:
         # an issue seen again (e.g. closed since) replaces its earlier row, whatever day that had
         yield ReplaceKeys(MaintenanceRecord, "ref", frozenset(touched))

@@ -39,7 +39,7 @@ from typing import Any
 from urllib.parse import quote
 
 from connectors import _mapping as m
-from connectors.base import ConnectorError, Replace, ReplaceKeys, get_json, http_session, safe_path
+from connectors.base import ConnectorError, PageGuard, Replace, ReplaceKeys, get_json, http_session, safe_path
 from portfolio.config import ConnectorConfig
 from portfolio.records import MaintenanceRecord
 
@@ -150,8 +150,9 @@ class _Jira:
 
     def search(self, jql: str, fields: list[str], page_size: int) -> Iterator[dict[str, Any]]:
         token: str | None = None
-        seen: set[str] = set()
-        for _ in range(MAX_PAGES):
+        guard = PageGuard(self.name, SEARCH_PATH, MAX_PAGES)
+        while True:
+            guard.ask(token)
             payload: dict[str, Any] = {"jql": jql, "fields": fields, "maxResults": page_size}
             if token:
                 payload["nextPageToken"] = token
@@ -163,24 +164,23 @@ class _Jira:
             token = body.get("nextPageToken")
             if body.get("isLast") is True or not token:
                 return
-            if token in seen:
-                raise ConnectorError(self.name, "pagination loop: a nextPageToken repeats", path=SEARCH_PATH)
-            seen.add(token)
-        raise ConnectorError(self.name, f"more than {MAX_PAGES} pages: stopping", path=SEARCH_PATH)
+            guard.answered(issues)
 
     def worklog_seconds(self, key: str) -> float:
         """All worklogs of one issue (``startAt`` / ``total`` pagination)."""
         path = f"/rest/api/3/issue/{quote(key)}/worklog"
         total_seconds = 0.0
         start = 0
-        for _ in range(MAX_PAGES):
+        guard = PageGuard(self.name, path, MAX_PAGES)
+        while True:
+            guard.ask(start)
             body = self.call("GET", path, params={"startAt": start, "maxResults": 1000})
             logs = body.get("worklogs") or []
             total_seconds += sum(float(w.get("timeSpentSeconds") or 0) for w in logs if isinstance(w, dict))
             start += len(logs)
             if not logs or start >= int(body.get("total") or 0):
                 return total_seconds
-        raise ConnectorError(self.name, f"more than {MAX_PAGES} worklog pages: stopping", path=path)
+            guard.answered(logs)
 
 
 def pull(config: ConnectorConfig, since: datetime | None) -> Iterator[Any]:

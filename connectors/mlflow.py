@@ -43,7 +43,7 @@ from typing import Any
 
 import requests
 
-from connectors.base import ConnectorConfig, ConnectorError, Notice, http_session, safe_path
+from connectors.base import ConnectorConfig, ConnectorError, Notice, PageGuard, http_session, safe_path
 from portfolio import records
 from portfolio.config import AppConfig
 from portfolio.errors import redact
@@ -124,8 +124,9 @@ class _Client:
 
     def registered_models(self, page_size: int) -> Iterator[dict[str, Any]]:
         token: str | None = None
-        seen: set[str] = set()
-        for _ in range(MAX_PAGES):
+        guard = PageGuard(self.name, f"{API}/registered-models/search", MAX_PAGES)
+        while True:
+            guard.ask(token)
             params: dict[str, Any] = {"max_results": page_size}
             if token:
                 params["page_token"] = token
@@ -137,10 +138,7 @@ class _Client:
             token = body.get("next_page_token") or None
             if not token:
                 return
-            if token in seen:
-                raise ConnectorError(self.name, "pagination loop: a page token repeats", path=f"{API}/registered-models/search")
-            seen.add(token)
-        raise ConnectorError(self.name, f"more than {MAX_PAGES} pages: stopping", path=f"{API}/registered-models/search")
+            guard.answered(models)
 
     def aliases(self, model: str) -> list[dict[str, Any]]:
         body = self.get("registered-models/get", {"name": model})

@@ -36,7 +36,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from connectors import _mapping as m
-from connectors.base import ConnectorError, Replace, get_json, http_session
+from connectors.base import ConnectorError, PageGuard, Replace, get_json, http_session
 from portfolio.config import ConnectorConfig
 from portfolio.records import MaintenanceRecord
 
@@ -115,7 +115,9 @@ def pull(config: ConnectorConfig, since: datetime | None) -> Iterator[Any]:
     while window_start < until:
         window_end = min(window_start + timedelta(days=MAX_RANGE_DAYS), until)
         offset = 0
-        for _ in range(MAX_PAGES):
+        guard = PageGuard(name, PATH, MAX_PAGES)
+        while True:
+            guard.ask(offset)
             params: list[tuple[str, str | int]] = [
                 ("since", _iso(window_start)),
                 ("until", _iso(window_end)),
@@ -143,9 +145,8 @@ def pull(config: ConnectorConfig, since: datetime | None) -> Iterator[Any]:
                 break
             if not incidents:
                 raise ConnectorError(name, "pagination loop: more=true on an empty page", path=PATH)
+            guard.answered(incidents)
             offset += len(incidents)
-        else:
-            raise ConnectorError(name, f"more than {MAX_PAGES} pages: stopping", path=PATH)
         window_start = window_end
     yield from skipped.notices(log)
 
