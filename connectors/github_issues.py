@@ -1,7 +1,9 @@
 """GitHub issues: maintenance hours and incidents per app from the issues of your repositories.
 
 ``GET /repos/{owner}/{repo}/issues?state=all&per_page=100&since=...`` for every repository in
-``repos``; pull requests (items carrying ``pull_request``) are not work items and are skipped.
+``repos``; pull requests are not work items and are skipped, counted in the run's warnings. A pull
+request is an item whose ``pull_request`` object carries a URL: older payloads give issues a
+``"pull_request": {"html_url": null, ...}``, and those are issues.
 Pages are followed through the ``Link: <...>; rel="next"`` header, verbatim (GitHub's own
 cursor URLs, see https://docs.github.com/en/rest/using-the-rest-api/using-pagination-in-the-rest-api).
 
@@ -44,7 +46,16 @@ from urllib.parse import quote, urlsplit
 import requests
 
 from connectors import _mapping as m
-from connectors.base import ConnectorError, PageGuard, Replace, ReplaceKeys, get_json, http_session, safe_path
+from connectors.base import (
+    ConnectorError,
+    Notice,
+    PageGuard,
+    Replace,
+    ReplaceKeys,
+    get_json,
+    http_session,
+    safe_path,
+)
 from portfolio.config import ConnectorConfig
 from portfolio.records import MaintenanceRecord
 
@@ -199,6 +210,8 @@ def pull(config: ConnectorConfig, since: datetime | None) -> Iterator[Any]:
             config, "hours_label_regex", "a regular expression with one group", str(exc)
         ) from None
     skipped = m.Skipped(client.name, "issues")
+    pulls = _Counted("pull requests skipped (not work items)")
+    not_items = _Counted("items skipped (not a JSON object)")
     seen: set[str] = set()
     touched: set[str] = set()  # every issue this pull saw, mapped or not
 
@@ -223,7 +236,11 @@ def pull(config: ConnectorConfig, since: datetime | None) -> Iterator[Any]:
                     path=safe_path(page_url),
                 )
             for item in body:
-                if not isinstance(item, dict) or "pull_request" in item:
+                if not isinstance(item, dict):
+                    not_items.add(f"{repo} item {type(item).__name__}")
+                    continue
+                if _is_pull_request(item):
+                    pulls.add(f"{repo}#{item.get('number')}")
                     continue
                 rec = _record(
                     item, repo, resolver, repo_apps, classifier, per_kind, rule, max_hours, hours_re
@@ -245,7 +262,30 @@ def pull(config: ConnectorConfig, since: datetime | None) -> Iterator[Any]:
     if since is not None:
         # an issue seen again (e.g. closed since) replaces its earlier row, whatever day that had
         yield ReplaceKeys(MaintenanceRecord, "ref", frozenset(touched))
+    for counted in (pulls, not_items):
+        if counted.refs:
+            yield Notice(counted.text())
     yield from skipped.notices(log)
+
+
+class _Counted:
+    """Items left out of a pull for a reason: their count, and a few examples, for the run's warnings."""
+
+    def __init__(self, why: str):
+        self.why = why
+        self.refs: list[str] = []
+
+    def add(self, ref: str) -> None:
+        self.refs.append(ref)
+
+    def text(self) -> str:
+        return f"{len(self.refs)} {self.why} (e.g. {', '.join(self.refs[:3])})"
+
+
+def _is_pull_request(item: dict[str, Any]) -> bool:
+    """GitHub lists pull requests among issues; one is an item whose ``pull_request`` has a URL."""
+    pr = item.get("pull_request")
+    return isinstance(pr, dict) and any(pr.get(k) for k in ("url", "html_url"))
 
 
 def _record(
