@@ -18,9 +18,12 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import Field, NonNegativeFloat
 
 from connectors.base import Notice
+from connectors.settings import ConnectorParams, StrList
 from portfolio.config import ConnectorConfig
 from portfolio.errors import ConnectorError
 from portfolio.records import MAINTENANCE_KINDS
@@ -37,6 +40,20 @@ DEFAULT_KIND_LABELS: dict[str, tuple[str, ...]] = {
 KIND_PRECEDENCE = ("incident", "improvement", "klo")
 
 TITLE_PREFIX = re.compile(r"^\s*\[(?P<app>[^\]]+)\]")
+
+Kind = Literal["klo", "incident", "improvement"]
+
+
+class TicketParams(ConnectorParams):
+    """The settings every ticket connector shares: how a ticket's kind and default hours are found."""
+
+    incident_labels: StrList = Field(list(DEFAULT_KIND_LABELS["incident"]), description="labels that make a ticket an incident")
+    improvement_labels: StrList = Field(list(DEFAULT_KIND_LABELS["improvement"]), description="labels that make a ticket an improvement")
+    klo_labels: StrList = Field(list(DEFAULT_KIND_LABELS["klo"]), description="labels that make a ticket keep-the-lights-on work")
+    default_kind: Kind = Field("klo", description="kind of a ticket no label classifies")
+    default_hours: dict[Kind, NonNegativeFloat] = Field(
+        default_factory=dict, description="hours a ticket stands for per kind when nobody logged time (klo 2, incident 4, improvement 8)"
+    )
 
 
 def param_error(config: ConnectorConfig, key: str, expected: str, got: Any) -> ConnectorError:

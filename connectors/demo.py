@@ -36,8 +36,10 @@ from decimal import Decimal
 from typing import Any
 
 import pandas as pd
+from pydantic import Field
 
-from connectors.base import ConnectorConfig, ConnectorError, Replace, Rows
+from connectors.base import ConnectorConfig, Replace, Rows
+from connectors.settings import ConnectorParams
 from portfolio.records import (
     UNALLOCATED,
     App,
@@ -54,6 +56,16 @@ NAME = "demo"
 
 DEFAULT_SEED = 7
 DEFAULT_MONTHS = 24
+
+
+class Params(ConnectorParams):
+    """Settings of the demo connector."""
+
+    seed: int = Field(DEFAULT_SEED, description="random seed: the same seed gives the same portfolio")
+    as_of: date | None = Field(None, description="last day of the generated history (YYYY-MM-DD); default today")
+    months: int = Field(DEFAULT_MONTHS, ge=1, le=120, description="months of history to generate (1 to 120)")
+
+
 CURRENCY = "USD"
 SAMPLES_PER_DAY = 1440  # one availability probe a minute
 TRACKER = "https://tracker.example.com/browse"
@@ -641,26 +653,8 @@ def _cents(x: float) -> Decimal:
 
 
 def _parse_params(config: ConnectorConfig) -> tuple[int, date, int]:
-    name = config.name or NAME
-    seed = config.get("seed", DEFAULT_SEED)
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ConnectorError(name, f"param seed {seed!r}: expected an integer")
-    raw = config.get("as_of")
-    if raw is None or raw == "":
-        as_of = datetime.now(UTC).date()
-    elif isinstance(raw, datetime):
-        as_of = raw.date()
-    elif isinstance(raw, date):
-        as_of = raw
-    else:
-        try:
-            as_of = date.fromisoformat(str(raw).strip())
-        except ValueError:
-            raise ConnectorError(name, f"param as_of {raw!r}: expected a date YYYY-MM-DD") from None
-    months = config.get("months", DEFAULT_MONTHS)
-    if isinstance(months, bool) or not isinstance(months, int) or not 1 <= months <= 120:
-        raise ConnectorError(name, f"param months {months!r}: expected an integer from 1 to 120")
-    return seed, as_of, months
+    p = Params.of(config)  # types and ranges checked by the settings model
+    return p.seed, p.as_of or datetime.now(UTC).date(), p.months
 
 
 # ----------------------------------------------------------------------------- shapes

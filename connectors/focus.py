@@ -72,7 +72,6 @@ from __future__ import annotations
 
 import glob
 import logging
-import re
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -81,13 +80,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import duckdb
 import pandas as pd
 import pyarrow as pa
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from connectors.base import ConnectorError, InputFileError, Notice, Partition, ReplaceKeys, Rows
+from connectors.settings import ConnectorParams, Regex, StrList
 from portfolio import records
 from portfolio.config import ConnectorConfig
 from portfolio.errors import ConfigError, redact
@@ -131,6 +132,74 @@ _SUFFIXES_PARQUET = (".parquet", ".parq", ".pq")
 _SUFFIXES_CSV = (".csv", ".csv.gz", ".csv.gzip", ".tsv", ".tsv.gz")
 
 
+def _lower(value: Any) -> Any:
+    return value.strip().lower() if isinstance(value, str) else value
+
+
+def _cost_column(value: str) -> str:
+    match = [c for c in COST_COLUMNS if c.lower() == value.strip().lower()]
+    if not match:
+        raise ValueError(f"expected one of {', '.join(COST_COLUMNS)}")
+    return match[0]
+
+
+def _tag_keys(value: list[str]) -> list[str]:
+    if not all(k.strip() for k in value):
+        raise ValueError("expected a list of non-empty tag keys")
+    return value
+
+
+def _pattern_table(value: Any) -> Any:
+    """``{ "<glob>" = "<app>" }`` is the short form of a list of glob rules."""
+    return [{"glob": k, "app": v} for k, v in value.items()] if isinstance(value, dict) else value
+
+
+class ResourcePattern(BaseModel):
+    """One ``resource_patterns`` rule: a glob or a regex on ``ResourceId``, and the app it claims."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    glob: str | None = None
+    regex: Regex | None = None
+    app: str = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _one_pattern(self) -> ResourcePattern:
+        if (self.glob is None) == (self.regex is None):
+            raise ValueError("expected { glob = ..., app = ... } or { regex = ..., app = ... }")
+        return self
+
+    def kind_and_pattern(self) -> tuple[str, str]:
+        return ("glob", str(self.glob)) if self.glob is not None else ("regex", str(self.regex))
+
+
+class Params(ConnectorParams):
+    """Settings of the FOCUS connector."""
+
+    path: str | None = Field(None, description="export file, folder (searched recursively) or glob; or database_url")
+    database_url: str | None = Field(None, description="warehouse holding the FOCUS table (PostgreSQL), instead of path")
+    database_url_env: str | None = Field(None, description="variable holding the warehouse URL (instead of database_url)")
+    table: str = Field("focus", description="the FOCUS table in the warehouse ([schema.]name)")
+    cost_column: Annotated[str, AfterValidator(_cost_column)] = Field(
+        "EffectiveCost", description="EffectiveCost, BilledCost, ListCost or ContractedCost"
+    )
+    app_tag_keys: Annotated[StrList, AfterValidator(_tag_keys)] = Field(
+        default_factory=list, description="tag keys whose value names the app, first present wins"
+    )
+    sub_accounts: dict[str, str] = Field(default_factory=dict, description="SubAccountId or SubAccountName -> app id")
+    resource_patterns: Annotated[list[ResourcePattern], BeforeValidator(_pattern_table)] = Field(
+        default_factory=list,
+        description='[{ glob = ..., app = ... } or { regex = ..., app = ... }] on ResourceId; or { "<glob>" = "<app>" }',
+    )
+    default_currency: str | None = Field(None, description="currency of files without a BillingCurrency column (the spec's examples)")
+    duplicate_exports: Annotated[Literal["newest", "error", "sum"], BeforeValidator(_lower)] = Field(
+        "newest", description="one billing period in several export folders: keep the newest, refuse, or add up"
+    )
+    duckdb_memory_limit: str = Field("512MB", description="DuckDB's memory budget; beyond it, it spills to disk")
+    duckdb_threads: int | None = Field(None, ge=1, description="DuckDB's threads (default: all cores)")
+    duckdb_temp_directory: str | None = Field(None, description="where DuckDB spills (default: a private temp folder)")
+
+
 # ----------------------------------------------------------------------------- settings
 
 
@@ -155,53 +224,21 @@ class Settings:
 
     @classmethod
     def from_config(cls, config: ConnectorConfig) -> Settings:
-        where = f"connectors.{config.name}"
-        cost = str(config.get("cost_column", "EffectiveCost"))
-        match = [c for c in COST_COLUMNS if c.lower() == cost.strip().lower()]
-        if not match:
-            raise ConfigError(f"{where}.cost_column: {cost!r}; expected one of {', '.join(COST_COLUMNS)}")
-        keys = config.get("app_tag_keys", [])
-        if isinstance(keys, str):
-            keys = [keys]
-        if not isinstance(keys, list) or not all(isinstance(k, str) and k.strip() for k in keys):
-            raise ConfigError(f"{where}.app_tag_keys: expected a list of tag keys")
-        subs = config.get("sub_accounts", {}) or {}
-        if not isinstance(subs, dict) or not all(isinstance(v, str) and v for v in subs.values()):
-            raise ConfigError(f'{where}.sub_accounts: expected a table {{ "<sub-account id or name>" = "<app id>" }}')
-        patterns: list[Pattern] = []
-        raw = config.get("resource_patterns", []) or []
-        if isinstance(raw, dict):  # { "<glob>" = "<app>" }
-            raw = [{"glob": k, "app": v} for k, v in raw.items()]
-        if not isinstance(raw, list):
-            raise ConfigError(f"{where}.resource_patterns: expected a list of {{ glob|regex = ..., app = ... }}")
-        for i, item in enumerate(raw):
-            kinds = [k for k in ("glob", "regex") if isinstance(item, dict) and k in item]
-            if len(kinds) != 1 or not isinstance(item.get("app"), str) or not item["app"]:
-                raise ConfigError(f"{where}.resource_patterns[{i}]: expected {{ glob = ... , app = ... }} or {{ regex = ..., app = ... }}")
-            pat = str(item[kinds[0]])
-            if kinds[0] == "regex":
-                try:
-                    re.compile(pat)
-                except re.error as exc:
-                    raise ConfigError(f"{where}.resource_patterns[{i}].regex: {exc}") from None
-            patterns.append(Pattern(kinds[0], pat, item["app"]))
+        p = Params.of(config)
         tag_to_app: dict[str, str] = {}
         for app in config.apps:
             tag_to_app.setdefault(app.id.strip().lower(), app.id)
         for app in config.apps:
             for tag in app.cost_tags:
                 tag_to_app[tag.strip().lower()] = app.id
-        dup = str(config.get("duplicate_exports", "newest")).strip().lower()
-        if dup not in DUPLICATE_POLICIES:
-            raise ConfigError(f"{where}.duplicate_exports: {dup!r}; expected one of {', '.join(DUPLICATE_POLICIES)}")
         return cls(
-            duplicate_exports=dup,
-            cost_column=match[0],
-            tag_keys=tuple(dict.fromkeys(k.strip() for k in keys)),
-            sub_accounts={str(k).strip(): v for k, v in subs.items()},
-            patterns=tuple(patterns),
+            duplicate_exports=p.duplicate_exports,
+            cost_column=p.cost_column,
+            tag_keys=tuple(dict.fromkeys(k.strip() for k in p.app_tag_keys)),
+            sub_accounts={k.strip(): v for k, v in p.sub_accounts.items()},
+            patterns=tuple(Pattern(*i.kind_and_pattern(), i.app) for i in p.resource_patterns),
             tag_to_app=tag_to_app,
-            default_currency=str(config.get("default_currency")).strip() if config.get("default_currency") else None,
+            default_currency=p.default_currency.strip() if p.default_currency else None,
         )
 
     def required(self) -> list[str]:

@@ -40,10 +40,11 @@ import re
 import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote, urlsplit
 
 import requests
+from pydantic import Field, NonNegativeFloat
 
 from connectors import _mapping as m
 from connectors.base import (
@@ -56,6 +57,7 @@ from connectors.base import (
     http_session,
     safe_path,
 )
+from connectors.settings import Regex, StrList
 from portfolio.config import ConnectorConfig
 from portfolio.records import MaintenanceRecord
 
@@ -65,6 +67,24 @@ log = logging.getLogger(__name__)
 
 DEFAULT_API = "https://api.github.com"
 DEFAULT_HOURS_REGEX = r"^hours?\s*[:=]\s*(\d+(?:\.\d+)?)\s*h?$"
+
+
+class Params(m.TicketParams):
+    """Settings of the GitHub issues connector."""
+
+    repos: StrList = Field(description='repositories, e.g. ["owner/name"]')
+    api_url: str = Field(DEFAULT_API, description="GitHub's REST API (GitHub Enterprise: https://<host>/api/v3)")
+    token_env: str | None = Field(None, description="variable holding a token, sent as Authorization: Bearer")
+    app_labels: dict[str, str] = Field(default_factory=dict, description='label -> app id, e.g. { "model-serving" = "fraud-scorer" }')
+    app_label_prefix: str = Field("app:", description="a label app:<app id> names the app")
+    repo_apps: dict[str, str] = Field(default_factory=dict, description='repository -> app id for every issue of a one-app repo')
+    hours_rule: Literal["default", "time_to_close"] = Field("default", description="hours of an unlabelled issue: default_hours, or the time to close")
+    max_hours: NonNegativeFloat = Field(8.0, description="cap on time_to_close hours")
+    hours_label_regex: Regex = Field(DEFAULT_HOURS_REGEX, description="a label giving hours (one group: the number)")
+    max_wait_seconds: NonNegativeFloat = Field(60.0, description="longest wait for a rate-limit reset before failing")
+    rate_limit_margin_seconds: NonNegativeFloat = Field(1.0, description="extra wait after a rate-limit reset")
+
+
 MAX_RATE_LIMIT_WAITS = 5  # per request: a limit that keeps coming back is a stop, not a loop
 FULL_WINDOW = (date(1970, 1, 1), date(9999, 12, 31))
 

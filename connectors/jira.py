@@ -38,8 +38,11 @@ from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import quote
 
+from pydantic import Field
+
 from connectors import _mapping as m
 from connectors.base import ConnectorError, PageGuard, Replace, ReplaceKeys, get_json, http_session, safe_path
+from connectors.settings import StrList
 from portfolio.config import ConnectorConfig
 from portfolio.records import MaintenanceRecord
 
@@ -64,6 +67,25 @@ TYPE_DEFAULTS = {
     "klo": ("Bug",),
 }
 MAX_PAGES = 10_000
+
+
+class Params(m.TicketParams):
+    """Settings of the Jira connector."""
+
+    url: str | None = Field(None, description="the Jira site, e.g. https://your-domain.atlassian.net (required)")
+    email: str | None = Field(None, description="the account's e-mail (basic auth with the API token; required)")
+    api_token_env: str | None = Field(None, description="variable holding the API token (required)")
+    jql: str | None = Field(None, description="the issues to read (JQL); or projects")
+    projects: StrList = Field(default_factory=list, description='project keys, e.g. ["ML"] (instead of jql)')
+    app_field: str | None = Field(None, description="a custom field holding the app (e.g. customfield_10042)")
+    app_map: dict[str, str] = Field(default_factory=dict, description="label, component or field value -> app id")
+    app_label_prefix: str = Field("app:", description="a label app:<app id> names the app")
+    max_results: int = Field(100, ge=1, description="issues per search page")
+    incident_types: StrList = Field(list(TYPE_DEFAULTS["incident"]), description="issue types that are incidents")
+    improvement_types: StrList = Field(list(TYPE_DEFAULTS["improvement"]), description="issue types that are improvements")
+    klo_types: StrList = Field(list(TYPE_DEFAULTS["klo"]), description="issue types that are keep-the-lights-on work")
+
+
 FULL_WINDOW = (date(1970, 1, 1), date(9999, 12, 31))
 _ORDER_BY = re.compile(r"\border\s+by\b", re.I)
 

@@ -42,8 +42,10 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import requests
+from pydantic import Field
 
 from connectors.base import ConnectorConfig, ConnectorError, Notice, PageGuard, http_session, safe_path
+from connectors.settings import ConnectorParams, StrList
 from portfolio import records
 from portfolio.config import AppConfig
 from portfolio.errors import redact
@@ -56,6 +58,27 @@ API = "/api/2.0/mlflow"
 PAGE_SIZE = 100
 MAX_PAGES = 10_000
 DEFAULT_PRODUCTION_ALIASES = ("production", "champion")
+
+
+class Params(ConnectorParams):
+    """Settings of the MLflow registry connector."""
+
+    url: str | None = Field(None, description="the MLflow tracking server, e.g. http://mlflow:5000 (required)")
+    tracking_uri: str | None = Field(None, description="another name for url")
+    token_env: str | None = Field(None, description="variable holding a bearer token")
+    username_env: str | None = Field(None, description="variable holding the basic-auth user")
+    password_env: str | None = Field(None, description="variable holding the basic-auth password")
+    app_id_tag: str = Field("app", description="registered-model tag holding the app id (else the model's name)")
+    team_tag: str = Field("team", description="registered-model tag holding the team")
+    owner_tag: str = Field("owner", description="registered-model tag holding the owner (else the model's user_id)")
+    value_kind_tag: str = Field("value_kind", description="registered-model tag holding revenue_capture or cost_avoidance")
+    production_alias: StrList = Field(list(DEFAULT_PRODUCTION_ALIASES), description="aliases that make a model production")
+    default_team: str = Field("unassigned", description="team of a model without a team tag")
+    fetch_aliases: bool = Field(False, description="ask registered-models/get per model (registries whose search lacks aliases)")
+    page_size: int = Field(PAGE_SIZE, ge=1, description="models per search page")
+    timeout_seconds: float = Field(30, gt=0, description="seconds to wait for one answer")
+    verify_tls: bool | str = Field(True, description="false, or a CA bundle file to verify the server with")
+
 
 @dataclass
 class _Model:

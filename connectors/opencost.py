@@ -35,7 +35,10 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from pydantic import Field
+
 from connectors.base import ConnectorError, Replace, get_json, http_session
+from connectors.settings import ConnectorParams
 from portfolio import records
 from portfolio.config import ConnectorConfig
 from portfolio.errors import ConfigError
@@ -56,6 +59,20 @@ SERVICES: dict[str, tuple[str, ...]] = {
 IDLE = "__idle__"
 UNALLOCATED = "__unallocated__"
 _Q6 = Decimal("0.000001")
+
+
+class Params(ConnectorParams):
+    """Settings of the OpenCost connector."""
+
+    url: str = Field(description="OpenCost's API, e.g. http://opencost.opencost:9003")
+    path: str = Field("/allocation/compute", description="the allocation endpoint (/allocation on older releases)")
+    label: str = Field("app", description="the Kubernetes label naming the app (aggregate=label:<label>)")
+    currency: str = Field("USD", description="the currency OpenCost's prices are in")
+    days: int = Field(30, ge=1, description="days read on a first run")
+    max_days: int = Field(400, ge=1, description="never read further back than this many days")
+    include_idle: bool = Field(True, description="ask for idle capacity (booked as unallocated, service idle ...)")
+    retries: int = Field(3, ge=0, description="retries on 429/5xx")
+    token_env: str | None = Field(None, description="variable holding a bearer token (OpenCost behind an authenticating proxy)")
 
 
 def _days(config: ConnectorConfig, since: datetime | None, today: date) -> list[date]:

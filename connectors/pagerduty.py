@@ -32,11 +32,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
+
+from pydantic import Field, NonNegativeFloat
 
 from connectors import _mapping as m
 from connectors.base import ConnectorError, PageGuard, Replace, get_json, http_session
+from connectors.settings import ConnectorParams
 from portfolio.config import ConnectorConfig
 from portfolio.records import MaintenanceRecord
 
@@ -45,6 +48,21 @@ NAME = "pagerduty"
 log = logging.getLogger(__name__)
 
 DEFAULT_API = "https://api.pagerduty.com"
+
+
+class Params(ConnectorParams):
+    """Settings of the PagerDuty connector."""
+
+    token_env: str | None = Field(None, description="variable holding the REST API token (required)")
+    api_url: str = Field(DEFAULT_API, description="PagerDuty's REST API (EU accounts: https://api.eu.pagerduty.com)")
+    services: dict[str, str] = Field(default_factory=dict, description='service id or name -> app id, e.g. { "PSCORE1" = "fraud-scorer" }')
+    history_days: NonNegativeFloat = Field(180.0, description="days read on a first run")
+    incident_window_days: NonNegativeFloat = Field(7.0, description="an incremental sync starts this many days before the cursor")
+    max_hours: NonNegativeFloat | None = Field(24.0, description="cap on one incident's time to restore, in hours")
+    hours_per_incident: NonNegativeFloat = Field(1.0, description="hours charged per responder per hour of time to restore")
+    until: datetime | date | None = Field(None, description="fixed end of the period read (ISO date or time), for a backfill; default now")
+
+
 PATH = "/incidents"
 MAX_RANGE_DAYS = 179  # PagerDuty refuses since/until ranges longer than six months
 PAGE = 100

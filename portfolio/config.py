@@ -166,8 +166,31 @@ class Auth(BaseModel):
 OIDC_CLIENT_KEYS = ("client_id", "client_secret_env", "cookie_secret_env", "server_metadata_url", "redirect_uri")
 
 
+class SettingsError(ConfigError):
+    """A connector's settings are wrong: names the connector and the key, never the value.
+
+    ``problems`` holds (connector name, key, what is wrong) per problem; ``connector`` and ``key``
+    are the first one's.
+    """
+
+    def __init__(self, problems: list[tuple[str, str, str]], where: str | None = None):
+        self.problems = problems
+        self.connector, self.key = (problems[0][0], problems[0][1]) if problems else ("", "")
+        lines = [f"connectors.{conn}.{key}: {what}" for conn, key, what in problems]
+        if where:
+            text = f"{where}: invalid connector settings\n" + "\n".join(f"  {line}" for line in lines)
+        else:
+            text = "\n".join(lines)
+        super().__init__(text)
+
+
+#: keys every ``[connectors.<name>]`` table may have, whatever its type
+COMMON_CONNECTOR_KEYS = ("type", "schedule", "enabled", "lookback_days")
+
+
 class ConnectorConfig(BaseModel):
-    """One ``[connectors.<name>]`` table. Keys other than the common ones are the connector's params."""
+    """One ``[connectors.<name>]`` table. Keys other than the common ones are the connector's params,
+    declared and validated by the connector's settings model (:mod:`connectors.settings`)."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -267,8 +290,25 @@ def parse(data: dict[str, Any], *, where: str = "portfolio.toml", base_dir: str 
         conn.name = name
         conn.apps = cfg.apps
         conn.base_dir = base_dir
+    _validate_connector_settings(cfg, where)
     cfg.source_path = where
     return cfg
+
+
+def _validate_connector_settings(cfg: Config, where: str) -> None:
+    """Every connector's table against its settings model; all problems in one SettingsError."""
+    from connectors import settings  # connectors import this module: resolved at call time
+
+    problems: list[tuple[str, str, str]] = []
+    for conn in cfg.connectors.values():
+        try:
+            settings.validate(conn)
+        except SettingsError as exc:
+            problems += exc.problems
+        except ImportError:
+            continue  # a connector that cannot be loaded: `check` and sync say so by name
+    if problems:
+        raise SettingsError(problems, where)
 
 
 def load(path: str | os.PathLike[str] | None = None) -> Config:

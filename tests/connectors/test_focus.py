@@ -624,9 +624,11 @@ def test_two_accounts_in_two_folders_both_count(tmp_path, engine, shared_data):
 
 
 def test_unknown_duplicate_policy_is_refused_by_key(tmp_path, engine, shared_data):
-    cfg = make_config(tmp_path, engine, f'path = "{shared_data / "focus" / "focus-1.0-sample.csv"}"\nduplicate_exports = "latest"')
-    result = run(cfg, engine)
-    assert result.status == "failed" and "connectors.bill.duplicate_exports" in result.error
+    # issue 12: refused when the config loads (the settings model), no longer at the first sync
+    with pytest.raises(config.SettingsError) as exc:
+        make_config(tmp_path, engine, f'path = "{shared_data / "focus" / "focus-1.0-sample.csv"}"\nduplicate_exports = "latest"')
+    assert (exc.value.connector, exc.value.key) == ("bill", "duplicate_exports")
+    assert "connectors.bill.duplicate_exports: input should be 'newest', 'error' or 'sum'" in str(exc.value)
 
 
 def test_a_re_sync_skips_every_unchanged_billing_period(tmp_path, engine, shared_data, caplog):
