@@ -53,6 +53,8 @@ from portfolio.records import (
 )
 
 NAME = "demo"
+#: the record types this connector yields (checked by the standard connector suite)
+RECORDS: tuple[type, ...] = (App, CostRecord, UsageRecord, UptimeRecord, OutcomeRecord, MaintenanceRecord, BillingTotal, Decision)
 
 DEFAULT_SEED = 7
 DEFAULT_MONTHS = 24

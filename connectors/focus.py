@@ -94,6 +94,8 @@ from portfolio.config import ConnectorConfig
 from portfolio.errors import ConfigError, redact
 
 NAME = "focus"
+#: the record types this connector yields (checked by the standard connector suite)
+RECORDS: tuple[type, ...] = (records.CostRecord, records.BillingTotal)
 
 log = logging.getLogger(__name__)
 

@@ -62,6 +62,8 @@ from portfolio.config import ConnectorConfig
 from portfolio.records import MaintenanceRecord
 
 NAME = "github_issues"
+#: the record types this connector yields (checked by the standard connector suite)
+RECORDS: tuple[type, ...] = (MaintenanceRecord,)
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +85,8 @@ class Params(m.TicketParams):
     hours_label_regex: Regex = Field(DEFAULT_HOURS_REGEX, description="a label giving hours (one group: the number)")
     max_wait_seconds: NonNegativeFloat = Field(60.0, description="longest wait for a rate-limit reset before failing")
     rate_limit_margin_seconds: NonNegativeFloat = Field(1.0, description="extra wait after a rate-limit reset")
+    timeout_seconds: float = Field(60.0, gt=0, description="seconds to wait for an answer to start (read timeout)")
+    retries: int = Field(3, ge=0, description="retries on 429/5xx and broken connections")
 
 
 MAX_RATE_LIMIT_WAITS = 5  # per request: a limit that keeps coming back is a stop, not a loop
@@ -137,7 +141,9 @@ class _Client:
         self.max_wait = m.positive_number(config, "max_wait_seconds", 60.0) or 0.0
         self.margin = m.positive_number(config, "rate_limit_margin_seconds", 1.0) or 0.0
         self.secret_envs = config.secret_env_names()
-        self.session = http_session()
+        p = Params.of(config)
+        self.timeout = (min(5.0, p.timeout_seconds), p.timeout_seconds)
+        self.session = http_session(retries=p.retries)
         # 429 is ours to handle (bounded by max_wait_seconds): urllib3 would sleep any Retry-After.
         for adapter in self.session.adapters.values():
             retry = adapter.max_retries  # type: ignore[attr-defined]
@@ -176,6 +182,7 @@ class _Client:
                     url,
                     secret_envs=self.secret_envs,
                     headers=headers,
+                    timeout=self.timeout,
                     hooks={"response": [self._hook]},
                 )
             except _RateLimited as rl:

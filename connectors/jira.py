@@ -47,6 +47,8 @@ from portfolio.config import ConnectorConfig
 from portfolio.records import MaintenanceRecord
 
 NAME = "jira"
+#: the record types this connector yields (checked by the standard connector suite)
+RECORDS: tuple[type, ...] = (MaintenanceRecord,)
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +86,8 @@ class Params(m.TicketParams):
     incident_types: StrList = Field(list(TYPE_DEFAULTS["incident"]), description="issue types that are incidents")
     improvement_types: StrList = Field(list(TYPE_DEFAULTS["improvement"]), description="issue types that are improvements")
     klo_types: StrList = Field(list(TYPE_DEFAULTS["klo"]), description="issue types that are keep-the-lights-on work")
+    timeout_seconds: float = Field(60.0, gt=0, description="seconds to wait for an answer to start (read timeout)")
+    retries: int = Field(3, ge=0, description="retries on 429/5xx and broken connections")
 
 
 FULL_WINDOW = (date(1970, 1, 1), date(9999, 12, 31))
@@ -153,7 +157,9 @@ class _Jira:
             )
         self.auth = (str(email), token)
         self.secret_envs = config.secret_env_names()
-        self.session = http_session()
+        p = Params.of(config)
+        self.timeout = (min(5.0, p.timeout_seconds), p.timeout_seconds)
+        self.session = http_session(retries=p.retries)
         self.session.headers["Accept"] = "application/json"
 
     def call(self, method: str, path: str, **kwargs: Any) -> Any:
@@ -164,6 +170,7 @@ class _Jira:
             self.url + path,
             secret_envs=self.secret_envs,
             auth=self.auth,
+            timeout=self.timeout,
             **kwargs,
         )
         if not isinstance(body, dict):

@@ -51,6 +51,8 @@ from portfolio.config import AppConfig
 from portfolio.errors import redact
 
 NAME = "mlflow"
+#: the record types this connector yields (checked by the standard connector suite)
+RECORDS: tuple[type, ...] = (records.App,)
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +80,7 @@ class Params(ConnectorParams):
     page_size: int = Field(PAGE_SIZE, ge=1, description="models per search page")
     timeout_seconds: float = Field(30, gt=0, description="seconds to wait for one answer")
     verify_tls: bool | str = Field(True, description="false, or a CA bundle file to verify the server with")
+    retries: int = Field(3, ge=0, description="retries on 429/5xx and broken connections")
 
 
 @dataclass
@@ -107,7 +110,7 @@ class _Client:
             raise ConnectorError(self.name, "url: required, the MLflow tracking server (e.g. http://mlflow:5000)")
         self.base = str(url).rstrip("/")
         self.secret_envs = config.secret_env_names()
-        self.session = http_session()
+        self.session = http_session(retries=Params.of(config).retries)
         verify = config.get("verify_tls", True)
         self.session.verify = verify if isinstance(verify, bool | str) else True
         token = config.secret("token_env")

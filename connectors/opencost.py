@@ -44,6 +44,8 @@ from portfolio.config import ConnectorConfig
 from portfolio.errors import ConfigError
 
 NAME = "opencost"
+#: the record types this connector yields (checked by the standard connector suite)
+RECORDS: tuple[type, ...] = (records.CostRecord,)
 
 #: service name -> the allocation fields summed into it
 SERVICES: dict[str, tuple[str, ...]] = {
@@ -73,6 +75,7 @@ class Params(ConnectorParams):
     include_idle: bool = Field(True, description="ask for idle capacity (booked as unallocated, service idle ...)")
     retries: int = Field(3, ge=0, description="retries on 429/5xx")
     token_env: str | None = Field(None, description="variable holding a bearer token (OpenCost behind an authenticating proxy)")
+    timeout_seconds: float = Field(60.0, gt=0, description="seconds to wait for an answer to start (read timeout)")
 
 
 def _days(config: ConnectorConfig, since: datetime | None, today: date) -> list[date]:
@@ -207,7 +210,8 @@ def pull(config: ConnectorConfig, since: datetime | None) -> Iterator[Any]:
     for app_cfg in config.apps:
         for tag in app_cfg.cost_tags:
             tag_to_app[tag.strip().lower()] = app_cfg.id
-    session = http_session(retries=int(config.get("retries", 3)))
+    p = Params.of(config)
+    session = http_session(retries=p.retries)
     today = datetime.now(UTC).date()
     try:
         for day in _days(config, since, today):
@@ -218,7 +222,14 @@ def pull(config: ConnectorConfig, since: datetime | None) -> Iterator[Any]:
                 "includeIdle": str(bool(config.get("include_idle", True))).lower(),
             }
             body, _ = get_json(
-                session, config.name, "GET", url, params=params, headers=headers, secret_envs=config.secret_env_names()
+                session,
+                config.name,
+                "GET",
+                url,
+                params=params,
+                headers=headers,
+                secret_envs=config.secret_env_names(),
+                timeout=(min(5.0, p.timeout_seconds), p.timeout_seconds),
             )
             start = datetime(day.year, day.month, day.day, tzinfo=UTC)
             amounts = parse(

@@ -29,6 +29,8 @@ from connectors.settings import ConnectorParams
 from portfolio import ledger, records
 
 NAME = "outcomes_file"
+#: the record types this connector yields (checked by the standard connector suite)
+RECORDS: tuple[type, ...] = (records.OutcomeRecord,)
 
 
 class Params(ConnectorParams):

@@ -44,6 +44,8 @@ from portfolio.config import ConnectorConfig
 from portfolio.records import MaintenanceRecord
 
 NAME = "pagerduty"
+#: the record types this connector yields (checked by the standard connector suite)
+RECORDS: tuple[type, ...] = (MaintenanceRecord,)
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +63,8 @@ class Params(ConnectorParams):
     max_hours: NonNegativeFloat | None = Field(24.0, description="cap on one incident's time to restore, in hours")
     hours_per_incident: NonNegativeFloat = Field(1.0, description="hours charged per responder per hour of time to restore")
     until: datetime | date | None = Field(None, description="fixed end of the period read (ISO date or time), for a backfill; default now")
+    timeout_seconds: float = Field(60.0, gt=0, description="seconds to wait for an answer to start (read timeout)")
+    retries: int = Field(3, ge=0, description="retries on 429/5xx and broken connections")
 
 
 PATH = "/incidents"
@@ -122,7 +126,8 @@ def pull(config: ConnectorConfig, since: datetime | None) -> Iterator[Any]:
     else:
         start = since.astimezone(UTC) - timedelta(days=window_days)
 
-    session = http_session()
+    p = Params.of(config)
+    session = http_session(retries=p.retries)
     session.headers["Accept"] = "application/vnd.pagerduty+json;version=2"
     headers = {"Authorization": f"Token token={token}"}
     secret_envs = config.secret_env_names()
@@ -145,7 +150,14 @@ def pull(config: ConnectorConfig, since: datetime | None) -> Iterator[Any]:
                 ("offset", offset),
             ]
             body, resp = get_json(
-                session, name, "GET", api_url + PATH, secret_envs=secret_envs, headers=headers, params=params
+                session,
+                name,
+                "GET",
+                api_url + PATH,
+                secret_envs=secret_envs,
+                headers=headers,
+                params=params,
+                timeout=(min(5.0, p.timeout_seconds), p.timeout_seconds),
             )
             incidents = body.get("incidents") if isinstance(body, dict) else None
             if not isinstance(incidents, list):

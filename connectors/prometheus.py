@@ -61,6 +61,8 @@ from portfolio.errors import redact
 from portfolio.records import UptimeRecord, UsageRecord
 
 NAME = "prometheus"
+#: the record types this connector yields (checked by the standard connector suite)
+RECORDS: tuple[type, ...] = (UptimeRecord, UsageRecord)
 
 log = logging.getLogger(__name__)
 

@@ -34,6 +34,8 @@ from portfolio import ledger, records
 from portfolio.errors import redact
 
 NAME = "sql"
+#: the record types this connector yields (checked by the standard connector suite)
+RECORDS: tuple[type, ...] = (records.OutcomeRecord,)
 
 
 class Params(ConnectorParams):

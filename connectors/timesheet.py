@@ -48,6 +48,8 @@ from portfolio.config import ConnectorConfig
 from portfolio.records import MAINTENANCE_KINDS, MaintenanceRecord
 
 NAME = "timesheet"
+#: the record types this connector yields (checked by the standard connector suite)
+RECORDS: tuple[type, ...] = (MaintenanceRecord,)
 
 
 class Params(ConnectorParams):
