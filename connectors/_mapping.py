@@ -24,8 +24,7 @@ from pydantic import Field, NonNegativeFloat
 
 from connectors.base import Notice
 from connectors.settings import ConnectorParams, StrList
-from portfolio.config import ConnectorConfig
-from portfolio.errors import ConnectorError
+from portfolio.config import ConnectorConfig, SettingsError
 from portfolio.records import MAINTENANCE_KINDS
 
 DEFAULT_HOURS: dict[str, float] = {"klo": 2.0, "incident": 4.0, "improvement": 8.0}
@@ -56,10 +55,10 @@ class TicketParams(ConnectorParams):
     )
 
 
-def param_error(config: ConnectorConfig, key: str, expected: str, got: Any) -> ConnectorError:
-    return ConnectorError(
-        config.name or config.type, f"connectors.{config.name}.{key}: expected {expected} (got {got!r})"
-    )
+def param_error(config: ConnectorConfig, key: str, expected: str, got: Any = None) -> SettingsError:
+    """The one error type of a bad setting, naming connector and key; ``got`` is never shown (it
+    may be a secret pasted in the wrong key)."""
+    return SettingsError([(config.name or config.type, key, f"expected {expected}")])
 
 
 def str_map(config: ConnectorConfig, key: str) -> dict[str, str]:
