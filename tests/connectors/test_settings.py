@@ -100,3 +100,28 @@ def test_readme_example_config_loads() -> None:
     example = readme.split("```toml\n", 1)[1].split("```", 1)[0]
     cfg = config.loads(example)
     assert {c.type for c in cfg.connectors.values()} == set(connectors.REGISTRY)
+
+
+def test_readme_example_comments_name_real_settings() -> None:
+    """The example's commented-out keys (``# token_env = ...``) are settings of their connector."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    example = readme.split("```toml\n", 1)[1].split("```", 1)[0]
+    table: str | None = None
+    type_name: str | None = None
+    wrong = []
+    for line in example.splitlines():
+        header = re.match(r"\[connectors\.([^\]]+)\]", line)
+        if header or line.startswith("["):
+            table, type_name = (header.group(1) if header else None), None
+            continue
+        typed = re.match(r'type = "(\w+)"', line)
+        if table and typed:
+            type_name = typed.group(1)
+            continue
+        if table and type_name:
+            model = settings.params_model(type_name)
+            assert model is not None
+            for key in re.findall(r"#\s*([a-z_]+)\s*=", line) + re.findall(r"\+\s*([a-z_]+)\s*=", line):
+                if key not in model.model_fields and key not in config.COMMON_CONNECTOR_KEYS:
+                    wrong.append(f"{table}: {key}")
+    assert not wrong
