@@ -1,7 +1,9 @@
 """What every connector shares: the protocol, the ``Replace`` marker, the HTTP session, errors.
 
-A connector is a module with ``NAME`` (its type name in portfolio.toml) and
-``pull(config, since) -> Iterator[record]``. It yields typed records from :mod:`portfolio.records`
+A connector is a module with ``NAME`` (its type name in portfolio.toml), ``RECORDS`` (the record
+types it yields), ``Params`` (its settings, a :class:`connectors.settings.ConnectorParams`) and
+``pull(config, since) -> Iterator[record]``. A paginated connector guards its loop with
+:class:`PageGuard`. It yields typed records from :mod:`portfolio.records`
 (and optionally :class:`Replace` markers) and never opens a database session; :mod:`portfolio.sync`
 owns the transaction, the cursor and the SyncRun ledger. The module docstring's first line is what
 the Data health page shows.
