@@ -1,6 +1,8 @@
 """Connectors: one real source each. ``REGISTRY`` maps a connector type name to its module.
 
-Adding a source touches three places: its module, one line here, its tests.
+Adding a source touches three places: its module (``NAME``, ``RECORDS``, ``Params``, ``pull``), one
+line here, and its recorded fixtures with a ``Case`` in tests/connectors/standard_cases.py, which
+runs the standard connector suite (tests/connectors/test_standard.py) over it.
 """
 
 from __future__ import annotations

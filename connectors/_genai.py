@@ -17,29 +17,21 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 import requests
-from pydantic import BaseModel, ValidationError
 
 from connectors.base import DEFAULT_TIMEOUT, Notice, safe_path
+from connectors.settings import ConnectorParams
 from portfolio.config import ConnectorConfig
-from portfolio.errors import ConfigError, ConnectorError, redact
+from portfolio.errors import ConnectorError, redact
 
-P = TypeVar("P", bound=BaseModel)
+P = TypeVar("P", bound=ConnectorParams)
 MAX_PAGES = 1_000
 Q6 = Decimal("0.000001")
 
 
 def params_of(model: type[P], config: ConnectorConfig) -> P:
-    """``config.params`` validated into ``model``; a ConfigError names the connector and the keys
-    at fault and what was expected, never the value given (it may be a pasted secret)."""
-    try:
-        return model.model_validate(config.params)
-    except ValidationError as exc:
-        lines = []
-        for err in exc.errors():
-            key = ".".join(str(p) for p in err["loc"]) or "(settings)"
-            msg = "unknown setting" if err["type"] == "extra_forbidden" else err["msg"]
-            lines.append(f"connectors.{config.name}.{key}: {msg}")
-        raise ConfigError(f"{config.name} ({config.type}): invalid settings\n  " + "\n  ".join(lines)) from None
+    """``config.params`` validated into ``model`` (a :class:`~connectors.settings.ConnectorParams`):
+    a SettingsError names the connector and the key, never the value (it may be a pasted secret)."""
+    return model.of(config)
 
 
 def secret(config: ConnectorConfig, var: str, key: str) -> str:

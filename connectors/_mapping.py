@@ -18,11 +18,13 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import Field, NonNegativeFloat
 
 from connectors.base import Notice
-from portfolio.config import ConnectorConfig
-from portfolio.errors import ConnectorError
+from connectors.settings import ConnectorParams, StrList
+from portfolio.config import ConnectorConfig, SettingsError
 from portfolio.records import MAINTENANCE_KINDS
 
 DEFAULT_HOURS: dict[str, float] = {"klo": 2.0, "incident": 4.0, "improvement": 8.0}
@@ -38,11 +40,25 @@ KIND_PRECEDENCE = ("incident", "improvement", "klo")
 
 TITLE_PREFIX = re.compile(r"^\s*\[(?P<app>[^\]]+)\]")
 
+Kind = Literal["klo", "incident", "improvement"]
 
-def param_error(config: ConnectorConfig, key: str, expected: str, got: Any) -> ConnectorError:
-    return ConnectorError(
-        config.name or config.type, f"connectors.{config.name}.{key}: expected {expected} (got {got!r})"
+
+class TicketParams(ConnectorParams):
+    """The settings every ticket connector shares: how a ticket's kind and default hours are found."""
+
+    incident_labels: StrList = Field(list(DEFAULT_KIND_LABELS["incident"]), description="labels that make a ticket an incident")
+    improvement_labels: StrList = Field(list(DEFAULT_KIND_LABELS["improvement"]), description="labels that make a ticket an improvement")
+    klo_labels: StrList = Field(list(DEFAULT_KIND_LABELS["klo"]), description="labels that make a ticket keep-the-lights-on work")
+    default_kind: Kind = Field("klo", description="kind of a ticket no label classifies")
+    default_hours: dict[Kind, NonNegativeFloat] = Field(
+        default_factory=dict, description="hours a ticket stands for per kind when nobody logged time (klo 2, incident 4, improvement 8)"
     )
+
+
+def param_error(config: ConnectorConfig, key: str, expected: str, got: Any = None) -> SettingsError:
+    """The one error type of a bad setting, naming connector and key; ``got`` is never shown (it
+    may be a secret pasted in the wrong key)."""
+    return SettingsError([(config.name or config.type, key, f"expected {expected}")])
 
 
 def str_map(config: ConnectorConfig, key: str) -> dict[str, str]:

@@ -32,10 +32,11 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from connectors import _genai
 from connectors.base import ConnectorError, Replace, ReplaceKeys, http_session
+from connectors.settings import ConnectorParams
 from portfolio import records
 from portfolio.config import ConnectorConfig
 
@@ -45,10 +46,8 @@ DEFAULT_WORKSPACE = "default"
 log = logging.getLogger(__name__)
 
 
-class Params(BaseModel):
+class Params(ConnectorParams):
     """Settings of an ``anthropic`` connector."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     admin_key_env: str = Field(min_length=1, description="environment variable holding the Admin API key (sk-ant-admin...)")
     url: str = Field("https://api.anthropic.com", description="API base URL (a proxy or a test server)")

@@ -1,7 +1,9 @@
 """What every connector shares: the protocol, the ``Replace`` marker, the HTTP session, errors.
 
-A connector is a module with ``NAME`` (its type name in portfolio.toml) and
-``pull(config, since) -> Iterator[record]``. It yields typed records from :mod:`portfolio.records`
+A connector is a module with ``NAME`` (its type name in portfolio.toml), ``RECORDS`` (the record
+types it yields), ``Params`` (its settings, a :class:`connectors.settings.ConnectorParams`) and
+``pull(config, since) -> Iterator[record]``. A paginated connector guards its loop with
+:class:`PageGuard`. It yields typed records from :mod:`portfolio.records`
 (and optionally :class:`Replace` markers) and never opens a database session; :mod:`portfolio.sync`
 owns the transaction, the cursor and the SyncRun ledger. The module docstring's first line is what
 the Data health page shows.
@@ -15,6 +17,8 @@ deadline a watchdog shuts the request's socket down, and the request raises
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import socket
 import threading
@@ -43,6 +47,7 @@ __all__ = [
     "DeadlineExceeded",
     "InputFileError",
     "Notice",
+    "PageGuard",
     "Partition",
     "Replace",
     "ReplaceKeys",
@@ -347,18 +352,61 @@ def get_json(
         raise ConnectorError(connector, "answer is not JSON", status=resp.status_code, path=path) from None
 
 
+class PageGuard:
+    """The loop guard of every paginated connector (like the Singer SDK's): one per listing.
+
+    Call :meth:`ask` with the cursor (offset, page token or next-page URL) before each request and
+    :meth:`answered` with the page's items after it. A cursor that repeats, a page identical to an
+    earlier one (a server that ignores the offset and answers the same page with ``more: true``),
+    or more than ``max_pages`` pages stop the run with a :class:`ConnectorError` -- instead of
+    paging for hours and booking nothing new.
+    """
+
+    def __init__(self, connector: str, path: str, max_pages: int = MAX_PAGES):
+        self.connector = connector
+        self.path = path
+        self.max_pages = max_pages
+        self.pages = 0
+        self._cursors: set[str] = set()
+        self._prints: dict[str, int] = {}
+
+    def ask(self, cursor: Any) -> None:
+        """Before requesting the page at ``cursor``."""
+        key = json.dumps(cursor, sort_keys=True, default=str)
+        if key in self._cursors:
+            raise ConnectorError(
+                self.connector,
+                f"pagination loop: the cursor of page {self.pages + 1} repeats an earlier page's; stopping",
+                path=self.path,
+            )
+        if self.pages >= self.max_pages:
+            raise ConnectorError(self.connector, f"more than {self.max_pages} pages: stopping", path=self.path)
+        self._cursors.add(key)
+        self.pages += 1
+
+    def answered(self, items: Any) -> None:
+        """After a page: its items must differ from every earlier page's."""
+        digest = hashlib.sha256(json.dumps(items, sort_keys=True, default=str).encode()).hexdigest()
+        first = self._prints.get(digest)
+        if first is not None:
+            raise ConnectorError(
+                self.connector,
+                f"pagination loop: page {self.pages} is the same as page {first} although more were announced; stopping",
+                path=self.path,
+            )
+        self._prints[digest] = self.pages
+
+
 def paginate(connector: str, first_url: str, max_pages: int = MAX_PAGES) -> Generator[str, str | None, None]:
     """Yield page URLs from a ``next_url = yield url`` style loop, guarding against loops.
 
     Use: ``pages = paginate(...); url = next(pages); ... url = pages.send(next_url)`` — it raises
-    ConnectorError if a URL repeats or ``max_pages`` is passed.
+    ConnectorError if a URL repeats or ``max_pages`` is passed (a :class:`PageGuard` on the URLs;
+    pass the items to a PageGuard of your own to catch a server repeating a page under new URLs).
     """
-    seen: set[str] = set()
     url: str | None = first_url
+    guard = PageGuard(connector, safe_path(first_url), max_pages)
     while url:
-        if url in seen:
-            raise ConnectorError(connector, "pagination loop: a page link repeats", path=safe_path(url))
-        if len(seen) >= max_pages:
-            raise ConnectorError(connector, f"more than {max_pages} pages: stopping", path=safe_path(url))
-        seen.add(url)
+        guard.path = safe_path(url)
+        guard.ask(url)
         url = yield url

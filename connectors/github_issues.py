@@ -1,7 +1,9 @@
 """GitHub issues: maintenance hours and incidents per app from the issues of your repositories.
 
 ``GET /repos/{owner}/{repo}/issues?state=all&per_page=100&since=...`` for every repository in
-``repos``; pull requests (items carrying ``pull_request``) are not work items and are skipped.
+``repos``; pull requests are not work items and are skipped, counted in the run's warnings. A pull
+request is an item whose ``pull_request`` object carries a URL: older payloads give issues a
+``"pull_request": {"html_url": null, ...}``, and those are issues.
 Pages are followed through the ``Link: <...>; rel="next"`` header, verbatim (GitHub's own
 cursor URLs, see https://docs.github.com/en/rest/using-the-rest-api/using-pagination-in-the-rest-api).
 
@@ -38,22 +40,55 @@ import re
 import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote, urlsplit
 
 import requests
+from pydantic import Field, NonNegativeFloat
 
 from connectors import _mapping as m
-from connectors.base import ConnectorError, Replace, ReplaceKeys, get_json, http_session, paginate, safe_path
+from connectors.base import (
+    ConnectorError,
+    Notice,
+    PageGuard,
+    Replace,
+    ReplaceKeys,
+    get_json,
+    http_session,
+    safe_path,
+)
+from connectors.settings import Regex, StrList
 from portfolio.config import ConnectorConfig
 from portfolio.records import MaintenanceRecord
 
 NAME = "github_issues"
+#: the record types this connector yields (checked by the standard connector suite)
+RECORDS: tuple[type, ...] = (MaintenanceRecord,)
 
 log = logging.getLogger(__name__)
 
 DEFAULT_API = "https://api.github.com"
 DEFAULT_HOURS_REGEX = r"^hours?\s*[:=]\s*(\d+(?:\.\d+)?)\s*h?$"
+
+
+class Params(m.TicketParams):
+    """Settings of the GitHub issues connector."""
+
+    repos: StrList = Field(description='repositories, e.g. ["owner/name"]')
+    api_url: str = Field(DEFAULT_API, description="GitHub's REST API (GitHub Enterprise: https://<host>/api/v3)")
+    token_env: str | None = Field(None, description="variable holding a token, sent as Authorization: Bearer")
+    app_labels: dict[str, str] = Field(default_factory=dict, description='label -> app id, e.g. { "model-serving" = "fraud-scorer" }')
+    app_label_prefix: str = Field("app:", description="a label app:<app id> names the app")
+    repo_apps: dict[str, str] = Field(default_factory=dict, description='repository -> app id for every issue of a one-app repo')
+    hours_rule: Literal["default", "time_to_close"] = Field("default", description="hours of an unlabelled issue: default_hours, or the time to close")
+    max_hours: NonNegativeFloat = Field(8.0, description="cap on time_to_close hours")
+    hours_label_regex: Regex = Field(DEFAULT_HOURS_REGEX, description="a label giving hours (one group: the number)")
+    max_wait_seconds: NonNegativeFloat = Field(60.0, description="longest wait for a rate-limit reset before failing")
+    rate_limit_margin_seconds: NonNegativeFloat = Field(1.0, description="extra wait after a rate-limit reset")
+    timeout_seconds: float = Field(60.0, gt=0, description="seconds to wait for an answer to start (read timeout)")
+    retries: int = Field(3, ge=0, description="retries on 429/5xx and broken connections")
+
+
 MAX_RATE_LIMIT_WAITS = 5  # per request: a limit that keeps coming back is a stop, not a loop
 FULL_WINDOW = (date(1970, 1, 1), date(9999, 12, 31))
 
@@ -106,7 +141,9 @@ class _Client:
         self.max_wait = m.positive_number(config, "max_wait_seconds", 60.0) or 0.0
         self.margin = m.positive_number(config, "rate_limit_margin_seconds", 1.0) or 0.0
         self.secret_envs = config.secret_env_names()
-        self.session = http_session()
+        p = Params.of(config)
+        self.timeout = (min(5.0, p.timeout_seconds), p.timeout_seconds)
+        self.session = http_session(retries=p.retries)
         # 429 is ours to handle (bounded by max_wait_seconds): urllib3 would sleep any Retry-After.
         for adapter in self.session.adapters.values():
             retry = adapter.max_retries  # type: ignore[attr-defined]
@@ -145,6 +182,7 @@ class _Client:
                     url,
                     secret_envs=self.secret_envs,
                     headers=headers,
+                    timeout=self.timeout,
                     hooks={"response": [self._hook]},
                 )
             except _RateLimited as rl:
@@ -199,6 +237,8 @@ def pull(config: ConnectorConfig, since: datetime | None) -> Iterator[Any]:
             config, "hours_label_regex", "a regular expression with one group", str(exc)
         ) from None
     skipped = m.Skipped(client.name, "issues")
+    pulls = _Counted("pull requests skipped (not work items)")
+    not_items = _Counted("items skipped (not a JSON object)")
     seen: set[str] = set()
     touched: set[str] = set()  # every issue this pull saw, mapped or not
 
@@ -209,9 +249,11 @@ def pull(config: ConnectorConfig, since: datetime | None) -> Iterator[Any]:
         url = f"{client.api_url}/repos/{quote(owner)}/{quote(name)}/issues?state=all&per_page=100"
         if since is not None:
             url += "&since=" + since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        pages = paginate(client.name, url)
-        page_url: str | None = next(pages)
+        guard = PageGuard(client.name, safe_path(url))
+        page_url: str | None = url
         while page_url:
+            guard.path = safe_path(page_url)
+            guard.ask(page_url)
             body, resp = client.fetch(page_url)
             if not isinstance(body, list):
                 raise ConnectorError(
@@ -221,7 +263,11 @@ def pull(config: ConnectorConfig, since: datetime | None) -> Iterator[Any]:
                     path=safe_path(page_url),
                 )
             for item in body:
-                if not isinstance(item, dict) or "pull_request" in item:
+                if not isinstance(item, dict):
+                    not_items.add(f"{repo} item {type(item).__name__}")
+                    continue
+                if _is_pull_request(item):
+                    pulls.add(f"{repo}#{item.get('number')}")
                     continue
                 rec = _record(
                     item, repo, resolver, repo_apps, classifier, per_kind, rule, max_hours, hours_re
@@ -237,15 +283,36 @@ def pull(config: ConnectorConfig, since: datetime | None) -> Iterator[Any]:
                 yield rec
             next_url = resp.links.get("next", {}).get("url")
             if next_url:
+                guard.answered(body)  # a server repeating a page under new links
                 client.before_next_page(resp, next_url)
-            try:
-                page_url = pages.send(next_url)
-            except StopIteration:
-                page_url = None
+            page_url = next_url
     if since is not None:
         # an issue seen again (e.g. closed since) replaces its earlier row, whatever day that had
         yield ReplaceKeys(MaintenanceRecord, "ref", frozenset(touched))
+    for counted in (pulls, not_items):
+        if counted.refs:
+            yield Notice(counted.text())
     yield from skipped.notices(log)
+
+
+class _Counted:
+    """Items left out of a pull for a reason: their count, and a few examples, for the run's warnings."""
+
+    def __init__(self, why: str):
+        self.why = why
+        self.refs: list[str] = []
+
+    def add(self, ref: str) -> None:
+        self.refs.append(ref)
+
+    def text(self) -> str:
+        return f"{len(self.refs)} {self.why} (e.g. {', '.join(self.refs[:3])})"
+
+
+def _is_pull_request(item: dict[str, Any]) -> bool:
+    """GitHub lists pull requests among issues; one is an item whose ``pull_request`` has a URL."""
+    pr = item.get("pull_request")
+    return isinstance(pr, dict) and any(pr.get(k) for k in ("url", "html_url"))
 
 
 def _record(

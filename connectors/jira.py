@@ -38,12 +38,17 @@ from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import quote
 
+from pydantic import Field
+
 from connectors import _mapping as m
-from connectors.base import ConnectorError, Replace, ReplaceKeys, get_json, http_session, safe_path
+from connectors.base import ConnectorError, PageGuard, Replace, ReplaceKeys, get_json, http_session, safe_path
+from connectors.settings import StrList
 from portfolio.config import ConnectorConfig
 from portfolio.records import MaintenanceRecord
 
 NAME = "jira"
+#: the record types this connector yields (checked by the standard connector suite)
+RECORDS: tuple[type, ...] = (MaintenanceRecord,)
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +69,27 @@ TYPE_DEFAULTS = {
     "klo": ("Bug",),
 }
 MAX_PAGES = 10_000
+
+
+class Params(m.TicketParams):
+    """Settings of the Jira connector."""
+
+    url: str | None = Field(None, description="the Jira site, e.g. https://your-domain.atlassian.net (required)")
+    email: str | None = Field(None, description="the account's e-mail (basic auth with the API token; required)")
+    api_token_env: str | None = Field(None, description="variable holding the API token (required)")
+    jql: str | None = Field(None, description="the issues to read (JQL); or projects")
+    projects: StrList = Field(default_factory=list, description='project keys, e.g. ["ML"] (instead of jql)')
+    app_field: str | None = Field(None, description="a custom field holding the app (e.g. customfield_10042)")
+    app_map: dict[str, str] = Field(default_factory=dict, description="label, component or field value -> app id")
+    app_label_prefix: str = Field("app:", description="a label app:<app id> names the app")
+    max_results: int = Field(100, ge=1, description="issues per search page")
+    incident_types: StrList = Field(list(TYPE_DEFAULTS["incident"]), description="issue types that are incidents")
+    improvement_types: StrList = Field(list(TYPE_DEFAULTS["improvement"]), description="issue types that are improvements")
+    klo_types: StrList = Field(list(TYPE_DEFAULTS["klo"]), description="issue types that are keep-the-lights-on work")
+    timeout_seconds: float = Field(60.0, gt=0, description="seconds to wait for an answer to start (read timeout)")
+    retries: int = Field(3, ge=0, description="retries on 429/5xx and broken connections")
+
+
 FULL_WINDOW = (date(1970, 1, 1), date(9999, 12, 31))
 _ORDER_BY = re.compile(r"\border\s+by\b", re.I)
 
@@ -131,7 +157,9 @@ class _Jira:
             )
         self.auth = (str(email), token)
         self.secret_envs = config.secret_env_names()
-        self.session = http_session()
+        p = Params.of(config)
+        self.timeout = (min(5.0, p.timeout_seconds), p.timeout_seconds)
+        self.session = http_session(retries=p.retries)
         self.session.headers["Accept"] = "application/json"
 
     def call(self, method: str, path: str, **kwargs: Any) -> Any:
@@ -142,6 +170,7 @@ class _Jira:
             self.url + path,
             secret_envs=self.secret_envs,
             auth=self.auth,
+            timeout=self.timeout,
             **kwargs,
         )
         if not isinstance(body, dict):
@@ -150,8 +179,9 @@ class _Jira:
 
     def search(self, jql: str, fields: list[str], page_size: int) -> Iterator[dict[str, Any]]:
         token: str | None = None
-        seen: set[str] = set()
-        for _ in range(MAX_PAGES):
+        guard = PageGuard(self.name, SEARCH_PATH, MAX_PAGES)
+        while True:
+            guard.ask(token)
             payload: dict[str, Any] = {"jql": jql, "fields": fields, "maxResults": page_size}
             if token:
                 payload["nextPageToken"] = token
@@ -163,24 +193,23 @@ class _Jira:
             token = body.get("nextPageToken")
             if body.get("isLast") is True or not token:
                 return
-            if token in seen:
-                raise ConnectorError(self.name, "pagination loop: a nextPageToken repeats", path=SEARCH_PATH)
-            seen.add(token)
-        raise ConnectorError(self.name, f"more than {MAX_PAGES} pages: stopping", path=SEARCH_PATH)
+            guard.answered(issues)
 
     def worklog_seconds(self, key: str) -> float:
         """All worklogs of one issue (``startAt`` / ``total`` pagination)."""
         path = f"/rest/api/3/issue/{quote(key)}/worklog"
         total_seconds = 0.0
         start = 0
-        for _ in range(MAX_PAGES):
+        guard = PageGuard(self.name, path, MAX_PAGES)
+        while True:
+            guard.ask(start)
             body = self.call("GET", path, params={"startAt": start, "maxResults": 1000})
             logs = body.get("worklogs") or []
             total_seconds += sum(float(w.get("timeSpentSeconds") or 0) for w in logs if isinstance(w, dict))
             start += len(logs)
             if not logs or start >= int(body.get("total") or 0):
                 return total_seconds
-        raise ConnectorError(self.name, f"more than {MAX_PAGES} worklog pages: stopping", path=path)
+            guard.answered(logs)
 
 
 def pull(config: ConnectorConfig, since: datetime | None) -> Iterator[Any]:

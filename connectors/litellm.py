@@ -31,10 +31,11 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from connectors import _genai
 from connectors.base import ConnectorError, Replace
+from connectors.settings import ConnectorParams
 from portfolio import records
 from portfolio.config import ConnectorConfig
 from portfolio.errors import redact
@@ -44,10 +45,8 @@ log = logging.getLogger(__name__)
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-class Params(BaseModel):
+class Params(ConnectorParams):
     """Settings of a ``litellm`` connector."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     database_url_env: str = Field(min_length=1, description="environment variable holding the LiteLLM database URL (PostgreSQL)")
     table: str = Field("LiteLLM_SpendLogs", description="the spend-log table (LiteLLM's name by default)")

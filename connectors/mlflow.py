@@ -1,4 +1,4 @@
-"""App inventory from the MLflow Model Registry: owners, teams, production aliases, last model version.
+"""App inventory from the MLflow Model Registry: owners, teams, production aliases and stages, last model version.
 
 Config::
 
@@ -21,7 +21,12 @@ registered models carry ``tags``, ``aliases`` (``[{alias, version}]``, which
 stage; the newest of those is the model's last version). For a registry whose search answer
 lacks aliases, ``fetch_aliases = true`` asks ``registered-models/get`` per model; when
 ``latest_versions`` is missing, ``model-versions/search`` (newest first, one result) gives the
-last version.
+last version (and the stages of the newest versions).
+
+Stage of the app: ``production`` when a model has an alias listed in ``production_alias`` or a
+version in the classic stage ``Production`` (still used by many registries; stages are deprecated
+in MLflow 2.9 but kept); ``retired`` when every version of every model of the app is
+``Archived``; else ``pilot`` (a model without versions too).
 
 Apps declared in portfolio.toml win: an MLflow model mapping to a declared app id is not
 written (sync writes declared apps with source "config"), and a differing team or owner is
@@ -37,13 +42,17 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import requests
+from pydantic import Field
 
-from connectors.base import ConnectorConfig, ConnectorError, Notice, http_session, safe_path
+from connectors.base import ConnectorConfig, ConnectorError, Notice, PageGuard, http_session, safe_path
+from connectors.settings import ConnectorParams, StrList
 from portfolio import records
 from portfolio.config import AppConfig
 from portfolio.errors import redact
 
 NAME = "mlflow"
+#: the record types this connector yields (checked by the standard connector suite)
+RECORDS: tuple[type, ...] = (records.App,)
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +60,28 @@ API = "/api/2.0/mlflow"
 PAGE_SIZE = 100
 MAX_PAGES = 10_000
 DEFAULT_PRODUCTION_ALIASES = ("production", "champion")
+
+
+class Params(ConnectorParams):
+    """Settings of the MLflow registry connector."""
+
+    url: str | None = Field(None, description="the MLflow tracking server, e.g. http://mlflow:5000 (required)")
+    tracking_uri: str | None = Field(None, description="another name for url")
+    token_env: str | None = Field(None, description="variable holding a bearer token")
+    username_env: str | None = Field(None, description="variable holding the basic-auth user")
+    password_env: str | None = Field(None, description="variable holding the basic-auth password")
+    app_id_tag: str = Field("app", description="registered-model tag holding the app id (else the model's name)")
+    team_tag: str = Field("team", description="registered-model tag holding the team")
+    owner_tag: str = Field("owner", description="registered-model tag holding the owner (else the model's user_id)")
+    value_kind_tag: str = Field("value_kind", description="registered-model tag holding revenue_capture or cost_avoidance")
+    production_alias: StrList = Field(list(DEFAULT_PRODUCTION_ALIASES), description="aliases that make a model production")
+    default_team: str = Field("unassigned", description="team of a model without a team tag")
+    fetch_aliases: bool = Field(False, description="ask registered-models/get per model (registries whose search lacks aliases)")
+    page_size: int = Field(PAGE_SIZE, ge=1, description="models per search page")
+    timeout_seconds: float = Field(30, gt=0, description="seconds to wait for one answer")
+    verify_tls: bool | str = Field(True, description="false, or a CA bundle file to verify the server with")
+    retries: int = Field(3, ge=0, description="retries on 429/5xx and broken connections")
+
 
 @dataclass
 class _Model:
@@ -61,6 +92,8 @@ class _Model:
     team: str | None
     owner: str | None
     aliases: set[str] = field(default_factory=set)
+    #: the classic stage of each version seen ("None", "Staging", "Production", "Archived")
+    stages: list[str] = field(default_factory=list)
     last_version_at: datetime | None = None
     created: date | None = None
     description: str | None = None
@@ -77,7 +110,7 @@ class _Client:
             raise ConnectorError(self.name, "url: required, the MLflow tracking server (e.g. http://mlflow:5000)")
         self.base = str(url).rstrip("/")
         self.secret_envs = config.secret_env_names()
-        self.session = http_session()
+        self.session = http_session(retries=Params.of(config).retries)
         verify = config.get("verify_tls", True)
         self.session.verify = verify if isinstance(verify, bool | str) else True
         token = config.secret("token_env")
@@ -117,8 +150,9 @@ class _Client:
 
     def registered_models(self, page_size: int) -> Iterator[dict[str, Any]]:
         token: str | None = None
-        seen: set[str] = set()
-        for _ in range(MAX_PAGES):
+        guard = PageGuard(self.name, f"{API}/registered-models/search", MAX_PAGES)
+        while True:
+            guard.ask(token)
             params: dict[str, Any] = {"max_results": page_size}
             if token:
                 params["page_token"] = token
@@ -130,24 +164,20 @@ class _Client:
             token = body.get("next_page_token") or None
             if not token:
                 return
-            if token in seen:
-                raise ConnectorError(self.name, "pagination loop: a page token repeats", path=f"{API}/registered-models/search")
-            seen.add(token)
-        raise ConnectorError(self.name, f"more than {MAX_PAGES} pages: stopping", path=f"{API}/registered-models/search")
+            guard.answered(models)
 
     def aliases(self, model: str) -> list[dict[str, Any]]:
         body = self.get("registered-models/get", {"name": model})
         return list(body.get("registered_model", {}).get("aliases", []) or [])
 
-    def last_version_ms(self, model: str) -> int | None:
+    def newest_versions(self, model: str) -> list[dict[str, Any]]:
+        """The model's newest versions (up to one page, newest first): last version and stages."""
         escaped = model.replace("'", "\\'")
         body = self.get(
             "model-versions/search",
-            {"filter": f"name='{escaped}'", "max_results": 1, "order_by": "creation_timestamp DESC"},
+            {"filter": f"name='{escaped}'", "max_results": PAGE_SIZE, "order_by": "creation_timestamp DESC"},
         )
-        versions = body.get("model_versions") or []
-        stamps = [int(v["creation_timestamp"]) for v in versions if v.get("creation_timestamp") is not None]
-        return max(stamps) if stamps else None
+        return [v for v in body.get("model_versions") or [] if isinstance(v, dict)]
 
 
 def _instant(ms: Any) -> datetime | None:
@@ -184,11 +214,10 @@ def read_models(config: ConnectorConfig) -> list[_Model]:
             raise ConnectorError(client.name, "a registered model without a name", path=f"{API}/registered-models/search")
         tags = _tags(rm)
         aliases = client.aliases(name) if fetch_aliases else rm.get("aliases") or []
-        if "latest_versions" in rm:
-            stamps = [v.get("creation_timestamp") for v in rm.get("latest_versions") or []]
-            ms = max((int(s) for s in stamps if s is not None), default=None)
-        else:
-            ms = client.last_version_ms(name)
+        # latest_versions: the newest version of each stage, so "all Archived" shows there too
+        versions = (rm.get("latest_versions") or []) if "latest_versions" in rm else client.newest_versions(name)
+        stamps = [v.get("creation_timestamp") for v in versions if isinstance(v, dict)]
+        ms = max((int(s) for s in stamps if s is not None), default=None)
         created = _instant(rm.get("creation_timestamp"))
         kind = tags.get(kind_tag)
         out.append(
@@ -198,6 +227,7 @@ def read_models(config: ConnectorConfig) -> list[_Model]:
                 team=tags.get(team_tag) or None,
                 owner=tags.get(owner_tag) or rm.get("user_id") or None,
                 aliases={str(a.get("alias")) for a in aliases if isinstance(a, dict)},
+                stages=[str(v.get("current_stage") or "None") for v in versions if isinstance(v, dict)],
                 last_version_at=_instant(ms),
                 created=created.date() if created else None,
                 description=rm.get("description") or None,
@@ -205,6 +235,15 @@ def read_models(config: ConnectorConfig) -> list[_Model]:
             )
         )
     return out
+
+
+def _stage(group: Sequence[_Model], production: set[str]) -> str:
+    """production (an alias or a version in stage Production), retired (only Archived versions), else pilot."""
+    if any(m.aliases & production or any(st.lower() == "production" for st in m.stages) for m in group):
+        return "production"
+    if all(m.stages and all(st.lower() == "archived" for st in m.stages) for m in group):
+        return "retired"
+    return "pilot"
 
 
 def to_apps(models: Sequence[_Model], config: ConnectorConfig) -> list[records.App]:
@@ -224,7 +263,7 @@ def to_apps(models: Sequence[_Model], config: ConnectorConfig) -> list[records.A
                 name=group[0].name if len(group) == 1 else app_id,
                 team=next((m.team for m in group if m.team), default_team),
                 owner=next((m.owner for m in group if m.owner), None),
-                stage="production" if any(m.aliases & production for m in group) else "pilot",
+                stage=_stage(group, production),
                 value_kind=next((m.value_kind for m in group if m.value_kind), "cost_avoidance"),
                 launched=min(created) if created else None,
                 description=next((m.description for m in group if m.description), None),

@@ -30,10 +30,11 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from connectors import _genai
 from connectors.base import ConnectorError, Replace, ReplaceKeys, http_session
+from connectors.settings import ConnectorParams
 from portfolio import records
 from portfolio.config import ConnectorConfig
 
@@ -44,10 +45,8 @@ log = logging.getLogger(__name__)
 USAGE_ENDPOINTS = ("completions", "embeddings", "moderations")
 
 
-class Params(BaseModel):
+class Params(ConnectorParams):
     """Settings of an ``openai`` connector."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     admin_key_env: str = Field(min_length=1, description="environment variable holding the organization admin key (sk-admin-...)")
     url: str = Field("https://api.openai.com/v1", description="API base URL (a proxy or a test server)")

@@ -9,9 +9,14 @@ Each allocation's cost components become services of category ``infra``: ``cpu``
 ``ram``, ``storage`` (persistent volumes), ``network``, ``load balancer``, plus ``shared`` and
 ``external`` when present; the ``*CostAdjustment`` fields are added to their component, so the
 services add up to OpenCost's ``totalCost``. The label value is the app (or, through an app's
-``cost_tags``, that app). ``__unallocated__`` (workloads without the label) and ``__idle__``
-(capacity nobody requested) go to ``_unallocated``; idle keeps its name in the service
-(``idle cpu``, ``idle ram`` ...).
+``cost_tags``, that app). OpenCost's own buckets, named ``__<kind>__``, are spend no app claims
+and go to ``_unallocated``: ``__unallocated__`` (workloads without the label) with its services as
+they are; any other bucket -- ``__idle__`` (capacity nobody requested), ``__unmounted__``
+(volumes no pod mounts), ... -- keeps its kind in the service (``idle cpu``, ``unmounted storage``).
+
+Each allocation's ``window`` must be the day asked for: a server answering another window (a
+proxy cache, a misconfigured OpenCost that always returns the same day) is refused, never booked
+on the day requested.
 
 Days: from ``since`` (the sync cursor) or, on a first run, the last ``days`` days (30 by default),
 up to the last complete day (UTC). Every day that returned allocations is a ``Replace`` window, so
@@ -23,18 +28,24 @@ token for an OpenCost behind an authenticating proxy.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from pydantic import Field
+
 from connectors.base import ConnectorError, Replace, get_json, http_session
+from connectors.settings import ConnectorParams
 from portfolio import records
 from portfolio.config import ConnectorConfig
 from portfolio.errors import ConfigError
 
 NAME = "opencost"
+#: the record types this connector yields (checked by the standard connector suite)
+RECORDS: tuple[type, ...] = (records.CostRecord,)
 
 #: service name -> the allocation fields summed into it
 SERVICES: dict[str, tuple[str, ...]] = {
@@ -50,6 +61,21 @@ SERVICES: dict[str, tuple[str, ...]] = {
 IDLE = "__idle__"
 UNALLOCATED = "__unallocated__"
 _Q6 = Decimal("0.000001")
+
+
+class Params(ConnectorParams):
+    """Settings of the OpenCost connector."""
+
+    url: str = Field(description="OpenCost's API, e.g. http://opencost.opencost:9003")
+    path: str = Field("/allocation/compute", description="the allocation endpoint (/allocation on older releases)")
+    label: str = Field("app", description="the Kubernetes label naming the app (aggregate=label:<label>)")
+    currency: str = Field("USD", description="the currency OpenCost's prices are in")
+    days: int = Field(30, ge=1, description="days read on a first run")
+    max_days: int = Field(400, ge=1, description="never read further back than this many days")
+    include_idle: bool = Field(True, description="ask for idle capacity (booked as unallocated, service idle ...)")
+    retries: int = Field(3, ge=0, description="retries on 429/5xx")
+    token_env: str | None = Field(None, description="variable holding a bearer token (OpenCost behind an authenticating proxy)")
+    timeout_seconds: float = Field(60.0, gt=0, description="seconds to wait for an answer to start (read timeout)")
 
 
 def _days(config: ConnectorConfig, since: datetime | None, today: date) -> list[date]:
@@ -69,16 +95,51 @@ def _window(day: date) -> str:
     return f"{day.isoformat()}T00:00:00Z,{nxt.isoformat()}T00:00:00Z"
 
 
-def _app_of(name: str, label: str, tag_to_app: dict[str, str]) -> tuple[str, bool]:
-    """(app id, is idle) for an allocation name of a label aggregation."""
-    if name.endswith(IDLE):  # "__idle__", or "<cluster>/__idle__" with idleByNode/cluster splits
-        return records.UNALLOCATED, True
-    if name.endswith(UNALLOCATED) or not name.strip():
-        return records.UNALLOCATED, False
+_BUCKET = re.compile(r"^__([a-z0-9_]+?)__$", re.I)
+
+
+def _app_of(name: str, label: str, tag_to_app: dict[str, str]) -> tuple[str, str | None]:
+    """(app id, bucket kind) for an allocation name of a label aggregation.
+
+    The kind is None for an app and for ``__unallocated__``; ``idle``, ``unmounted``, ... for
+    OpenCost's other buckets -- "__idle__", or "<cluster>/__idle__" with idleByNode/cluster splits.
+    """
+    last = name.strip().rsplit("/", 1)[-1]
+    bucket = _BUCKET.match(last)
+    if bucket:
+        kind = bucket.group(1).lower()
+        return records.UNALLOCATED, None if kind == "unallocated" else kind
+    if not name.strip():
+        return records.UNALLOCATED, None
     value = name.strip()
     if value.startswith(f"{label}="):  # Kubecost-style "app=churn"
         value = value[len(label) + 1 :]
-    return tag_to_app.get(value.lower(), value), False
+    return tag_to_app.get(value.lower(), value), None
+
+
+def _instant(value: Any) -> datetime | None:
+    try:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _check_window(alloc: dict[str, Any], asked: tuple[datetime, datetime], connector: str, path: str) -> None:
+    """Refuse an allocation whose window is not the one requested (it would be booked on the wrong day)."""
+    window = alloc.get("window")
+    if not isinstance(window, dict):
+        return  # older OpenCost answers carry no window: nothing to compare
+    got = (_instant(window.get("start")), _instant(window.get("end")))
+    if got != asked:
+        shown = f"{str(window.get('start'))[:40]} .. {str(window.get('end'))[:40]}"
+        raise ConnectorError(
+            connector,
+            f"OpenCost answered the window {shown} to a request for {asked[0]:%Y-%m-%d} "
+            f"({asked[0]:%Y-%m-%dT%H:%M:%SZ} .. {asked[1]:%Y-%m-%dT%H:%M:%SZ}): refused, "
+            "it would book those costs on the day asked",
+            path=path,
+        )
 
 
 def _number(alloc: dict[str, Any], field: str, connector: str, path: str) -> Decimal:
@@ -92,8 +153,19 @@ def _number(alloc: dict[str, Any], field: str, connector: str, path: str) -> Dec
     return Decimal(repr(float(value)))
 
 
-def parse(body: Any, *, connector: str, path: str, label: str, tag_to_app: dict[str, str]) -> dict[tuple[str, str], Decimal]:
-    """Allocation sets of one day -> {(app id, service): amount}. Empty when OpenCost has no data."""
+def parse(
+    body: Any,
+    *,
+    connector: str,
+    path: str,
+    label: str,
+    tag_to_app: dict[str, str],
+    window: tuple[datetime, datetime] | None = None,
+) -> dict[tuple[str, str], Decimal]:
+    """Allocation sets of one day -> {(app id, service): amount}. Empty when OpenCost has no data.
+
+    With ``window`` (the requested start and end), an allocation answering another window is refused.
+    """
     if not isinstance(body, dict) or not isinstance(body.get("data", []), list):
         raise ConnectorError(connector, "unexpected payload shape: expected {\"code\": 200, \"data\": [ {name: allocation} ]}", path=path)
     code = body.get("code", 200)
@@ -109,11 +181,13 @@ def parse(body: Any, *, connector: str, path: str, label: str, tag_to_app: dict[
         for name, alloc in allocation_set.items():
             if not isinstance(alloc, dict):
                 raise ConnectorError(connector, f"unexpected payload shape: allocation {str(name)[:60]!r} is not an object", path=path)
-            app, idle = _app_of(str(alloc.get("name") or name), label, tag_to_app)
+            if window is not None:
+                _check_window(alloc, window, connector, path)
+            app, kind = _app_of(str(alloc.get("name") or name), label, tag_to_app)
             for service, fields in SERVICES.items():
                 amount = sum((_number(alloc, f, connector, path) for f in fields), Decimal(0))
                 if amount:
-                    out[(app, f"idle {service}" if idle else service)] += amount
+                    out[(app, f"{kind} {service}" if kind else service)] += amount
     return dict(out)
 
 
@@ -136,7 +210,8 @@ def pull(config: ConnectorConfig, since: datetime | None) -> Iterator[Any]:
     for app_cfg in config.apps:
         for tag in app_cfg.cost_tags:
             tag_to_app[tag.strip().lower()] = app_cfg.id
-    session = http_session(retries=int(config.get("retries", 3)))
+    p = Params.of(config)
+    session = http_session(retries=p.retries)
     today = datetime.now(UTC).date()
     try:
         for day in _days(config, since, today):
@@ -147,9 +222,24 @@ def pull(config: ConnectorConfig, since: datetime | None) -> Iterator[Any]:
                 "includeIdle": str(bool(config.get("include_idle", True))).lower(),
             }
             body, _ = get_json(
-                session, config.name, "GET", url, params=params, headers=headers, secret_envs=config.secret_env_names()
+                session,
+                config.name,
+                "GET",
+                url,
+                params=params,
+                headers=headers,
+                secret_envs=config.secret_env_names(),
+                timeout=(min(5.0, p.timeout_seconds), p.timeout_seconds),
             )
-            amounts = parse(body, connector=config.name, path=path, label=label, tag_to_app=tag_to_app)
+            start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+            amounts = parse(
+                body,
+                connector=config.name,
+                path=path,
+                label=label,
+                tag_to_app=tag_to_app,
+                window=(start, start + timedelta(days=1)),
+            )
             if not amounts:
                 continue
             yield Replace(records.CostRecord, day, day)

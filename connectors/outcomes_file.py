@@ -25,11 +25,23 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from pydantic import Field
 
 from connectors.base import ConnectorConfig, InputFileError, Replace
+from connectors.settings import ConnectorParams
 from portfolio import ledger, records
 
 NAME = "outcomes_file"
+#: the record types this connector yields (checked by the standard connector suite)
+RECORDS: tuple[type, ...] = (records.OutcomeRecord,)
+
+
+class Params(ConnectorParams):
+    """Settings of the outcomes ledger file connector."""
+
+    path: str = Field(description="ledger file (.csv/.xlsx), folder or glob, relative to portfolio.toml")
+    currency: str = Field(ledger.DEFAULT_CURRENCY, description="currency of amounts in rows that give none")
+
 
 SUFFIXES = (".csv", ".xlsx", ".xlsm")
 MAX_LISTED = 200  # error lines in the message; the SyncRun keeps 4,000 characters anyway

@@ -32,19 +32,41 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from pydantic import Field, NonNegativeFloat
+
 from connectors import _mapping as m
-from connectors.base import ConnectorError, Replace, get_json, http_session
+from connectors.base import ConnectorError, PageGuard, Replace, get_json, http_session
+from connectors.settings import ConnectorParams
 from portfolio.config import ConnectorConfig
 from portfolio.records import MaintenanceRecord
 
 NAME = "pagerduty"
+#: the record types this connector yields (checked by the standard connector suite)
+RECORDS: tuple[type, ...] = (MaintenanceRecord,)
 
 log = logging.getLogger(__name__)
 
 DEFAULT_API = "https://api.pagerduty.com"
+
+
+class Params(ConnectorParams):
+    """Settings of the PagerDuty connector."""
+
+    token_env: str | None = Field(None, description="variable holding the REST API token (required)")
+    api_url: str = Field(DEFAULT_API, description="PagerDuty's REST API (EU accounts: https://api.eu.pagerduty.com)")
+    services: dict[str, str] = Field(default_factory=dict, description='service id or name -> app id, e.g. { "PSCORE1" = "fraud-scorer" }')
+    history_days: NonNegativeFloat = Field(180.0, description="days read on a first run")
+    incident_window_days: NonNegativeFloat = Field(7.0, description="an incremental sync starts this many days before the cursor")
+    max_hours: NonNegativeFloat | None = Field(24.0, description="cap on one incident's time to restore, in hours")
+    hours_per_incident: NonNegativeFloat = Field(1.0, description="hours charged per responder per hour of time to restore")
+    until: datetime | date | None = Field(None, description="fixed end of the period read (ISO date or time), for a backfill; default now")
+    timeout_seconds: float = Field(60.0, gt=0, description="seconds to wait for an answer to start (read timeout)")
+    retries: int = Field(3, ge=0, description="retries on 429/5xx and broken connections")
+
+
 PATH = "/incidents"
 MAX_RANGE_DAYS = 179  # PagerDuty refuses since/until ranges longer than six months
 PAGE = 100
@@ -104,7 +126,8 @@ def pull(config: ConnectorConfig, since: datetime | None) -> Iterator[Any]:
     else:
         start = since.astimezone(UTC) - timedelta(days=window_days)
 
-    session = http_session()
+    p = Params.of(config)
+    session = http_session(retries=p.retries)
     session.headers["Accept"] = "application/vnd.pagerduty+json;version=2"
     headers = {"Authorization": f"Token token={token}"}
     secret_envs = config.secret_env_names()
@@ -115,7 +138,9 @@ def pull(config: ConnectorConfig, since: datetime | None) -> Iterator[Any]:
     while window_start < until:
         window_end = min(window_start + timedelta(days=MAX_RANGE_DAYS), until)
         offset = 0
-        for _ in range(MAX_PAGES):
+        guard = PageGuard(name, PATH, MAX_PAGES)
+        while True:
+            guard.ask(offset)
             params: list[tuple[str, str | int]] = [
                 ("since", _iso(window_start)),
                 ("until", _iso(window_end)),
@@ -125,7 +150,14 @@ def pull(config: ConnectorConfig, since: datetime | None) -> Iterator[Any]:
                 ("offset", offset),
             ]
             body, resp = get_json(
-                session, name, "GET", api_url + PATH, secret_envs=secret_envs, headers=headers, params=params
+                session,
+                name,
+                "GET",
+                api_url + PATH,
+                secret_envs=secret_envs,
+                headers=headers,
+                params=params,
+                timeout=(min(5.0, p.timeout_seconds), p.timeout_seconds),
             )
             incidents = body.get("incidents") if isinstance(body, dict) else None
             if not isinstance(incidents, list):
@@ -143,9 +175,8 @@ def pull(config: ConnectorConfig, since: datetime | None) -> Iterator[Any]:
                 break
             if not incidents:
                 raise ConnectorError(name, "pagination loop: more=true on an empty page", path=PATH)
+            guard.answered(incidents)
             offset += len(incidents)
-        else:
-            raise ConnectorError(name, f"more than {MAX_PAGES} pages: stopping", path=PATH)
         window_start = window_end
     yield from skipped.notices(log)
 

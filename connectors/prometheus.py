@@ -53,12 +53,16 @@ import numpy as np
 import pandas as pd
 import requests
 import urllib3
+from pydantic import Field
 
 from connectors.base import ConnectorConfig, ConnectorError, Notice, Replace, Rows, http_session, safe_path
+from connectors.settings import ConnectorParams
 from portfolio.errors import redact
 from portfolio.records import UptimeRecord, UsageRecord
 
 NAME = "prometheus"
+#: the record types this connector yields (checked by the standard connector suite)
+RECORDS: tuple[type, ...] = (UptimeRecord, UsageRecord)
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +89,27 @@ REQUEST_PRESETS: dict[str, str] = {
     "vllm": "vllm:request_success_total",  # vLLM OpenAI server, by finished_reason
 }
 DEFAULT_REQUESTS = "http"
+
+
+class Params(ConnectorParams):
+    """Settings of the Prometheus connector."""
+
+    url: str = Field(description="Prometheus (or Thanos / Mimir / VictoriaMetrics) query API base URL")
+    label: str = Field("app", description="the label that tells apps apart")
+    availability_query: str = Field("up", description="preset (up, probe_success), a selector or PromQL giving 0..1 per app and day")
+    samples_query: str = Field("", description="PromQL counting availability samples per app and day (with a PromQL availability_query)")
+    requests: str | bool = Field(DEFAULT_REQUESTS, description="preset, counter selector or PromQL of requests per app and day; false: none")
+    days: int = Field(DEFAULT_DAYS, ge=1, description="days read on a first run")
+    until: date | None = Field(None, description="last day to read (YYYY-MM-DD), for a backfill; default yesterday")
+    retries: int = Field(3, ge=0, description="retries on 429/5xx")
+    timeout: float = Field(DEFAULT_TIMEOUT, gt=0, description="seconds to wait for one query")
+    max_points: int = Field(MAX_POINTS, ge=1, description="points per series per query (Prometheus refuses more than 11,000)")
+    token_env: str | None = Field(None, description="variable holding a bearer token")
+    username: str | None = Field(None, description="basic-auth user name")
+    password_env: str | None = Field(None, description="variable holding the basic-auth password")
+    tls_verify: bool | str = Field(True, description="false, or a CA bundle file to verify the server with")
+    headers: dict[str, str] = Field(default_factory=dict, description='extra HTTP headers, e.g. { "X-Scope-OrgID" = "ml" }')
+
 
 _LABEL = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 # a plain series selector: metric name with optional {matchers}, or only {matchers}

@@ -26,12 +26,26 @@ from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
+from pydantic import Field
 
 from connectors.base import ConnectorConfig, ConnectorError, Replace
+from connectors.settings import ConnectorParams
 from portfolio import ledger, records
 from portfolio.errors import redact
 
 NAME = "sql"
+#: the record types this connector yields (checked by the standard connector suite)
+RECORDS: tuple[type, ...] = (records.OutcomeRecord,)
+
+
+class Params(ConnectorParams):
+    """Settings of the SQL outcomes connector."""
+
+    query: str | None = Field(None, description="a SELECT returning the outcomes ledger's columns (required)")
+    database_url: str | None = Field(None, description="SQLAlchemy URL; ${VAR} parts are read from the environment")
+    url_env: str | None = Field(None, description="variable holding the whole database URL (instead of database_url)")
+    currency: str = Field(ledger.DEFAULT_CURRENCY, description="currency of amounts in rows that give none")
+
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 MAX_LISTED = 200

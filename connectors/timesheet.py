@@ -39,12 +39,26 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field
+
 from connectors import _mapping as m
 from connectors.base import InputFileError, Replace
+from connectors.settings import ConnectorParams
 from portfolio.config import ConnectorConfig
 from portfolio.records import MAINTENANCE_KINDS, MaintenanceRecord
 
 NAME = "timesheet"
+#: the record types this connector yields (checked by the standard connector suite)
+RECORDS: tuple[type, ...] = (MaintenanceRecord,)
+
+
+class Params(ConnectorParams):
+    """Settings of the timesheet connector."""
+
+    path: str = Field(description="a .csv or .xlsx file, or a glob of them, relative to portfolio.toml")
+    sheet: str | None = Field(None, description="Excel sheet name; default the first sheet")
+    delimiter: str | None = Field(None, min_length=1, max_length=1, description="CSV delimiter; default , (; detected)")
+
 
 EXCEL_SUFFIXES = (".xlsx", ".xlsm")
 _ISO_WEEK = re.compile(r"^(\d{4})-?W(\d{1,2})$", re.I)

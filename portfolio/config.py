@@ -301,8 +301,31 @@ class Value(BaseModel):
         return entries
 
 
+class SettingsError(ConfigError):
+    """A connector's settings are wrong: names the connector and the key, never the value.
+
+    ``problems`` holds (connector name, key, what is wrong) per problem; ``connector`` and ``key``
+    are the first one's.
+    """
+
+    def __init__(self, problems: list[tuple[str, str, str]], where: str | None = None):
+        self.problems = problems
+        self.connector, self.key = (problems[0][0], problems[0][1]) if problems else ("", "")
+        lines = [f"connectors.{conn}.{key}: {what}" for conn, key, what in problems]
+        if where:
+            text = f"{where}: invalid connector settings\n" + "\n".join(f"  {line}" for line in lines)
+        else:
+            text = "\n".join(lines)
+        super().__init__(text)
+
+
+#: keys every ``[connectors.<name>]`` table may have, whatever its type
+COMMON_CONNECTOR_KEYS = ("type", "schedule", "enabled", "lookback_days", "timeout_minutes")
+
+
 class ConnectorConfig(BaseModel):
-    """One ``[connectors.<name>]`` table. Keys other than the common ones are the connector's params."""
+    """One ``[connectors.<name>]`` table. Keys other than the common ones are the connector's params,
+    declared and validated by the connector's settings model (:mod:`connectors.settings`)."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -428,6 +451,7 @@ def parse(data: dict[str, Any], *, where: str = "portfolio.toml", base_dir: str 
         conn.name = name
         conn.apps = cfg.apps
         conn.base_dir = base_dir
+    _validate_connector_settings(cfg, where)
     cfg.source_path = where
     return cfg
 
@@ -452,6 +476,22 @@ def resolve_sqlite_path(url: str, base_dir: str) -> str:
     if p.is_absolute():
         return url
     return parsed.set(database=str((Path(base_dir) / p).resolve())).render_as_string(hide_password=False)
+
+
+def _validate_connector_settings(cfg: Config, where: str) -> None:
+    """Every connector's table against its settings model; all problems in one SettingsError."""
+    from connectors import settings  # connectors import this module: resolved at call time
+
+    problems: list[tuple[str, str, str]] = []
+    for conn in cfg.connectors.values():
+        try:
+            settings.validate(conn)
+        except SettingsError as exc:
+            problems += exc.problems
+        except ImportError:
+            continue  # a connector that cannot be loaded: `check` and sync say so by name
+    if problems:
+        raise SettingsError(problems, where)
 
 
 def load(path: str | os.PathLike[str] | None = None) -> Config:

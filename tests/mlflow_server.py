@@ -128,6 +128,11 @@ class MlflowServer:
         if resp.status_code >= 400:
             raise RuntimeError(f"MLflow delete alias: HTTP {resp.status_code} {resp.text[:300]}")
 
+    def transition_stage(self, name: str, version: str, stage: str) -> None:
+        """The classic stages (None, Staging, Production, Archived), still served by MLflow 2.x."""
+        body = {"name": name, "version": version, "stage": stage, "archive_existing_versions": False}
+        self.call("POST", "model-versions/transition-stage", body)
+
     def set_tag(self, name: str, key: str, value: str) -> None:
         self.call("POST", "registered-models/set-tag", {"name": name, "key": key, "value": value})
 

@@ -1,9 +1,11 @@
 """The connector contract, checked over every entry of ``connectors.REGISTRY``.
 
-Adding a source touches three places — its module, one REGISTRY line, its tests — and this test
-fails until all three are there: the module imports, ``NAME`` is its registry key, the first line
-of its docstring (what the Data health page shows) says what it is, ``pull(config, since)`` has
-the shape sync calls, and it has recorded fixtures or a test module of its own.
+Adding a source touches three places — its module, one REGISTRY line, its fixtures (and a
+``Case`` in tests/connectors/standard_cases.py) — and this test fails until all are there: the
+module imports, ``NAME`` is its registry key, the first line of its docstring (what the Data
+health page shows) says what it is, ``pull(config, since)`` has the shape sync calls, it declares
+its settings (``Params``) and the record types it yields (``RECORDS``), and it has recorded
+fixtures or a test module of its own. tests/connectors/test_standard.py runs the standard suite.
 """
 
 from __future__ import annotations
@@ -62,3 +64,13 @@ def test_connector_has_fixtures_or_tests(name: str, module_path: str) -> None:
 def test_registry_names_are_unique_modules() -> None:
     assert len(set(connectors.REGISTRY.values())) == len(connectors.REGISTRY)
     assert all(name.isidentifier() for name in connectors.REGISTRY)
+
+
+@pytest.mark.parametrize(("name", "module_path"), CONNECTORS)
+def test_declares_settings_and_record_types(name: str, module_path: str) -> None:
+    from connectors.settings import ConnectorParams
+    from portfolio import records
+
+    module = importlib.import_module(module_path)
+    assert issubclass(module.Params, ConnectorParams), f"connectors.{name}.Params: its settings model"
+    assert module.RECORDS and all(getattr(records, t.__name__, None) is t for t in module.RECORDS)

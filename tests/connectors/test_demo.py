@@ -21,7 +21,7 @@ from sqlalchemy.engine import Engine
 from connectors import demo
 from connectors.base import Replace, Rows
 from portfolio import config, pnl, records, retirement, storage, sync
-from portfolio.errors import ConnectorError
+from portfolio.config import SettingsError
 from portfolio.facts import Facts, load_facts
 
 AS_OF = date(2026, 11, 23)
@@ -282,16 +282,18 @@ def test_replace_windows_cover_exactly_what_is_yielded(since: datetime | None, s
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        pytest.param({"as_of": "2026-13-01"}, "param as_of '2026-13-01': expected a date YYYY-MM-DD", id="bad-date"),
-        pytest.param({"seed": "seven"}, "param seed 'seven': expected an integer", id="seed-text"),
-        pytest.param({"months": 0}, "param months 0: expected an integer from 1 to 120", id="months-zero"),
+        pytest.param({"as_of": "2026-13-01"}, "connectors.demo.as_of: input should be a valid date", id="bad-date"),
+        pytest.param({"seed": "seven"}, "connectors.demo.seed: input should be a valid integer", id="seed-text"),
+        pytest.param({"months": 0}, "connectors.demo.months: input should be greater than or equal to 1", id="months-zero"),
     ],
 )
 def test_bad_params_raise_a_clear_error(params: dict[str, Any], message: str) -> None:
-    cfg = demo_cfg("sqlite://", **params).connectors["demo"]
-    with pytest.raises(ConnectorError) as exc:
-        list(demo.pull(cfg, None))
-    assert str(exc.value) == f"demo: {message}"
+    """Issue 12: bad settings are refused when portfolio.toml is loaded, by key, value not echoed."""
+    with pytest.raises(SettingsError) as exc:
+        demo_cfg("sqlite://", **params)
+    assert str(exc.value).startswith(f"portfolio.toml: invalid connector settings\n  {message}")
+    assert (exc.value.connector, exc.value.key) == ("demo", next(iter(params)))
+    assert str(next(iter(params.values()))) not in str(exc.value).replace("1-12", "")
 
 
 # ----------------------------------------------------------------------------- through sync
@@ -314,13 +316,19 @@ def test_sync_twice_same_rows(db_url: str) -> None:
 
 
 def test_bad_input_clear_error_nothing_lost(db_url: str) -> None:
+    """A setting changed after the load (the dashboard edits a loaded config) is checked again by
+    the pull: the run fails naming the key, and the data stays."""
     url = db_url
     engine = storage.make_engine(url)
     assert sync.sync(demo_cfg(url, months=2), engine).ok
     before = counts(engine)
-    run = sync.sync(demo_cfg(url, months=2, as_of="23/11/2026"), engine).runs[0]
+    cfg = demo_cfg(url, months=2)
+    assert cfg.connectors["demo"].model_extra is not None
+    cfg.connectors["demo"].model_extra["as_of"] = "23/11/2026"
+    run = sync.sync(cfg, engine).runs[0]
     assert run.status == "failed"
-    assert run.error == "demo: param as_of '23/11/2026': expected a date YYYY-MM-DD"
+    assert run.error is not None and run.error.startswith("connectors.demo.as_of: input should be a valid date")
+    assert "23/11/2026" not in run.error
     assert counts(engine) == before
     ledger = storage.read_frame(engine, records.SyncRun).sort_values("id")
     assert ledger.status.tolist() == ["success", "failed"]

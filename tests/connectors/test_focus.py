@@ -25,6 +25,8 @@ from sqlalchemy.engine import Engine
 
 from portfolio import config, records, storage, sync
 
+NOT_ISO = "not an ISO 8601 date/time (expected YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ)"
+OUT_OF_RANGE = "date before 2000 or more than a year ahead"
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "focus"
 D = Decimal
 Q6 = Decimal("0.000001")
@@ -140,6 +142,14 @@ def _corrupt(src: Path, dst: Path, row: int, column: str, value: str) -> None:
         pytest.param("BillingPeriodStart", 12, "next month", "not a date/time", id="bad-billing-period"),
         pytest.param("BillingCurrency", 3, "", "empty currency", id="empty-currency"),
         pytest.param("Tags", 40, "{application: oops", "not a JSON object", id="broken-tags-json"),
+        # issue 12: a spreadsheet's two-digit year was read as the year 0004 and the bill vanished
+        pytest.param("ChargePeriodStart", 998, "9/1/24", NOT_ISO, id="two-digit-year"),
+        pytest.param("BillingPeriodStart", 7, "9/1/24", NOT_ISO, id="two-digit-year-billing-period"),
+        pytest.param("ChargePeriodStart", 20, "24-09-18 22:00:00", NOT_ISO, id="two-digit-year-first"),
+        pytest.param("ChargePeriodStart", 300, "1999-09-18 22:00:00", OUT_OF_RANGE, id="before-2000"),
+        pytest.param("BillingPeriodStart", 301, "2099-09-01 00:00:00", OUT_OF_RANGE, id="far-future"),
+        pytest.param("ChargePeriodStart", 5, "9/18/2024 22:00", "not a date/time", id="four-digit-us-date"),
+        pytest.param("EffectiveCost", 6, "$10,000.00", "not a number", id="dollar-amount"),
     ],
 )
 def test_corrupted_copy_clear_error_nothing_lost(tmp_path, engine, shared_data, column, row, value, message):
@@ -335,6 +345,21 @@ def test_focus_13_aliases_and_case_insensitive_columns(tmp_path, engine):
         (records.UNALLOCATED, date(2025, 1, 4), "infra", "Fabrikam AI"): (D("0.400000"), "EUR", "2025-01"),
     }
     assert totals(engine) == {("2025-01", "EUR"): D("4.150000")}
+
+
+def test_focus_05_billed_currency_and_charge_type_aliases(tmp_path, engine):
+    """FOCUS 0.5 spells BillingCurrency ``BilledCurrency``, EffectiveCost ``AmortizedCost`` and
+    ChargeCategory ``ChargeType``; an export in those names loads like a 1.x one (issue 12)."""
+    shutil.copy(FIXTURES / "focus05_aliases.csv", tmp_path / "bill.csv")
+    cfg = make_config(tmp_path, engine, 'path = "bill.csv"\napp_tag_keys = ["application"]')
+    result = run(cfg, engine)
+    assert result.status == "success", result.error
+    assert costs(engine) == {
+        ("atlas", date(2023, 11, 5), "infra", "Compute"): (D("7.250000"), "GBP", "2023-11"),
+        ("atlas", date(2023, 11, 5), "other", "Compute"): (D("1.100000"), "GBP", "2023-11"),
+        (records.UNALLOCATED, date(2023, 11, 6), "infra", "Storage"): (D("2.500000"), "GBP", "2023-11"),
+    }
+    assert totals(engine) == {("2023-11", "GBP"): D("10.850000")}
 
 
 def test_multi_currency_kept_apart_and_rounding_adds_up(tmp_path, engine):
@@ -599,9 +624,11 @@ def test_two_accounts_in_two_folders_both_count(tmp_path, engine, shared_data):
 
 
 def test_unknown_duplicate_policy_is_refused_by_key(tmp_path, engine, shared_data):
-    cfg = make_config(tmp_path, engine, f'path = "{shared_data / "focus" / "focus-1.0-sample.csv"}"\nduplicate_exports = "latest"')
-    result = run(cfg, engine)
-    assert result.status == "failed" and "connectors.bill.duplicate_exports" in result.error
+    # issue 12: refused when the config loads (the settings model), no longer at the first sync
+    with pytest.raises(config.SettingsError) as exc:
+        make_config(tmp_path, engine, f'path = "{shared_data / "focus" / "focus-1.0-sample.csv"}"\nduplicate_exports = "latest"')
+    assert (exc.value.connector, exc.value.key) == ("bill", "duplicate_exports")
+    assert "connectors.bill.duplicate_exports: input should be 'newest', 'error' or 'sum'" in str(exc.value)
 
 
 def test_a_re_sync_skips_every_unchanged_billing_period(tmp_path, engine, shared_data, caplog):

@@ -382,3 +382,27 @@ def test_pagination_loop_is_stopped(token: str) -> None:
         with pytest.raises(github_issues.ConnectorError, match="pagination loop"):
             list(github_issues.pull(cfg.connectors["gh"], None))
     assert len(server.requests) == 2
+
+
+def test_issues_with_a_null_pull_request_object_are_issues_and_skipped_prs_are_counted(
+    engine: Engine, token: str
+) -> None:
+    """Issue 12: older payloads give issues ``"pull_request": {"html_url": null, ...}``; they were
+    all skipped as pull requests without a word. The recorded pages with every issue in that shape:
+    the 78 issues still land, and the 72 real pull requests are counted in the run's warnings."""
+    github = GitHub()
+    null_pr = {"url": None, "html_url": None, "diff_url": None, "patch_url": None}
+    for page in github.pages:
+        for item in page["body"]:
+            if "pull_request" not in item:
+                item["pull_request"] = dict(null_pr)
+    with github.server:
+        run = sync(_config(github.server.url), engine).runs[0]
+    assert run.status == "success", run.error
+    assert run.rows_written == 78
+    assert set(_rows(engine).ref) == {f"robpike/ivy#{i['number']}" for i in _expected_issues()}
+    prs = [i["number"] for p in (1, 2) for i in _recorded(p)["body"] if "pull_request" in i]
+    assert len(prs) == 72
+    assert run.warnings == (
+        f"72 pull requests skipped (not work items) (e.g. robpike/ivy#{prs[0]}, robpike/ivy#{prs[1]}, robpike/ivy#{prs[2]})"
+    )

@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine
 
 from connectors import jira
 from portfolio import storage
-from portfolio.config import loads
+from portfolio.config import SettingsError, loads
 from portfolio.records import MaintenanceRecord
 from portfolio.sync import sync
 from tests.servers import PayloadServer, Reply
@@ -241,7 +241,8 @@ def test_missing_token_or_jql_is_a_clear_error(
     cfg = loads(
         '[connectors.t]\ntype = "jira"\nurl = "https://x.atlassian.net"\nemail = "a@b.c"\napi_token_env = "X"'
     )
-    with pytest.raises(jira.ConnectorError, match="connectors.t.jql: expected a JQL query"):
+    # issue 12: one error type for a bad setting (was ConnectorError, with the value echoed)
+    with pytest.raises(SettingsError, match="connectors.t.jql: expected a JQL query"):
         jira._jql(cfg.connectors["t"], None)
 
 

@@ -32,6 +32,16 @@ MODELS: dict[str, tuple[dict[str, str], int, dict[str, str]]] = {
     "ranker-b": ({"app": "ranker", "team": "search"}, 2, {"production": "1"}),
     "declared-model": ({"app": "declared", "team": "vision", "owner": "bob@example.com"}, 1, {"champion": "1"}),
     "no-versions": ({}, 0, {}),
+    # issue 12: the classic stages, without aliases
+    "legacy-scorer": ({"team": "risk"}, 2, {}),
+    "old-ranker": ({"team": "search"}, 2, {}),
+    "half-archived": ({"team": "search"}, 2, {}),
+}
+# name -> version -> classic stage (model-versions/transition-stage)
+STAGES: dict[str, dict[str, str]] = {
+    "legacy-scorer": {"1": "Production", "2": "Staging"},
+    "old-ranker": {"1": "Archived", "2": "Archived"},
+    "half-archived": {"1": "Archived"},
 }
 
 
@@ -58,6 +68,8 @@ def registry() -> Iterator[Registry]:
             reg.version_ms[name] = [int(server.create_version(name)["creation_timestamp"]) for _ in range(versions)]
             for alias, version in aliases.items():
                 server.set_alias(name, alias, version)
+            for version, stage in STAGES.get(name, {}).items():
+                server.transition_stage(name, version, stage)
         yield reg
     finally:
         server.close()
@@ -105,6 +117,9 @@ def apps_by_id(engine: Engine) -> dict[str, dict[str, object]]:
         pytest.param("fraud-v2", ("fraud-v2",), "fraud-v2", "risk", None, "pilot", id="no-app-tag-uses-name-staging-alias-is-pilot"),
         pytest.param("ranker", ("ranker-a", "ranker-b"), "ranker", "search", "raj@example.com", "production", id="two-models-one-app"),
         pytest.param("no-versions", (), "no-versions", "unassigned", None, "pilot", id="no-tags-no-versions"),
+        pytest.param("legacy-scorer", ("legacy-scorer",), "legacy-scorer", "risk", None, "production", id="classic-stage-production"),
+        pytest.param("old-ranker", ("old-ranker",), "old-ranker", "search", None, "retired", id="all-versions-archived-is-retired"),
+        pytest.param("half-archived", ("half-archived",), "half-archived", "search", None, "pilot", id="one-version-archived-is-pilot"),
     ],
 )
 def test_sync_creates_apps(
@@ -114,7 +129,7 @@ def test_sync_creates_apps(
     out = sync.sync(make_cfg(mlflow_url), engine, only=["registry"])
     assert [r.status for r in out.runs] == ["success"], out.runs[0].error
     apps = apps_by_id(engine)
-    assert set(apps) == {"churn", "fraud-v2", "ranker", "no-versions", "declared"}
+    assert set(apps) == {"churn", "fraud-v2", "ranker", "no-versions", "declared", "legacy-scorer", "old-ranker", "half-archived"}
     app = apps[app_id]
     assert (app["name"], app["team"], app["owner"], app["stage"], app["source"]) == (name, team, owner, stage, "registry")
     expected_last = registry.last_version_at(*models) if models else None
@@ -131,7 +146,7 @@ def test_sync_twice_same_rows(mlflow_url: str, engine: Engine) -> None:
     before = storage.read_frame(engine, records.App).sort_values("app_id", ignore_index=True)
     second = sync.sync(cfg, engine, only=["registry"]).runs[0]
     after = storage.read_frame(engine, records.App).sort_values("app_id", ignore_index=True)
-    assert (first.status, first.rows_written) == ("success", 4)  # 4 MLflow apps; "declared" is config's
+    assert (first.status, first.rows_written) == ("success", 7)  # 7 MLflow apps; "declared" is config's
     assert (second.status, second.rows_written, second.rows_deleted) == ("success", 0, 0)
     assert before.equals(after)
 

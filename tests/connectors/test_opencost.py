@@ -5,6 +5,7 @@ status, empty window, garbage built in the tests)."""
 
 from __future__ import annotations
 
+import copy
 import json
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -26,11 +27,29 @@ U = records.UNALLOCATED
 D = Decimal
 
 
-def serve(body: object, status: int = 200, headers: dict[str, str] | None = None) -> PayloadServer:
+def answered_for(body: Any, window: str) -> Any:
+    """``body`` as OpenCost answers a request for ``window``: each allocation's window is the one
+    asked (the recorded answer is of 2023-01-18..20)."""
+    if not isinstance(body, dict) or not isinstance(body.get("data"), list):
+        return body
+    start, end = window.split(",")
+    out = copy.deepcopy(body)
+    for allocation_set in out["data"]:
+        for alloc in (allocation_set or {}).values():
+            if isinstance(alloc, dict) and "window" in alloc:
+                alloc["window"] = {"start": start, "end": end}
+                alloc["start"], alloc["end"] = start, end
+    return out
+
+
+def serve(body: object, status: int = 200, headers: dict[str, str] | None = None, *, same_window: bool = False) -> PayloadServer:
+    """A real server answering ``body`` for the window asked (``same_window``: always as recorded)."""
+
     def handler(method: str, path: str, hdrs: dict[str, str], _body: bytes) -> Reply:
         if not urlsplit(path).path.startswith("/allocation"):
             return Reply(404, {"code": 404, "message": "not found"})
-        return Reply(status, body, headers or {})
+        window = parse_qs(urlsplit(path).query).get("window", [""])[0]
+        return Reply(status, body if same_window or not window else answered_for(body, window), headers or {})
 
     return PayloadServer(handler)
 
@@ -230,3 +249,43 @@ def test_unreachable_server_is_a_connector_error():
     cfg = config.loads('[connectors.k8s]\ntype = "opencost"\nurl = "http://127.0.0.1:9"\ndays = 1\nretries = 0').connectors["k8s"]
     with pytest.raises(ConnectorError, match=r"k8s: /allocation/compute source unreachable"):
         list(opencost.pull(cfg, None))
+
+
+def test_unmounted_and_other_buckets_are_unallocated_of_their_kind(engine):
+    """``__unmounted__`` (volumes no pod mounts) was booked as an app named "__unmounted__" with
+    team ``_unknown``; every ``__...__`` bucket is unallocated spend, its kind kept in the service."""
+    body = json.loads(LABEL_APP.read_text())
+    allocations = body["data"][0]
+    unmounted = copy.deepcopy(allocations["__unallocated__"])
+    for field in list(unmounted):
+        if field.endswith(("Cost", "CostAdjustment")):
+            unmounted[field] = 0.0
+    unmounted.update(name="__unmounted__", pvCost=0.75, totalCost=0.75)
+    allocations["__unmounted__"] = unmounted
+    allocations["cluster-one/__idle__"] = {**copy.deepcopy(unmounted), "name": "cluster-one/__idle__", "pvCost": 0.0, "gpuCost": 2.0}
+    with serve(body) as server:
+        result = run(make_config(engine, server.url, apps=APPS, days=1), engine)
+    assert result.status == "success", result.error
+    got = {(app, svc): amount for (app, _, svc), amount in costs(engine).items()}
+    assert got[(U, "unmounted storage")] == D("0.750000")
+    assert got[(U, "idle gpu")] == D("2.000000")
+    assert got[(U, "storage")] == D("0.500000")  # __unallocated__ keeps its plain services
+    assert {app for app, _ in got} == {U, "churn-predictor", "fraud"}
+
+
+def test_an_answer_for_another_window_is_refused(engine):
+    """A server answering every day's request with the same (recorded) window booked that day's
+    costs on each day asked: refused, naming the window, and nothing written."""
+    with serve(json.loads(RECORDED.read_text())) as server:
+        assert run(make_config(engine, server.url), engine).status == "success"
+    before = storage.read_frame(engine, records.CostRecord)
+    with serve(json.loads(RECORDED.read_text()), same_window=True) as server:
+        result = run(make_config(engine, server.url, days=3), engine, full=True)
+    day = last_days(3)[0]
+    assert result.status == "failed"
+    assert result.error == (
+        "k8s: /allocation/compute OpenCost answered the window 2023-01-18T11:38:45Z .. 2023-01-20T11:38:45Z "
+        f"to a request for {day} ({day}T00:00:00Z .. {day + timedelta(days=1)}T00:00:00Z): refused, "
+        "it would book those costs on the day asked"
+    )
+    assert storage.read_frame(engine, records.CostRecord).equals(before)

@@ -221,3 +221,22 @@ def test_missing_token_is_a_clear_error(
     run = sync(_config(pd.server.url), engine).runs[0]
     assert run.error == "oncall: environment variable PD_FIXTURE_TOKEN (token_env) is not set or empty"
     assert pd.server.requests == []
+
+
+def test_a_server_repeating_its_first_page_is_stopped_at_once(pd: PagerDuty, engine: Engine) -> None:
+    """Issue 12: a server that ignores ``offset`` and answers page 1 with ``more: true`` forever was
+    paged 2,500 times in 2 minutes (and would have gone on to 10,000). The shared loop guard stops
+    at the second, identical page; nothing is written and earlier rows stay."""
+    assert sync(_config(pd.server.url), engine).runs[0].status == "success"
+    before = _rows(engine)
+    page = json.loads((FIXTURES / "incidents_offset0.json").read_text())
+    assert page["more"] is True
+    with PayloadServer(lambda *_: Reply(200, page)) as server:
+        run = sync(_config(server.url), engine, full=True).runs[0]
+        asked = len(server.requests)
+    assert (run.status, run.rows_written, run.rows_deleted) == ("failed", 0, 0)
+    assert run.error == (
+        "oncall: /incidents pagination loop: page 2 is the same as page 1 although more were announced; stopping"
+    )
+    assert asked == 2
+    assert _rows(engine).drop(columns="id").equals(before.drop(columns="id"))

@@ -1,0 +1,338 @@
+"""The demo generator: cost, usage, uptime, value and tickets per app and day from the app specs."""
+
+from __future__ import annotations
+
+import calendar
+import math
+import random
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+
+from connectors.demo.apps import (
+    _COST_FOLLOWS_USAGE,
+    APPS,
+    CURRENCY,
+    PROJECTS,
+    SAMPLES_PER_DAY,
+    SHARED,
+    TRACKER,
+    _Spec,
+)
+from portfolio.records import (
+    UNALLOCATED,
+    App,
+    BillingTotal,
+    Decision,
+    MaintenanceRecord,
+    OutcomeRecord,
+)
+
+
+def _add_months(d: date, n: int) -> date:
+    index = d.year * 12 + d.month - 1 + n
+    return date(index // 12, index % 12 + 1, 1)
+
+
+def _days_in(month: date) -> int:
+    return calendar.monthrange(month.year, month.month)[1]
+
+
+def _cents(x: float) -> Decimal:
+    return Decimal(f"{x:.2f}")
+
+
+def _usage_level(app: _Spec, k: int) -> float:
+    """Usage (and value) level in month offset ``k`` relative to today's level."""
+    level = (1 + app.growth) ** k
+    if app.shape == "decaying":
+        level = 0.85 ** max(0, k + 9)  # the decline started nine months ago
+    elif app.shape == "zombie" and k >= -4:
+        level = 0.0  # traffic moved to the new pipeline four months ago
+    since_launch = k - app.launched_k
+    if 0 <= since_launch < 3:
+        level *= (0.35, 0.65, 0.85)[since_launch]  # ramp-up after launch
+    return level
+
+
+def _poisson(rng: random.Random, mean: float) -> int:
+    limit, n, p = math.exp(-mean), 0, rng.random()
+    while p > limit and n < 50:
+        n += 1
+        p *= rng.random()
+    return n
+
+
+@dataclass
+class _Frames:
+    costs: list[tuple[Any, ...]] = field(default_factory=list)
+    usage: list[tuple[Any, ...]] = field(default_factory=list)
+    uptime: list[tuple[Any, ...]] = field(default_factory=list)
+    maintenance: list[MaintenanceRecord] = field(default_factory=list)
+    outcomes: list[OutcomeRecord] = field(default_factory=list)
+
+
+def _tickets(
+    app: _Spec, idx: int, month: date, k: int, first: date, last: date, seed: int
+) -> tuple[list[MaintenanceRecord], dict[date, float]]:
+    """One app-month of maintenance tickets (between ``first`` and ``last``) and the downtime
+    (share of the day) its incidents caused."""
+    rng = random.Random(f"{seed}:{app.app_id}:{month:%Y-%m}:tickets")
+    ndays = _days_in(month)
+    serial = (month.year - 2000) * 12 + month.month  # keeps ticket numbers growing over time
+    counter = iter(range(40))
+    project = PROJECTS.get(app.team, "ML")
+    out: list[MaintenanceRecord] = []
+    downtime: dict[date, float] = defaultdict(float)
+    ramp = 1.6 if 0 <= k - app.launched_k < 2 else 1.0  # launch months need more care
+
+    def ticket(kind: str, hours: float, title: str, prefix: str, **extra: Any) -> None:
+        day = month + timedelta(days=rng.randrange(ndays))
+        number = serial * 1000 + idx * 40 + next(counter, 39)
+        ref = f"{prefix}-{number}"
+        if first <= day <= last:
+            out.append(
+                MaintenanceRecord(
+                    source="",
+                    app_id=app.app_id,
+                    day=day,
+                    ref=ref,
+                    hours=round(hours * 4) / 4,
+                    kind=kind,
+                    url=f"{TRACKER}/{ref}",
+                    title=title,
+                    **extra,
+                )
+            )
+
+    incidents_mean = app.incidents
+    if app.degraded_k is not None and k >= app.degraded_k:
+        incidents_mean = max(incidents_mean, 2.0)
+    for _ in range(min(10, _poisson(rng, incidents_mean))):  # at most 10 + 14 + 14 refs < 40 per month
+        ttr = max(0.25, rng.expovariate(1 / app.ttr_hours))
+        ttr = round(ttr * 4) / 4
+        before = len(out)
+        ticket(
+            "incident",
+            ttr * 1.5 + 2.0,
+            f"{app.name}: degraded predictions",
+            "OPS",
+            incidents=1,
+            ttr_hours=ttr,
+        )
+        if len(out) > before:
+            downtime[out[-1].day] += min(1.0, ttr / 24 * 0.35)  # partial outage: a share of traffic fails
+    for hours, kind, title in (
+        (app.klo_hours * ramp, "klo", "retrain / dependency upgrade / data fix"),
+        (app.improvement_hours, "improvement", "feature work"),
+    ):
+        if hours <= 0:
+            continue
+        n = max(1, min(14, round(hours / 6)))
+        for _ in range(n):
+            ticket(kind, hours / n * rng.uniform(0.6, 1.4), f"{app.name}: {title}", project)
+    return out, downtime
+
+
+def _generate(
+    seed: int, as_of: date, months: int, start: date
+) -> tuple[_Frames, list[BillingTotal], list[App], list[Decision]]:
+    last = as_of - timedelta(days=1)  # the last complete day
+    anchor = _add_months(last, 0)
+    window_start = _add_months(anchor, -(months - 1))
+    frames = _Frames()
+    bills: dict[str, list[Decimal]] = defaultdict(list)
+
+    def add_cost(app_id: str, day: date, category: str, service: str, amount: Decimal) -> None:
+        period = f"{day:%Y-%m}"
+        bills[period].append(amount)
+        if day >= start:
+            frames.costs.append((app_id, day, category, service, amount, CURRENCY, period))
+
+    apps: list[App] = []
+    decisions: list[Decision] = []
+    for idx, app in enumerate(APPS):
+        launched = _add_months(anchor, app.launched_k) + timedelta(days=app.launch_day - 1)
+        # the last model version: a few days before this month (before retirement, if retired)
+        last_model = _add_months(anchor, 0 if app.retired_k is None else app.retired_k - 1) - timedelta(
+            days=3 + idx % 9
+        )
+        apps.append(
+            App(
+                app_id=app.app_id,
+                name=app.name,
+                team=app.team,
+                owner=app.owner,
+                sponsor=app.sponsor,
+                stage=app.stage,
+                value_kind=app.value_kind,
+                launched=launched,
+                slo_availability=app.slo,
+                review_every_days=app.review_every_days,
+                cost_tags=app.app_id,
+                description=app.description,
+                last_model_version_at=datetime.combine(last_model, time(9, 30), tzinfo=UTC),
+                source="",
+            )
+        )
+        for n, d in enumerate(app.decisions, start=1):
+            decisions.append(
+                Decision(
+                    id=f"demo-{app.app_id}-{n}",
+                    app_id=app.app_id,
+                    decided_at=datetime.combine(as_of - timedelta(days=d.days_ago), time(10, 0), tzinfo=UTC),
+                    decision=d.decision,
+                    decided_by=d.by,
+                    rationale=d.rationale,
+                    next_review=None
+                    if d.next_review_in is None
+                    else as_of + timedelta(days=d.next_review_in),
+                )
+            )
+        for m in range(months):
+            month = _add_months(window_start, m)
+            k = m - (months - 1)
+            if app.retired_k is not None and k >= app.retired_k:
+                break
+            first = max(month, launched)
+            month_last = min(month + timedelta(days=_days_in(month) - 1), last)
+            if first > month_last:
+                continue
+            _one_month(frames, app, idx, month, k, first, month_last, start, seed, add_cost)
+    _shared_costs(seed, window_start, last, add_cost)
+    totals = [
+        BillingTotal(
+            source="",
+            billing_period=period,
+            currency=CURRENCY,
+            total=sum(amounts, Decimal(0)),
+            lines=len(amounts),
+            detail="demo bill: every line of the synthetic cloud and vendor invoices",
+        )
+        for period, amounts in sorted(bills.items())
+        if period >= f"{start:%Y-%m}"
+    ]
+    return frames, totals, apps, decisions
+
+
+def _one_month(
+    frames: _Frames,
+    app: _Spec,
+    idx: int,
+    month: date,
+    k: int,
+    first: date,
+    last: date,
+    start: date,
+    seed: int,
+    add_cost: Any,
+) -> None:
+    rng = random.Random(f"{seed}:{app.app_id}:{month:%Y-%m}:daily")
+    tickets, downtime = _tickets(app, idx, month, k, first, last, seed)
+    frames.maintenance.extend(t for t in tickets if t.day >= start)
+    level = _usage_level(app, k)
+    avail = app.availability if app.degraded_k is None or k < app.degraded_k else app.degraded
+    services = (
+        [("infra", s, v) for s, v in app.infra.items()]
+        + [("vendor", s, v) for s, v in app.vendor.items()]
+        + [("other", s, v) for s, v in app.other.items()]
+    )
+    storage_level = 1.015**k
+    day = month
+    while day <= last:
+        # a fixed number of draws per day keeps every day's values independent of the window
+        u_req, u_pred, u_up, *u_cost = (rng.random() for _ in range(3 + len(services)))
+        if day >= first:
+            weekday = 1.0 if day.weekday() < 5 else app.weekend
+            if app.shape == "zombie" and k >= -4:
+                requests = float(int(u_req * 7))  # a forgotten cron job and a health check
+            else:
+                requests = float(round(app.requests * level * weekday * (0.9 + 0.2 * u_req)))
+            predictions = float(round(requests * app.predictions_per_request * (0.95 + 0.1 * u_pred)))
+            down = (1 - avail) * (0.3 + 1.4 * u_up) + downtime.get(day, 0.0)
+            if day >= start:
+                frames.usage.append((app.app_id, day, "requests", requests))
+                frames.usage.append((app.app_id, day, "predictions", predictions))
+                frames.uptime.append((app.app_id, day, round(max(0.0, 1.0 - down), 6), SAMPLES_PER_DAY))
+            usage_rel = min(level, 1.5)
+            for (category, service, monthly), u in zip(services, u_cost, strict=True):
+                if category == "vendor":
+                    follows = 1.0  # priced per call
+                elif category == "other":
+                    follows = 0.0
+                else:
+                    follows = _COST_FOLLOWS_USAGE.get(service, 0.5)
+                scale = storage_level if service == "storage" else (1 - follows) + follows * usage_rel
+                amount = monthly * 12 / 365 * scale * (0.92 + 0.16 * u)
+                if amount >= 0.005:
+                    add_cost(app.app_id, day, category, service, _cents(amount))
+        day += timedelta(days=1)
+    _outcomes(frames, app, month, k, first, last, start, seed)
+
+
+def _outcomes(
+    frames: _Frames, app: _Spec, month: date, k: int, first: date, last: date, start: date, seed: int
+) -> None:
+    if month < _add_months(start, 0) or app.value <= 0:
+        return
+    level = _usage_level(app, k)  # value follows usage
+    if level <= 0:
+        return
+    rng = random.Random(f"{seed}:{app.app_id}:{month:%Y-%m}:value")
+    ndays = _days_in(month)
+    covered = (last - first).days + 1
+    share = covered / ndays  # launch month and the current month: value of the days covered
+    evidence = "estimate" if k - app.launched_k < 3 else app.evidence
+    spread = {"experiment": (0.92, 1.08), "observational": (0.8, 1.2), "estimate": (0.5, 1.3)}[evidence]
+    kinds = (
+        [("revenue_capture", 0.6), ("cost_avoidance", 0.4)]
+        if app.value_kind == "both"
+        else [(app.value_kind, 1.0)]
+    )
+    note = {
+        "experiment": "A/B holdout readout",
+        "observational": "before/after comparison against the pre-launch baseline",
+        "estimate": "business-case estimate, not yet measured",
+    }[evidence]
+    if first > month:
+        note += f"; from launch on {first.isoformat()}"
+    if last.day < ndays:
+        note += f"; month to date ({last.day} of {ndays} days)"
+    for kind, part in kinds:
+        amount = app.value * part * level * share * (0.93 + 0.14 * rng.random())
+        frames.outcomes.append(
+            OutcomeRecord(
+                source="",
+                app_id=app.app_id,
+                month=month,
+                kind=kind,
+                amount=_cents(amount),
+                currency=CURRENCY,
+                attribution=app.attribution,
+                evidence=evidence,
+                low=_cents(amount * spread[0]),
+                high=_cents(amount * spread[1]),
+                note=note,
+            )
+        )
+
+
+def _shared_costs(seed: int, window_start: date, last: date, add_cost: Any) -> None:
+    month = window_start
+    while month <= last:
+        rng = random.Random(f"{seed}:{UNALLOCATED}:{month:%Y-%m}:daily")
+        day = month
+        end = min(_add_months(month, 1) - timedelta(days=1), last)
+        while day <= end:
+            for category, service, monthly in SHARED:
+                add_cost(
+                    UNALLOCATED,
+                    day,
+                    category,
+                    service,
+                    _cents(monthly * 12 / 365 * (0.9 + 0.2 * rng.random())),
+                )
+            day += timedelta(days=1)
+        month = _add_months(month, 1)

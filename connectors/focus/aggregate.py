@@ -1,0 +1,145 @@
+"""From the per-line aggregate to records: mapping, cumulative rounding, restatement (ReplaceKeys) and partitions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+
+from connectors.base import ConnectorError, Partition, ReplaceKeys, Rows
+from connectors.focus.settings import _KEY_COLUMNS, CHUNK_ROWS, Settings
+from connectors.focus.sql import lit
+from portfolio import records
+
+_STAGE1_SCHEMA = pa.schema(
+    [
+        ("bp_start", pa.date32()),
+        ("currency", pa.string()),
+        ("day", pa.date32()),
+        ("category", pa.string()),
+        ("service", pa.string()),
+        ("tag_value", pa.string()),
+        ("direct_app", pa.string()),
+        ("unused", pa.bool_()),
+        ("excluded", pa.bool_()),
+        ("amount", pa.decimal128(38, 12)),
+        ("lines", pa.int64()),
+    ]
+)
+
+
+_ARROW_KEPT = {pa.date32(): pd.ArrowDtype(pa.date32()), pa.decimal128(38, 6): pd.ArrowDtype(pa.decimal128(38, 6))}
+
+
+def _tag_map_sql(s: Settings) -> str:
+    if not s.tag_to_app:
+        return "tag_value"
+    whens = " ".join(f"WHEN {lit(k)} THEN {lit(v)}" for k, v in sorted(s.tag_to_app.items()))
+    return f"CASE lower(tag_value) {whens} ELSE tag_value END"
+
+
+def finish(con: duckdb.DuckDBPyConnection, s: Settings, name: str, detail: str) -> Iterator[Any]:
+    """From table ``stage1`` to what the connector yields: ReplaceKeys markers, BillingTotals, CostRecord rows."""
+    con.execute(
+        f"""
+CREATE OR REPLACE TEMP TABLE agg AS
+SELECT bp_start, strftime(bp_start, '%Y-%m') AS billing_period, currency, app_id, day, category,
+       CASE WHEN day < bp_start OR day > CAST(bp_start + INTERVAL 1 MONTH - INTERVAL 1 DAY AS DATE)
+            THEN service || ' (billed ' || strftime(bp_start, '%Y-%m') || ')' ELSE service END AS service,
+       SUM(amount) AS amount, SUM(lines) AS lines
+FROM (SELECT *, CASE WHEN unused THEN '{records.UNALLOCATED}'
+                     ELSE coalesce({_tag_map_sql(s)}, direct_app, '{records.UNALLOCATED}') END AS app_id
+      FROM stage1 WHERE NOT excluded) AS m
+GROUP BY ALL
+"""
+    )
+    # cheap first (only keys, no lists); the details only for the first clashing key
+    clash = con.execute(
+        """WITH c AS (SELECT app_id, day, category, service FROM agg GROUP BY app_id, day, category, service
+                      HAVING COUNT(*) > 1 ORDER BY app_id, day, category, service LIMIT 1)
+           SELECT app_id, day, category, service, list(DISTINCT currency ORDER BY currency),
+                  list(DISTINCT billing_period ORDER BY billing_period)
+           FROM agg JOIN c USING (app_id, day, category, service) GROUP BY app_id, day, category, service"""
+    ).fetchone()
+    if clash:
+        app_id, day, category, service, currencies, periods = clash
+        what = f"currencies {', '.join(currencies)}" if len(currencies) > 1 else f"overlapping billing periods {', '.join(periods)}"
+        raise ConnectorError(
+            name,
+            f"app {app_id!r}, day {day}, {category}/{service!r} has spend in {what}: "
+            "costs in different currencies are reported separately, never summed — "
+            "split the export per currency or point separate connectors at each",
+        )
+    periods = con.execute(
+        """SELECT billing_period, min(bp_start), currency, round(SUM(amount), 6) AS total, SUM(lines)
+           FROM agg GROUP BY billing_period, currency ORDER BY billing_period, currency"""
+    ).fetchall()
+    excluded = dict(
+        ((bp, cur), (n, amt))
+        for bp, cur, n, amt in con.execute(
+            """SELECT strftime(bp_start, '%Y-%m'), currency, SUM(lines), SUM(amount) FROM stage1
+               WHERE excluded GROUP BY ALL"""
+        ).fetchall()
+    )
+    con.execute("DROP TABLE stage1")  # its memory goes to the sort below
+    # A billing period read again replaces everything this source holds for it: its rows (late
+    # charges dated outside the period's calendar span included) and its per-currency totals.
+    billed = frozenset(bp for bp, *_ in periods)
+    if billed:
+        yield ReplaceKeys(records.CostRecord, "billing_period", billed)
+        yield ReplaceKeys(records.BillingTotal, "billing_period", billed)
+    for bp, _start, currency, total, lines in periods:
+        note = detail
+        if (bp, currency) in excluded:
+            n, amt = excluded[(bp, currency)]
+            note += f"; {n} commitment purchase line(s) ({amt.normalize()}) set aside: amortised in usage"
+        yield records.BillingTotal(
+            source="",
+            billing_period=bp,
+            currency=currency,
+            total=Decimal(total).quantize(Decimal("0.000001")),
+            lines=int(lines),
+            detail=note[:2000],
+        )
+    # cumulative rounding: rows of one bill add up exactly to the bill's rounded total. Any fixed
+    # total order works; a hash first makes the sort compare integers, not strings (2x faster).
+    con.execute(
+        """
+CREATE OR REPLACE TEMP TABLE final AS
+SELECT app_id, day, category, service, amount, currency, billing_period FROM (
+  SELECT app_id, day, category, service, currency, billing_period,
+         CAST(round(cum, 6) - round(cum - amount, 6) AS DECIMAL(38,6)) AS amount
+  FROM (SELECT *, SUM(amount) OVER (PARTITION BY bp_start, currency
+                                    ORDER BY hash(app_id, day, category, service), app_id, day, category, service
+                                    ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS cum
+        FROM agg) AS w
+) AS r WHERE amount <> 0
+"""
+    )
+    con.execute("DROP TABLE agg")
+    # One partition per billing period: its fingerprint covers every column written, so a period
+    # whose rows come out exactly as last time is skipped by the sync (a daily re-read of two
+    # years of exports writes only what changed).
+    prints = con.execute(
+        """SELECT billing_period, COUNT(*), bit_xor(hash(app_id, day, category, service, amount, currency)),
+                  SUM(amount) FROM final GROUP BY billing_period ORDER BY billing_period"""
+    ).fetchall()
+    for bp, n, digest, amount in prints:
+        yield Partition(records.CostRecord, "billing_period", bp, f"{n}:{digest:016x}:{amount}", int(n))
+        yield from _rows(con.sql(f"SELECT * FROM final WHERE billing_period = {lit(bp)}").to_arrow_reader(CHUNK_ROWS))
+
+
+def _rows(reader: pa.RecordBatchReader) -> Iterator[Rows]:
+    for batch in reader:
+        if batch.num_rows:
+            # Text keys as categoricals (every row of a value shares one Python object: the sync
+            # may keep every natural key of the pull in memory); day and amount stay Arrow-backed,
+            # so the storage converts them in one vectorised step instead of one call per value.
+            frame = batch.to_pandas(types_mapper=_ARROW_KEPT.get).astype(
+                {c: "category" for c in _KEY_COLUMNS if c != "day"}
+            )
+            yield Rows(records.CostRecord, frame)
