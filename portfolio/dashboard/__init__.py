@@ -10,6 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 
 PAGES_DIR = Path(__file__).resolve().parent / "pages"
+#: the browser tab's icon, served by the dashboard itself: a ``:material/…:`` page icon makes the
+#: browser fetch an SVG from fonts.gstatic.com (and an emoji one from a CDN), which an air-gapped
+#: install cannot reach and no finance page should leak its visits to
+ICON = Path(__file__).resolve().parent / "icon.png"
 
 #: (file, title, url path, icon, section) in navigation order; the first is the default page
 PAGES: tuple[tuple[str, str, str, str, str], ...] = (
@@ -41,7 +45,7 @@ def run() -> None:
     """Entry point of ``streamlit run app.py``."""
     import streamlit as st
 
-    st.set_page_config(page_title="ML Portfolio", page_icon=":material/account_balance_wallet:", layout="wide")
+    st.set_page_config(page_title="ML Portfolio", page_icon=str(ICON), layout="wide")
     sections: dict[str, list[object]] = {}
     for _file, _title, path, _icon, section in PAGES:
         sections.setdefault(section, []).append(page(path))

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from urllib.parse import urlsplit
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -125,6 +126,9 @@ def test_every_page_renders_in_chromium(dashboard: str, tmp_path: Path) -> None:
             page = context.new_page()
             console_errors: list[str] = []
             page.on("pageerror", lambda exc: console_errors.append(str(exc)))
+            foreign: list[str] = []
+            own = urlsplit(dashboard).netloc
+            page.on("request", lambda req: foreign.append(req.url) if urlsplit(req.url).netloc not in ("", own) else None)
             for path, title in PAGES.items():
                 page.goto(f"{dashboard}/{path}", wait_until="domcontentloaded")
                 _wait_rendered(page, title)
@@ -142,6 +146,8 @@ def test_every_page_renders_in_chromium(dashboard: str, tmp_path: Path) -> None:
                 if title == "App":
                     assert page.locator('code:has-text("email-send-time")').count() >= 1, "App page did not open ?app="
             assert not console_errors, console_errors
+            # air-gapped installs: nothing may be fetched from any host but the dashboard's own
+            assert not foreign, f"requests to other hosts: {sorted(set(foreign))}"
         finally:
             browser.close()
     assert shot.stat().st_size > 10_000
