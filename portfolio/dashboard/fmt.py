@@ -1,61 +1,42 @@
-"""How numbers are written on the dashboard: one place, so tests can compare with the domain."""
+"""How numbers are written on the dashboard: one place, so tests can compare with the domain.
+
+Money goes through :mod:`portfolio.money` (the one formatter the review, alerts and CLI share).
+"""
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import pandas as pd
 import streamlit as st
 
-_SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥"}
+from portfolio import money as money_mod
+
 _COLUMN_FORMATS = {"USD": "dollar", "EUR": "euro", "JPY": "yen"}
 
 
 def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
+    return money_mod.missing(value)
 
 
 def money(value: Any, currency: str = "USD", decimals: int = 0) -> str:
-    """``$1,234,567`` / ``-$1,234`` (whole units by default); ``–`` when missing."""
-    if _missing(value):
-        return "–"
-    amount = float(value)
-    sign = "-" if round(amount, decimals) < 0 else ""
-    symbol = _SYMBOLS.get(currency)
-    body = f"{abs(amount):,.{decimals}f}"
-    return f"{sign}{symbol}{body}" if symbol else f"{sign}{body} {currency}"
+    """``$1,234,567`` / ``-€1,234`` / ``1,234 CHF`` (whole units by default); ``–`` when missing."""
+    return money_mod.fmt(value, currency, decimals)
 
 
 def money_short(value: Any, currency: str = "USD") -> str:
     """``$12.69M`` / ``-$950.3K`` / ``$812``: four significant digits for a KPI tile; ``–`` when missing."""
-    if _missing(value):
-        return "–"
-    amount = float(value)
-    for size, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
-        if abs(amount) >= size:
-            scaled = amount / size
-            digits = 2 if abs(scaled) < 100 else 1
-            sign = "-" if scaled < 0 else ""
-            symbol = _SYMBOLS.get(currency)
-            body = f"{abs(scaled):.{digits}f}{suffix}"
-            return f"{sign}{symbol}{body}" if symbol else f"{sign}{body} {currency}"
-    return money(amount, currency)
+    return money_mod.short(value, currency)
 
 
 def money_short_delta(value: Any, currency: str = "USD") -> str | None:
-    if _missing(value):
-        return None
-    text = money_short(value, currency)
-    return text if text.startswith("-") else f"+{text}"
+    """A signed compact delta (``+$2.35M``); None when missing or when it rounds to nothing."""
+    return money_mod.delta(value, currency, compact=True)
 
 
 def money_delta(value: Any, currency: str = "USD") -> str | None:
-    """A signed money delta for ``st.metric`` (``+$1,234`` / ``-$1,234``), None when missing."""
-    if _missing(value):
-        return None
-    text = money(value, currency)
-    return text if text.startswith("-") else f"+{text}"
+    """A signed money delta for ``st.metric`` (``+$1,234`` / ``-$1,234``); None when missing or nothing."""
+    return money_mod.delta(value, currency)
 
 
 def percent(value: Any) -> str:
