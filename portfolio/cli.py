@@ -446,8 +446,6 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.kind == "review":
         from portfolio import review
 
-        if not args.quarter:
-            raise UsageError("report review: --quarter YYYYQn is required, e.g. --quarter 2026Q3")
         if args.format not in ("md", "html"):
             raise UsageError("report review: --format must be md or html")
         facts = load_facts(storage.make_engine(cfg.database_url), today=today)
@@ -656,7 +654,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("report", parents=[common], help="print a report: pnl, maintenance, retirement or review")
     p.add_argument("kind", choices=["pnl", "maintenance", "retirement", "review"])
-    p.add_argument("--quarter", metavar="YYYYQn", help="review: the quarter, e.g. 2026Q3")
+    p.add_argument("--quarter", metavar="YYYYQn", help="review: the quarter, e.g. 2026Q3 (default: the last complete quarter)")
     p.add_argument(
         "--period", choices=list(periods.PRESETS), default=None,
         help="last-12 (default: the last 12 full months), last-month, last-quarter, ytd (full months), "

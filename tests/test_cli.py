@@ -650,11 +650,25 @@ def test_report_review_renders_the_quarter(cli_demo: tuple[str, str], capsys: py
     assert ("<table>" in out) is (fmt == "html")
 
 
+def test_report_review_defaults_to_the_last_complete_quarter(cli_demo: tuple[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 10: no --quarter is the last complete quarter (2026Q3 on 2026-11-15), not an error; a
+    quarter in progress says so at the top of the file."""
+    url, _ = cli_demo
+    code, out, err = run_cli(capsys, "report", "review", "--demo", "--db", url, "--today", TODAY.isoformat())
+    assert code == 0, err
+    assert out.startswith("# ML portfolio review 2026Q3 (2026-07-01 – 2026-09-30, USD)\n\n## Summary")
+    code, out, err = run_cli(capsys, "report", "review", "--demo", "--db", url, "--today", TODAY.isoformat(), "--quarter", "2026Q4")
+    assert code == 0, err
+    assert out.splitlines()[2] == (
+        "> **In progress.** 2026Q4 is in progress: these numbers run from 2026-10-01 to 2026-11-14 (the last "
+        "complete day), not to 2026-12-31, and are not comparable with a whole quarter."
+    )
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         pytest.param(["--quarter", "2026Q7"], "--quarter", id="bad-quarter"),
-        pytest.param([], "--quarter YYYYQn is required", id="missing-quarter"),
         pytest.param(["--quarter", "2026Q3", "--format", "csv"], "md or html", id="bad-format"),
     ],
 )
