@@ -145,7 +145,8 @@ def test_portfolio_kpis_equal_the_domain(demo_url: str) -> None:
     helps = {x.label: x.proto.help for x in at.metric}
     assert helps["Net"].startswith(fmt.money(k["net"]))  # the exact amount, to the unit
     assert m["ROI"][0] == fmt.percent(k["roi"])
-    assert m["Apps"][0] == str(k["apps"])
+    assert m["Apps"][0] == f"{k['apps']} active"  # issue 10: "21 active apps (1 retired)"
+    assert f"{k['apps']} active apps (1 retired)" in at.caption[0].value
     assert m["Retirement candidates"][0] == str(k["candidates"])
     # the demo is built so that every rule has an app to show: the KPI row is not all zeros
     assert k["apps"] == 21 and k["candidates"] >= 6 and k["value"] > k["cost"] > 0
@@ -161,7 +162,7 @@ def test_portfolio_table_has_a_row_and_a_sparkline_per_app(demo_url: str) -> Non
     assert all(len(t) == len(period.months) for t in table["trend"])
     first = table.iloc[0]
     assert first["net"] == pytest.approx(apps["net"].max())
-    assert first["link"].startswith(f"app?app={apps.sort_values('net').iloc[-1]['app_id']}&from=")
+    assert first["link"] == f"app?app={apps.sort_values('net').iloc[-1]['app_id']}&period=last-12&vs=year"
 
 
 def test_finance_numbers_equal_the_domain(demo_url: str) -> None:
@@ -308,12 +309,13 @@ def test_config_file_without_demo_flag_is_read(
 
 def test_filters_persist_across_pages_and_into_the_url(demo_url: str) -> None:
     at = app_test().run()
+    at.selectbox(key="w_filter_preset").set_value("custom").run()  # issue 10: from/to are the custom preset
     at.selectbox(key="w_filter_from").set_value("2026-01").run()
     at.selectbox(key="w_filter_to").set_value("2026-04").run()
     at.selectbox(key="w_filter_team").set_value("growth").run()
     assert_clean(at)
     assert at.query_params["from"] == "2026-01" and at.query_params["to"] == "2026-04"
-    assert at.query_params["team"] == "growth"
+    assert at.query_params["team"] == "growth" and at.query_params["period"] == "custom"
 
     open_page("health", at)  # a page without the filters in between
     assert_clean(at)
@@ -352,6 +354,7 @@ def test_a_month_in_the_url_that_is_not_offered_falls_back_to_the_default(demo_u
 
 def test_a_from_month_after_the_to_month_shows_the_to_month_only(demo_url: str) -> None:
     at = app_test().run()
+    at.selectbox(key="w_filter_preset").set_value("custom").run()
     at.selectbox(key="w_filter_to").set_value("2026-01").run()
     at.selectbox(key="w_filter_from").set_value("2026-04").run()
     assert_clean(at)
@@ -451,7 +454,7 @@ def test_what_if_changes_the_numbers_as_the_domain_says(demo_url: str) -> None:
     expected = retirement.what_if(f, cfg, default_period(TODAY), sorted(retire))
     at = open_page("retirement")
     unchanged = metrics(at)
-    assert unchanged["Net"][1] == "+$0"
+    assert not unchanged["Net"][1]  # issue 10: no change is no delta (it was a green "+$0")
     at.multiselect(key="what_if_apps").set_value(retire).run()
     assert_clean(at)
     m = metrics(at)
@@ -543,7 +546,11 @@ def test_pages_do_no_sql_and_no_http(page: str) -> None:
 def test_portfolio_offers_the_quarterly_review_download(demo_url: str) -> None:
     at = open_page("portfolio")
     assert_clean(at)
-    assert at.selectbox(key="review_quarter").value == "2026Q2"  # the quarter of the last complete day
+    # issue 10: the default is the last complete quarter; the one in progress is offered and labelled
+    assert at.selectbox(key="review_quarter").value == "2026Q1"
+    assert "2026Q2 (in progress)" in at.selectbox(key="review_quarter").options
+    at.selectbox(key="review_quarter").set_value("2026Q2").run()
+    assert any("2026Q2 is in progress: the review runs to 2026-06-14" in w.value for w in at.warning)
     labels = [b.proto.label for b in at.get("download_button")]
     assert "Download (Markdown)" in labels and "Download (HTML)" in labels
 
@@ -561,3 +568,16 @@ def test_review_quarters(today: date, first: str, last: str) -> None:
 
     qs = views.quarters(today)
     assert (qs[0], qs[-1], len(qs)) == (first, last, 8)
+
+
+# ------------------------------------------------------------------------------ issue 10: honest periods
+
+
+def test_app_link_naming_no_app_says_so(demo_url: str) -> None:
+    at = app_test()
+    at.query_params["app"] = "churn-predicter"
+    open_page("app", at)
+    assert_clean(at)
+    assert any("No app `churn-predicter` in the inventory" in w.value for w in at.warning)
+    assert at.selectbox(key="app_pick").value is None
+    assert not at.metric  # no other app's numbers are shown under the wrong name

@@ -12,7 +12,7 @@ from portfolio.records import DECISIONS, UNALLOCATED
 st.title("Retirement")
 src = cache.source_or_stop()
 cur = cache.config(src).currency
-f = filters.sidebar(src.today, cache.teams(src), team=False)
+f = filters.sidebar(src.today, cache.teams(src), team=False, months=cache.data_months(src))
 
 flash = st.session_state.pop("retirement_flash", None)
 if flash:
@@ -36,16 +36,17 @@ if cands.empty:
 else:
     st.subheader("Candidates")
     order = ["app_id", "name", "team", "rules", "annual_savings", "value_at_risk", "freed_hours", "reasons"]
+    listed = cands[[c for c in order if c in cands.columns]]
     st.dataframe(
-        cands[[c for c in order if c in cands.columns]],
+        listed,
         hide_index=True,
-        column_config={**money, "reasons": st.column_config.TextColumn("Reasons", width="large")},
+        column_config=fmt.columns(listed, cur, **money, reasons=st.column_config.TextColumn("Reasons", width="large")),
     )
     st.download_button("Download candidates (CSV)", views.to_csv(cands), "retirement-candidates.csv", "text/csv", on_click="ignore")
     st.subheader("Findings, with the numbers behind them")
     order = ["app_id", "name", "rule", "annual_savings", "value_at_risk", "reason", "numbers", "team", "freed_hours"]
     shown = views.clean_for_display(found[[c for c in order if c in found.columns]])
-    st.dataframe(shown, hide_index=True, column_config={**money, "reason": st.column_config.TextColumn("Reason", width="large")})
+    st.dataframe(shown, hide_index=True, column_config=fmt.columns(shown, cur, **money, reason=st.column_config.TextColumn("Reason", width="large")))
     st.download_button("Download findings (CSV)", views.to_csv(shown), "retirement-findings.csv", "text/csv", on_click="ignore")
 
 everything = cache.findings(src, include_snoozed=True)
@@ -53,7 +54,7 @@ snoozed = everything[everything["snoozed_until"].notna()] if not everything.empt
 if not snoozed.empty:
     with st.expander(f"Snoozed by a decision ({snoozed['app_id'].nunique()} app(s))"):
         shown = views.clean_for_display(snoozed)
-        st.dataframe(shown, hide_index=True, column_config=money)
+        st.dataframe(shown, hide_index=True, column_config=fmt.columns(shown, cur, **money))
         st.download_button("Download snoozed findings (CSV)", views.to_csv(shown), "snoozed-findings.csv", "text/csv", on_click="ignore")
 
 inventory = cache.apps(src)
@@ -101,7 +102,7 @@ if submitted:
 log = cache.decision_log(src)
 if not log.empty:
     with st.expander(f"Decision log ({len(log)})"):
-        st.dataframe(log, hide_index=True)
+        st.dataframe(log, hide_index=True, column_config=fmt.columns(log, cur))
         st.download_button("Download decision log (CSV)", views.to_csv(log), "decisions.csv", "text/csv", on_click="ignore")
 
 st.subheader("What if we retire…")
@@ -126,6 +127,6 @@ table = pd.DataFrame(
 )
 if retire:
     long = table.melt(id_vars="measure", value_vars=["before", "after"], var_name="scenario", value_name="amount")
-    st.altair_chart(charts.what_if(long))
-st.dataframe(table, hide_index=True, column_config={k: fmt.money_column(k.capitalize(), cur) for k in ["before", "after", "delta"]})
+    st.altair_chart(charts.what_if(long, cur))
+st.dataframe(table, hide_index=True, column_config=fmt.columns(table, cur, measure="Measure", delta=fmt.money_column("Change", cur)))
 st.download_button("Download what-if (CSV)", views.to_csv(table), "what-if.csv", "text/csv", on_click="ignore")
