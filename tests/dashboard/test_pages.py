@@ -8,6 +8,9 @@ with what the domain functions return for the same facts, written by the same fo
 
 from __future__ import annotations
 
+import csv
+import io
+import re
 from collections.abc import Iterator
 from datetime import date, timedelta
 from decimal import Decimal
@@ -581,3 +584,116 @@ def test_app_link_naming_no_app_says_so(demo_url: str) -> None:
     assert any("No app `churn-predicter` in the inventory" in w.value for w in at.warning)
     assert at.selectbox(key="app_pick").value is None
     assert not at.metric  # no other app's numbers are shown under the wrong name
+
+
+def _chart_months(at: AppTest) -> set[str]:
+    """The months the Portfolio page's charts plot (from the Arrow datasets Streamlit sends)."""
+    from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
+
+    found: set[str] = set()
+    for chart in at.get("vega_lite_chart"):
+        for ds in chart.proto.datasets:
+            frame = convert_arrow_bytes_to_pandas_df(ds.data.data)
+            if "month" in frame.columns:
+                found |= set(frame["month"].astype(str))
+    return found
+
+
+def test_on_the_2nd_of_a_month_the_default_is_the_last_12_full_months(demo_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 10: on 2026-06-02 the default is 2025-06 – 2026-05 against 2024-06 – 2025-05; June's one day is
+    month to date, apart (it used to be the last month of every trend, at about $0)."""
+    today = date(2026, 6, 2)
+    monkeypatch.setenv("PORTFOLIO_TODAY", today.isoformat())
+    f = facts.load_facts(storage.make_engine(demo_url), today=today)
+    cfg = demo_cfg(demo_url)
+    period = Period(date(2025, 6, 1), date(2026, 5, 31))
+    k = pnl.kpis(f, cfg, period)
+    at = app_test().run()
+    assert_clean(at)
+    m = metrics(at)
+    assert m["Value"] == (fmt.money_short(k["value"]), fmt.money_short_delta(k["value"] - k["prev_value"]))
+    assert m["Net"] == (fmt.money_short(k["net"]), fmt.money_short_delta(k["net"] - k["prev_net"]))
+    assert "2025-06 – 2026-05" in at.caption[0].value and "compared with 2024-06 – 2025-05" in at.caption[0].value
+    months = _chart_months(at)
+    assert "2026-06" not in months and {"2025-06", "2026-05"} <= months
+    mtd = pnl.app_pnl(f, cfg, Period(date(2026, 6, 1), date(2026, 6, 1)))
+    assert m["Net, month to date"][0] == fmt.money_short(mtd["net"].sum())
+    assert not m["Net, month to date"][1]  # never compared
+
+
+@pytest.mark.parametrize(
+    ("preset", "comparison", "period", "against"),
+    [
+        pytest.param("last-month", "year", ("2026-05-01", "2026-05-31"), ("2025-05-01", "2025-05-31"), id="month-yoy"),
+        pytest.param("last-quarter", "previous", ("2026-01-01", "2026-03-31"), ("2025-10-01", "2025-12-31"), id="quarter-prev"),
+        pytest.param("ytd", "year", ("2026-01-01", "2026-05-31"), ("2025-01-01", "2025-05-31"), id="ytd-yoy"),
+    ],
+)  # fmt: skip
+def test_presets_on_the_dashboard(demo_url: str, preset: str, comparison: str, period: tuple[str, str], against: tuple[str, str]) -> None:
+    p = Period(date.fromisoformat(period[0]), date.fromisoformat(period[1]),
+               Period(date.fromisoformat(against[0]), date.fromisoformat(against[1])))  # fmt: skip
+    k = pnl.kpis(domain_facts(demo_url), demo_cfg(demo_url), p)
+    at = app_test().run()
+    at.selectbox(key="w_filter_preset").set_value(preset).run()
+    at.selectbox(key="w_filter_compare").set_value(comparison).run()
+    assert_clean(at)
+    assert at.query_params["period"] == preset and at.query_params["vs"] == comparison
+    m = metrics(at)
+    assert m["Value"] == (fmt.money_short(k["value"]), fmt.money_short_delta(k["value"] - k["prev_value"]))
+    assert m["Cost"] == (fmt.money_short(k["cost"]), fmt.money_short_delta(k["cost"] - k["prev_cost"]))
+    assert f"compared with {p.previous().label}" in at.caption[0].value
+
+
+def test_an_empty_period_says_so(demo_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A period with no data shows no $0 tiles and no green "+$0": it says so and where the data is."""
+    monkeypatch.setenv("PORTFOLIO_TODAY", "2028-01-10")  # last 12 full months = 2027: the demo ends in 2026-06
+    months = pnl.monthly_pnl(domain_facts(demo_url), demo_cfg(demo_url))["month"]
+    first = min(months).strftime("%Y-%m")
+    for page in ("portfolio", "finance"):
+        at = open_page(page)
+        assert_clean(at)
+        assert not at.metric, page
+        assert any("No app has value or cost in 2027-01 – 2027-12" in i.value for i in at.info), page
+    at = open_page("portfolio")
+    assert f"Data covers {first} – 2026-06" in at.info[0].value
+
+
+def test_the_month_picker_offers_only_full_months_with_data(demo_url: str) -> None:
+    monthly = pnl.monthly_pnl(domain_facts(demo_url), demo_cfg(demo_url))
+    with_data = sorted({m.strftime("%Y-%m") for m in monthly[(monthly["value"] != 0) | (monthly["cost"] != 0)]["month"]})
+    at = app_test().run()
+    at.selectbox(key="w_filter_preset").set_value("custom").run()
+    options = at.selectbox(key="w_filter_from").options
+    assert options == [m for m in reversed(with_data) if m <= "2026-05"]  # 2026-06 is in progress on 2026-06-15
+    assert options[0] == "2026-05" and options[-1] == with_data[0]
+
+
+def test_the_apps_csv_rows_add_up_to_the_totals_the_page_shows(demo_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+
+    files: dict[str, bytes] = {}
+    original = MemoryMediaFileStorage.load_and_get_id
+
+    def keep(self, data, mimetype, kind, filename=None):  # type: ignore[no-untyped-def]
+        if filename and isinstance(data, bytes):
+            files[filename] = data
+        return original(self, data, mimetype, kind, filename)
+
+    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", keep)
+    at = app_test().run()
+    assert_clean(at)
+    name = next(n for n in files if n.startswith("apps-"))
+    rows = list(csv.DictReader(io.StringIO(files[name].decode("utf-8"))))
+    helps = {x.label: x.proto.help for x in at.metric}
+    for key, tile in (("value", "Value"), ("cost", "Cost"), ("net", "Net")):
+        exact = sum(Decimal(r[key]) for r in rows)
+        assert helps[tile].startswith(fmt.money(exact) + " ("), (key, exact, helps[tile])
+    for r in rows:
+        assert Decimal(r["net"]) == Decimal(r["value"]) - Decimal(r["cost"])
+        assert Decimal(r["cost"]) == Decimal(r["infra_cost"]) + Decimal(r["other_cost"]) + Decimal(r["people_cost"])
+
+
+def test_mttr_has_one_decimal(demo_url: str) -> None:
+    at = open_page("maintenance")
+    assert_clean(at)
+    assert re.fullmatch(r"\d+\.\d h", metrics(at)["MTTR"][0])
