@@ -197,9 +197,7 @@ def exact_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
             col = str(key)
             if col in MONEY:
                 row[col] = money.exact(value)
-            elif col in HOURS:
-                row[col] = _number(value, 6)
-            elif col in RATIOS or col in {"availability", "slo", "slo_availability"}:
+            elif col in HOURS or col in RATIOS or col in {"availability", "slo", "slo_availability"}:
                 row[col] = _number(value, 6)
             else:
                 plain = _plain(value)

@@ -21,7 +21,7 @@ from sqlalchemy.engine import Engine
 from portfolio import alerts, cli, config, money, pnl, records, report, review, storage, sync
 from portfolio.dashboard import charts
 from portfolio.facts import load_facts
-from portfolio.periods import Period, preset_period
+from portfolio.periods import preset_period
 
 D = Decimal
 Q6 = D("0.000001")

@@ -11,8 +11,7 @@ so a EUR portfolio's charts read ``€1,234``, not ``$1,234``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-
-from typing import TypeVar
+from typing import Any
 
 import altair as alt
 import pandas as pd
@@ -21,7 +20,7 @@ from portfolio import money
 
 MONEY_FORMAT = "$,.0f"  # "$" = the locale's currency affixes, not the dollar
 MONEY_AXIS = alt.Axis(format=MONEY_FORMAT)
-_Top = TypeVar("_Top", alt.Chart, alt.LayerChart, alt.FacetChart)
+
 SERIES_COLORS = {"value": "#2e7d32", "cost": "#c62828", "net": "#1565c0"}
 
 
@@ -35,7 +34,7 @@ def _as_month(values: pd.Series) -> pd.Series:
     return pd.to_datetime(values).dt.strftime("%Y-%m")
 
 
-def _in_currency(chart: _Top, currency: str) -> _Top:
+def _in_currency(chart: Any, currency: str) -> Any:
     """The top-level chart with the number locale of ``currency`` (what ``$`` formats write)."""
     return chart.configure(locale={"number": money.vega_locale(currency)})
 

@@ -70,8 +70,7 @@ if mtd is not None:
         "trend or a comparison, because the month is not over"
     )
     now = cache.app_pnl(src, mtd.start, mtd.end, f.team)
-    c = st.columns(3)
-    for col, key in zip(c, ["value", "cost", "net"], strict=True):
+    for col, key in zip(st.columns(3), ["value", "cost", "net"], strict=True):
         col.metric(f"{key.capitalize()}, month to date", fmt.money_short(now[key].sum(), cur),
                    help=fmt.money(now[key].sum(), cur))  # fmt: skip
 
