@@ -125,12 +125,12 @@ def test_pnl_csv_of_a_real_focus_bill_foots_to_the_cent(tmp_path: Path, engine: 
     assert sum(r["cost"] for r in data) == bill
 
 
-def test_csv_rows_sum_exactly_to_the_cli_total(tmp_path: Path, engine: Engine, shared_data: Path, capsys) -> None:
+def test_csv_rows_sum_exactly_to_the_cli_total(tmp_path: Path, engine: Engine, db_url: str, shared_data: Path, capsys) -> None:
     sample = shared_data / "focus" / "focus-1.0-sample.csv"
     _sync_focus(tmp_path, engine, sample)
     cfg_path = tmp_path / "portfolio.toml"
     cfg_path.write_text(
-        f'database_url = "{engine.url}"\n[connectors.bill]\ntype = "focus"\npath = "{sample}"\n'
+        f'database_url = "{db_url}"\n[connectors.bill]\ntype = "focus"\npath = "{sample}"\n'
         'cost_column = "BilledCost"\napp_tag_keys = ["application"]\n',
         encoding="utf-8",
     )
@@ -262,3 +262,24 @@ def test_report_unknown_team_is_an_error_naming_the_teams(eur: tuple[config.Conf
     _, err = capsys.readouterr()
     assert code == 2
     assert "--team 'nope': no such team; known teams: search" in err
+
+
+def test_sync_prints_each_runs_warnings(tmp_path: Path, db_url: str, shared_data: Path, capsys) -> None:
+    """Two export runs of one billing period: the sync keeps the newest and `mlportfolio sync` says so."""
+    from tests.connectors.test_focus import _export_run
+
+    sample = shared_data / "focus" / "focus-1.0-sample.csv"
+    _export_run(sample, tmp_path / "exports" / "run-b-old", 1, mtime=1_700_000_000)
+    _export_run(sample, tmp_path / "exports" / "run-a-new", 3, mtime=1_800_000_000)
+    cfg_path = tmp_path / "portfolio.toml"
+    cfg_path.write_text(
+        f'database_url = "{db_url}"\n[connectors.bill]\ntype = "focus"\npath = "exports"\n'
+        'cost_column = "BilledCost"\napp_tag_keys = ["application"]\n',
+        encoding="utf-8",
+    )
+    assert cli.main(["sync", "--config", str(cfg_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("bill      success")
+    warnings = [line.strip() for line in lines[1:]]
+    assert warnings and all(w.startswith("warning: ") for w in warnings)
+    assert any("billing period 2024-09" in w and "run-a-new" in w for w in warnings), warnings

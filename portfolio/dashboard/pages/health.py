@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from portfolio.dashboard import actions, cache, signin, views
+from portfolio.dashboard import actions, cache, fmt, signin, views
 
 st.title("Data health")
 src = cache.source_or_stop()
@@ -59,10 +59,10 @@ else:
     if not stale.empty:
         st.warning(f"{len(stale)} app(s) have cost or usage older than 3 days before the last complete day: "
                    + ", ".join(stale["app_id"].astype(str)))
-    st.dataframe(fresh, hide_index=True, column_config={"stale": st.column_config.CheckboxColumn("Stale")})
+    st.dataframe(fresh, hide_index=True, column_config=fmt.columns(fresh, stale=st.column_config.CheckboxColumn("Stale")))
     st.download_button("Download freshness (CSV)", views.to_csv(fresh), "freshness.csv", "text/csv", on_click="ignore")
 
 st.subheader("Sync history")
 history = cache.sync_history(src)
-st.dataframe(history, hide_index=True)
+st.dataframe(history, hide_index=True, column_config=fmt.columns(history))
 st.download_button("Download sync history (CSV)", views.to_csv(history), "sync-history.csv", "text/csv", on_click="ignore")
