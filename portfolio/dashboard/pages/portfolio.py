@@ -29,9 +29,11 @@ if f.team:
 retired = int((inventory["stage"] == "retired").sum())
 before = f.period.previous()
 compared = cache.has_data(src, before.start, before.end, f.team)
+covered = sum(1 for m in before.months if f"{m:%Y-%m}" in set(cache.data_months(src)))
 st.caption(
     f"{f.period.label}{' · team ' + f.team if f.team else ''} · compared with {before.label}"
     + ("" if compared else " (no data then: no change shown)")
+    + (f" (data in {covered} of its {len(before.months)} months)" if compared and covered < len(before.months) else "")
     + f" · {int(k['apps'])} active apps ({retired} retired)"
 )
 
