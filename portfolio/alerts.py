@@ -31,7 +31,7 @@ import requests
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from portfolio import records, safe, storage
+from portfolio import money, records, safe, storage
 from portfolio.config import Config
 from portfolio.errors import redact
 from portfolio.facts import Facts, load_facts
@@ -60,12 +60,12 @@ class Alert:
     text: str
 
 
-def _money(x: float) -> str:
-    return f"${x:,.0f}"
+def _money(x: float, currency: str = "USD") -> str:
+    return money.fmt(x, currency)
 
 
-def candidate_alerts(findings: pd.DataFrame) -> list[Alert]:
-    """One alert per app with active findings (snoozed findings are not passed in)."""
+def candidate_alerts(findings: pd.DataFrame, currency: str = "USD") -> list[Alert]:
+    """One alert per app with active findings (snoozed findings are not passed in); amounts in ``currency``."""
     out = []
     for app_key, group in findings.groupby("app_id", sort=True):
         app_id = str(app_key)
@@ -80,7 +80,8 @@ def candidate_alerts(findings: pd.DataFrame) -> list[Alert]:
                 text=(
                     f":warning: *{esc(first.get('name') or app_id)}* ({esc(app_id)}, team {esc(first.get('team'))}) is now a "
                     f"retirement candidate — {esc(rules)}. {esc(reasons)}. Retiring it would save "
-                    f"{_money(float(first['annual_savings']))}/yr, value at risk {_money(float(first['value_at_risk']))}/yr."
+                    f"{_money(float(first['annual_savings']), currency)}/yr, "
+                    f"value at risk {_money(float(first['value_at_risk']), currency)}/yr."
                 ),
             )
         )
@@ -144,7 +145,7 @@ def failing_connector_alerts(runs: pd.DataFrame, threshold: int) -> list[Alert]:
 def pending(facts: Facts, cfg: Config, findings: pd.DataFrame) -> list[Alert]:
     """Every alert the current facts call for (before de-duplication against what was sent)."""
     return (
-        candidate_alerts(findings)
+        candidate_alerts(findings, cfg.currency)
         + review_due_alerts(facts.decisions, facts.today)
         + failing_connector_alerts(facts.runs, cfg.alerts.connector_failures)
     )

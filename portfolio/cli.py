@@ -493,6 +493,9 @@ def cmd_sync(args: argparse.Namespace) -> int:
         else:
             detail = f"error: {run.error}"
         print(f"{run.connector:<{width}}  {run.status:<7}  {detail}")
+        for notice in (run.warnings or "").splitlines():  # skipped items, the export folder chosen, …
+            if notice.strip():
+                print(f"{'':<{width}}  warning: {notice.strip()}")
     if not outcome.runs:
         print("no enabled connector in the config", file=sys.stderr)
     return 0 if outcome.ok else 1
@@ -534,8 +537,6 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.kind == "review":
         from portfolio import review
 
-        if not args.quarter:
-            raise UsageError("report review: --quarter YYYYQn is required, e.g. --quarter 2026Q3")
         if args.format not in ("md", "html"):
             raise UsageError("report review: --format must be md or html")
         facts = load_facts(storage.make_engine(cfg.database_url), today=today)
@@ -548,11 +549,10 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise UsageError(f"report {args.kind}: --format must be table, csv or json")
     period = None
     if args.kind != "retirement":
-        try:
-            period = periods.period_between(args.from_month, args.to_month, today)
-        except ValueError as exc:
-            raise UsageError(f"--from/--to: {exc}") from None
+        period = _report_period(args, today)
     facts = load_facts(storage.make_engine(cfg.database_url), today=today)
+    if args.team is not None:
+        _check_team(args.team, facts, cfg)
     if args.kind == "tokens" and period is not None:
         sys.stdout.write(_tokens_report(facts, cfg, period, args.format, args.team))
         return 0
@@ -565,11 +565,17 @@ def cmd_report(args: argparse.Namespace) -> int:
     else:
         frame = report.maintenance_report(facts, cfg, period, args.team)
         header = f"maintenance per app and month, {period.label}"
+    _warn_left_out(facts, cfg)
     text = report.render(frame, args.kind, args.format)
     if args.format == "table":
         text = f"{header}{' — team ' + args.team if args.team else ''}\n\n{text}"
         if args.kind in ("retirement", "maintenance"):
             text += "\n" + _recommendations_text(facts, cfg, frame)
+        if args.kind == "pnl" and period is not None and not frame.empty:
+            text += report.comparison_line(facts, cfg, period, args.team) + "\n"
+        mtd = periods.month_to_date(today)
+        if mtd is not None and period is not None:
+            text += f"{mtd.start:%Y-%m} is in progress (month to date, to {mtd.end.isoformat()}): not included\n"
     sys.stdout.write(text)
     return 0
 
@@ -618,6 +624,44 @@ def genai_window(costs: Any, start: Any, end: Any) -> Any:
 
     days = pd.to_datetime(costs["day"]).dt.date
     return costs[(days >= start) & (days <= end)]
+
+
+def _report_period(args: argparse.Namespace, today: date) -> periods.Period:
+    """The report's period: ``--from``/``--to`` (a custom period) or the ``--period`` preset, full months only."""
+    custom = args.from_month is not None or args.to_month is not None
+    if custom and args.period not in (None, "custom"):
+        raise UsageError(f"--period {args.period} and --from/--to: give one or the other")
+    if args.period == "custom" and not custom:
+        raise UsageError("--period custom: give --from YYYY-MM and/or --to YYYY-MM")
+    try:
+        if custom:
+            return periods.period_between(args.from_month, args.to_month, today, args.compare)
+        return periods.preset_period(args.period or periods.DEFAULT_PRESET, today, args.compare)
+    except ValueError as exc:
+        raise UsageError(f"--from/--to: {exc}" if custom else f"--period: {exc}") from None
+
+
+def _check_team(team: str, facts: Any, cfg: Config) -> None:
+    """``--team`` must name a team of the config or of the inventory (a typo is not an empty report)."""
+    known = set(cfg.teams) | {a.team for a in cfg.apps}
+    if not facts.apps.empty and "team" in facts.apps.columns:
+        known |= {str(t) for t in facts.apps["team"].dropna()}
+    if team not in known:
+        listed = ", ".join(sorted(known)) or "none (no app in the inventory yet)"
+        raise UsageError(f"--team {team!r}: no such team; known teams: {listed}")
+
+
+def _warn_left_out(facts: Any, cfg: Config) -> None:
+    """Say on stderr when rows in another currency were left out of every sum (never converted)."""
+    from portfolio import money, pnl
+
+    issues = pnl.currency_issues(facts, cfg)
+    for r in issues.to_dict("records"):
+        print(
+            f"warning: {int(r['rows'])} row(s) from {r['source']} in {r['currency']} "
+            f"({money.fmt(r['amount'], str(r['currency']), 2)}) are left out: this report is in {cfg.currency}",
+            file=sys.stderr,
+        )
 
 
 def _print_jobs(sched: Any) -> None:
@@ -752,9 +796,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("report", parents=[common], help="print a report: pnl, maintenance, retirement, review or tokens")
     p.add_argument("kind", choices=["pnl", "maintenance", "retirement", "review", "tokens"])
-    p.add_argument("--quarter", metavar="YYYYQn", help="review: the quarter, e.g. 2026Q3")
-    p.add_argument("--from", dest="from_month", type=_month, metavar="YYYY-MM", help="first month (default: 12 months back)")
-    p.add_argument("--to", dest="to_month", type=_month, metavar="YYYY-MM", help="last month (default: the last complete day's)")
+    p.add_argument("--quarter", metavar="YYYYQn", help="review: the quarter, e.g. 2026Q3 (default: the last complete quarter)")
+    p.add_argument(
+        "--period", choices=list(periods.PRESETS), default=None,
+        help="last-12 (default: the last 12 full months), last-month, last-quarter, ytd (full months), "
+        "custom (with --from/--to); the month in progress is never included",
+    )
+    p.add_argument(
+        "--compare", choices=list(periods.COMPARISONS), default=periods.DEFAULT_COMPARISON,
+        help="compare with the same months a year earlier (year, default) or the period just before (previous)",
+    )
+    p.add_argument("--from", dest="from_month", type=_month, metavar="YYYY-MM", help="first month of a custom period (default: 12 months back)")
+    p.add_argument("--to", dest="to_month", type=_month, metavar="YYYY-MM", help="last month of a custom period (default: the last full month)")
     p.add_argument("--team", help="only this team's apps")
     p.add_argument(
         "--format", choices=["table", "csv", "json", "md", "html"], default=None,

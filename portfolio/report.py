@@ -1,22 +1,33 @@
 """Reports for the command line: the domain's frames cut to a period and written as a table, CSV or JSON.
 
 The numbers are the domain's (:mod:`portfolio.pnl`, :mod:`portfolio.maintenance`,
-:mod:`portfolio.retirement`); this module only selects rows and formats them. In CSV, money is
-rounded to cents, hours to two decimals and ratios to four; JSON keeps full precision; the table is
-for people and shows the key columns with thousands separators.
+:mod:`portfolio.retirement`); this module only selects rows and formats them.
+
+CSV and JSON (the CLI's and every dashboard download) carry **exact decimal amounts**: money is
+the Decimal :func:`portfolio.money.exact` recovers (micro-units, never ``2329329.9099999997``,
+never ``-0.0``; a missing value is an empty cell / ``null``, never ``None``), and every row foots
+by construction (:data:`FOOTINGS`: cost = infra + other + people, net = value − cost, …), so the
+rows add up to the totals shown, to the cent. Rounding each cell separately made a FOCUS bill's rows
+sum to 755.06 where the bill is 755.07, and a row show 265.60 + 9.52 as a cost of 275.13.
+
+The table is for people: it rounds for display only; its totals are sums of the exact values.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import math
+import re
 from collections.abc import Iterable
 from datetime import date, datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from portfolio import safe
+from portfolio import money, safe
 from portfolio.periods import within
 
 if TYPE_CHECKING:
@@ -44,9 +55,29 @@ MONEY = {
     "net",
     "annual_savings",
     "value_at_risk",
+    # app_pnl / rollups / dashboard tables
+    "prev_value", "prev_cost", "prev_net", "net_change", "cumulative_net", "run_rate_cost", "run_rate_value",
+    "run_rate_net", "amount", "low", "high", "allocated", "unallocated", "recorded", "billed", "difference",
+    "before", "after", "delta", "net_effect", "total", "npv", "lifetime_cost", "unregistered", "counted_amount",
+    "build_cost", "opening_net",
+}  # fmt: skip
+HOURS = {
+    "maintenance_hours", "klo_hours", "incident_hours", "improvement_hours", "hours", "mttr_hours", "freed_hours",
+    "ttr_hours", "capacity_hours",
+}  # fmt: skip
+RATIOS = {"roi", "prev_roi"}
+#: derived money column -> (plus, minus): recomputed from the exact parts so every row foots
+FOOTINGS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "cost": (("infra_cost", "other_cost", "people_cost"), ()),
+    "net": (("value",), ("cost",)),
+    "prev_net": (("prev_value",), ("prev_cost",)),
+    "net_change": (("net",), ("prev_net",)),
+    "run_rate_net": (("run_rate_value",), ("run_rate_cost",)),
+    "recorded": (("allocated", "unallocated"), ()),
+    "difference": (("recorded",), ("billed",)),
+    "delta": (("after",), ("before",)),
+    "net_effect": (("annual_savings",), ("value_at_risk",)),
 }
-HOURS = {"maintenance_hours", "klo_hours", "incident_hours", "improvement_hours", "hours", "mttr_hours", "freed_hours"}
-RATIOS = {"roi"}
 
 #: the columns each report must have (the domain may add more; all are written, in the domain's order)
 REQUIRED = {
@@ -91,6 +122,21 @@ def maintenance_report(facts: Facts, cfg: Config, period: Period, team: str | No
     return in_period(maintenance.maintenance_monthly(facts, cfg), period, team)
 
 
+def comparison_line(facts: Facts, cfg: Config, period: Period, team: str | None = None) -> str:
+    """``compared with 2024-12 – 2025-11: value … (+…)``: the period's totals against its comparison."""
+    from portfolio import pnl
+
+    apps = pnl.app_pnl(facts, cfg, period, team)
+    now = totals(apps, ["value", "cost", "net", "prev_value", "prev_cost", "prev_net"])
+    parts = []
+    for key in ("value", "cost", "net"):
+        before = now.get(f"prev_{key}", Decimal(0))
+        change = now.get(key, Decimal(0)) - before
+        sign = "+" if change > 0 else ""
+        parts.append(f"{key} {_display(before, 2)} ({sign}{_display(change, 2)})")
+    return f"compared with {period.previous().label}: " + "  ".join(parts)
+
+
 def retirement_report(
     facts: Facts, cfg: Config, team: str | None = None, include_snoozed: bool = False
 ) -> pd.DataFrame:
@@ -109,14 +155,6 @@ def ordered(frame: pd.DataFrame, kind: str) -> pd.DataFrame:
     if missing:
         raise KeyError(f"{kind} report lacks columns {missing}")
     return frame
-
-
-def _digits(column: str) -> int | None:
-    if column in MONEY or column in HOURS:
-        return 2
-    if column in RATIOS or column in {"availability", "slo"}:
-        return 4
-    return None
 
 
 def _plain(value: Any) -> Any:
@@ -138,31 +176,100 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def to_csv(frame: pd.DataFrame) -> str:
-    """CSV with money rounded to cents, hours to 2 and ratios to 4 decimals; dates ISO; dicts as JSON.
+def _number(value: Any, digits: int) -> Decimal | int | None:
+    """A non-money number as an exact short Decimal (``digits`` decimals at most) or an int."""
+    if money.missing(value):
+        return None
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int) or (isinstance(value, float) and value.is_integer() and abs(value) < 2**53):
+        return int(value)
+    d = Decimal(repr(float(value))).quantize(Decimal(1).scaleb(-digits))
+    d = d.normalize() if d != 0 else Decimal(0)
+    return int(d) if d == d.to_integral_value() else d
 
-    Text cells that a spreadsheet would run as a formula get a leading ``'`` (:func:`portfolio.safe.csv_cell`).
+
+def exact_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """The rows as exact Python values: money Decimal (footed, see :data:`FOOTINGS`), hours and
+    ratios short Decimals, whole numbers int, dates ISO text, missing None."""
+    out = []
+    for record in frame.to_dict(orient="records"):
+        row: dict[str, Any] = {}
+        for key, value in record.items():
+            col = str(key)
+            if col in MONEY:
+                row[col] = money.exact(value)
+            elif col in HOURS or col in RATIOS or col in {"availability", "slo", "slo_availability"}:
+                row[col] = _number(value, 6)
+            else:
+                plain = _plain(value)
+                row[col] = _number(plain, 9) if isinstance(plain, float) else plain
+        for col, (plus, minus) in FOOTINGS.items():
+            parts = [row.get(c) for c in (*plus, *minus)]
+            if col in row and all(c in row for c in (*plus, *minus)) and all(isinstance(p, Decimal) for p in parts):
+                total = sum((row[c] for c in plus), Decimal(0)) - sum((row[c] for c in minus), Decimal(0))
+                row[col] = total if total != 0 else Decimal("0.000000")
+        out.append(row)
+    return out
+
+
+def _text(column: str, value: Any) -> str:
+    """One CSV cell: exact decimals, ``""`` for missing, JSON for dicts and lists."""
+    if value is None:
+        return ""
+    if isinstance(value, Decimal):
+        return money.plain(value) if column in MONEY else f"{value:f}"
+    if isinstance(value, dict | list):
+        return json.dumps(_plain(value), sort_keys=True)
+    return str(value)
+
+
+def to_csv(frame: pd.DataFrame) -> str:
+    """CSV of exact values: money as exact decimals that foot, dates ISO, dicts as JSON, missing empty.
+
+    Text cells that a spreadsheet would run as a formula (a ledger note ``=HYPERLINK(...)``, a ticket
+    title ``@SUM(...)``) get a leading ``'`` (:func:`portfolio.safe.csv_cell`); numbers stay numbers.
     """
-    out = pd.DataFrame(index=frame.index)
-    for col in frame.columns:
-        series = frame[col]
-        digits = _digits(col)
-        if digits is not None:
-            out[col] = pd.to_numeric(series, errors="coerce").round(digits)
-        elif series.dtype == object:
-            out[col] = series.map(
-                lambda v: json.dumps(_plain(v), sort_keys=True) if isinstance(v, dict | list) else _plain(v)
-            )
-        else:
-            out[col] = series
-    # text from the sources (app names, reasons, notes) must not run as a formula in a spreadsheet
-    return str(safe.csv_frame(out).to_csv(index=False, lineterminator="\n"))
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    columns = [str(c) for c in frame.columns]
+    writer.writerow(columns)
+    for row in exact_rows(frame):
+        writer.writerow([safe.csv_cell(_text(c, row[c])) for c in columns])
+    return buffer.getvalue()
 
 
 def to_json(frame: pd.DataFrame) -> str:
-    """A JSON array of row objects (full precision; NaN as null)."""
-    rows = [{str(k): _plain(v) for k, v in row.items()} for row in frame.to_dict(orient="records")]
-    return json.dumps(rows, indent=2, allow_nan=False)
+    """A JSON array of row objects: numbers written exactly (``2329329.91``), missing as null."""
+    numbers: list[str] = []
+
+    def encode(value: Any, column: str) -> Any:
+        if isinstance(value, Decimal):
+            numbers.append(money.plain(value) if column in MONEY else f"{value:f}")
+            return f"\x00{len(numbers) - 1}\x00"
+        return _plain(value)
+
+    rows = [{k: encode(v, k) for k, v in row.items()} for row in exact_rows(frame)]
+    text = json.dumps(rows, indent=2, allow_nan=False)
+    # each placeholder string -> the bare exact number (NUL cannot occur in any other string: json escapes it)
+    return re.sub(r'"\\u0000(\d+)\\u0000"', lambda m: numbers[int(m.group(1))], text)
+
+
+def totals(frame: pd.DataFrame, columns: Iterable[str]) -> dict[str, Decimal]:
+    """Column -> the exact sum of the (footed) rows: what a CSV of ``frame`` adds up to."""
+    rows = exact_rows(frame)
+    out = {}
+    for c in columns:
+        if c in frame.columns:
+            out[c] = sum((r[c] for r in rows if isinstance(r[c], Decimal | int)), Decimal(0))
+    return out
+
+
+def _display(value: Any, decimals: int) -> str:
+    """``1,234.57``: the exact value rounded for display only (never ``-0.00``)."""
+    amount = money.exact(value) or Decimal(0)
+    rounded = amount.quantize(Decimal(1).scaleb(-decimals))
+    return f"{rounded if rounded != 0 else abs(rounded):,.{decimals}f}"
 
 
 def _cell(column: str, value: Any) -> str:
@@ -171,10 +278,10 @@ def _cell(column: str, value: Any) -> str:
         return "-"
     if column in RATIOS and isinstance(value, int | float):
         return f"{value:.1%}"
-    if column in MONEY and isinstance(value, int | float):
-        return f"{value:,.2f}"
-    if column in HOURS and isinstance(value, int | float):
-        return f"{value:,.1f}"
+    if column in MONEY and isinstance(value, int | float | Decimal):
+        return _display(value, 2)
+    if column in HOURS and isinstance(value, int | float | Decimal):
+        return _display(value, 1)
     if column == "incidents" and isinstance(value, float) and value.is_integer():
         return str(int(value))
     if isinstance(value, str) and value.startswith(("19", "20")) and len(value) == 10 and column == "month":
@@ -199,12 +306,9 @@ def to_table(frame: pd.DataFrame, columns: Iterable[str]) -> str:
 
 
 def totals_line(frame: pd.DataFrame, columns: Iterable[str]) -> str:
-    """``total: value 1,234.00  cost ...`` over the money columns present."""
-    parts = []
-    for c in columns:
-        if c in frame.columns and (c in MONEY or c in HOURS):
-            parts.append(f"{c} {_cell(c, float(pd.to_numeric(frame[c], errors='coerce').sum()))}")
-    return "total: " + "  ".join(parts)
+    """``total: value 1,234.00  cost ...``: sums of the exact values, rounded only when written."""
+    sums = totals(frame, [c for c in columns if c in MONEY or c in HOURS])
+    return "total: " + "  ".join(f"{c} {_cell(c, v)}" for c, v in sums.items())
 
 
 def render(frame: pd.DataFrame, kind: str, fmt: str) -> str:

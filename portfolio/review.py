@@ -3,6 +3,11 @@
 ``mlportfolio report review --quarter 2026Q3 --format html|md`` and the dashboard's download
 render the same :class:`Review`: the quarter's P&L by app with the change against the previous
 quarter, retirement candidates with reasons and savings, and the decisions taken in the quarter.
+
+Without ``--quarter`` it is the last **complete** quarter (:func:`last_complete_quarter`). A
+quarter still in progress can be asked for, and then the document says so at its top: its numbers
+stop at the last complete day and are not comparable with a whole quarter. Amounts are written in
+the reporting currency (:mod:`portfolio.money`).
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from portfolio import pnl, retirement, safe
+from portfolio import money, pnl, retirement, safe
 from portfolio.config import Config
 from portfolio.facts import Facts
 from portfolio.periods import Period
@@ -37,6 +42,23 @@ def quarter_period(quarter: str, today: date) -> Period:
     return Period(start, min(end, last))
 
 
+def last_complete_quarter(today: date) -> str:
+    """``"2026Q3"``: the latest quarter whose every day is complete by the last complete day (today - 1)."""
+    last = today - timedelta(days=1)
+    year, q = last.year, (last.month - 1) // 3 + 1
+    q_end = (date(year + 1, 1, 1) if q == 4 else date(year, 3 * q + 1, 1)) - timedelta(days=1)
+    if last < q_end:
+        year, q = (year - 1, 4) if q == 1 else (year, q - 1)
+    return f"{year}Q{q}"
+
+
+def _quarter_end(quarter: str) -> date:
+    m = _QUARTER.match(quarter.strip())
+    assert m is not None
+    year, q = int(m.group(1)), int(m.group(2))
+    return (date(year + 1, 1, 1) if q == 4 else date(year, 3 * q + 1, 1)) - timedelta(days=1)
+
+
 @dataclass(frozen=True)
 class Review:
     quarter: str
@@ -46,9 +68,32 @@ class Review:
     apps: pd.DataFrame  # app_pnl of the quarter (prev_* = previous quarter)
     candidates: pd.DataFrame  # retirement.candidates
     decisions: pd.DataFrame  # decisions taken in the quarter
+    active_apps: int = 0
+    retired_apps: int = 0
+
+    @property
+    def in_progress(self) -> bool:
+        """The quarter has not ended by the last complete day: its numbers are partial."""
+        return self.period.end < _quarter_end(self.quarter)
+
+    @property
+    def notice(self) -> str | None:
+        """What the top of the document says about a quarter in progress (None for a complete one)."""
+        if not self.in_progress:
+            return None
+        return (
+            f"{self.quarter} is in progress: these numbers run from {self.period.start} to {self.period.end} "
+            f"(the last complete day), not to {_quarter_end(self.quarter)}, and are not comparable with a whole "
+            "quarter."
+        )
+
+    def money(self, value: object) -> str:
+        return money.fmt(value, self.currency)
 
 
-def build(facts: Facts, cfg: Config, quarter: str) -> Review:
+def build(facts: Facts, cfg: Config, quarter: str | None = None) -> Review:
+    """The review of ``quarter`` (``"2026Q3"``; default: the last complete quarter)."""
+    quarter = quarter or last_complete_quarter(facts.today)
     period = quarter_period(quarter, facts.today)
     apps = pnl.app_pnl(facts, cfg, period)
     kpis = pnl.kpis(facts, cfg, period)
@@ -58,17 +103,13 @@ def build(facts: Facts, cfg: Config, quarter: str) -> Review:
     if not dec.empty:
         days = pd.to_datetime(dec["decided_at"], utc=True).dt.date
         dec = dec[(days >= period.start) & (days <= period.end)].sort_values("decided_at")
-    return Review(quarter.upper(), period, cfg.currency, {k: float(v) for k, v in kpis.items()}, apps, cands, dec)
-
-
-def _m(x: object) -> str:
-    try:
-        v = float(x)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return ""
-    if pd.isna(v):
-        return "–"
-    return f"-${abs(v):,.0f}" if v < 0 else f"${v:,.0f}"
+    inventory = pnl.inventory(facts, cfg)
+    inventory = inventory[inventory["app_id"] != pnl.UNALLOCATED]
+    retired = int((inventory["stage"] == "retired").sum())
+    return Review(
+        quarter.upper().replace(" ", "").replace("-", ""), period, cfg.currency,
+        {k: float(v) for k, v in kpis.items()}, apps, cands, dec, len(inventory) - retired, retired,
+    )  # fmt: skip
 
 
 def _pct(x: object) -> str:
@@ -89,12 +130,13 @@ def _u(value: object) -> str:
 
 def _tables(r: Review) -> list[tuple[str, list[str], list[list[str]]]]:
     k = r.kpis
+    _m = r.money
     summary = [
         ["Value", _m(k.get("value")), _m(k.get("prev_value"))],
         ["Cost", _m(k.get("cost")), _m(k.get("prev_cost"))],
         ["Net", _m(k.get("net")), _m(k.get("prev_net"))],
         ["ROI", _pct(k.get("roi")), _pct(k.get("prev_roi"))],
-        ["Apps", f"{k.get('apps', 0):.0f}", ""],
+        ["Apps", f"{r.active_apps} active apps ({r.retired_apps} retired)", ""],
         ["Retirement candidates", f"{k.get('candidates', 0):.0f}", ""],
     ]
     apps: list[dict[Any, Any]] = r.apps.sort_values("net", ascending=False).to_dict("records")
@@ -140,6 +182,8 @@ def _title(r: Review) -> str:
 
 def to_markdown(r: Review) -> str:
     out = [f"# {_title(r)}", ""]
+    if r.notice:
+        out += [f"> **In progress.** {r.notice}", ""]
     for title, header, rows in _tables(r):
         out += [f"## {title}", ""]
         if not rows:
@@ -163,6 +207,8 @@ def to_html(r: Review) -> str:
         "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}th{background:#f3f3f3}</style>",
         f"</head><body><h1>{e(_title(r))}</h1>",
     ]
+    if r.notice:
+        parts.append(f"<p class='in-progress'><strong>In progress.</strong> {e(r.notice)}</p>")
     for title, header, rows in _tables(r):
         parts.append(f"<h2>{e(title)}</h2>")
         if not rows:
@@ -175,7 +221,7 @@ def to_html(r: Review) -> str:
     return "\n".join(parts)
 
 
-def render(facts: Facts, cfg: Config, quarter: str, fmt: str = "md") -> str:
+def render(facts: Facts, cfg: Config, quarter: str | None = None, fmt: str = "md") -> str:
     review = build(facts, cfg, quarter)
     if fmt == "html":
         return to_html(review)

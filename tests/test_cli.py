@@ -188,10 +188,17 @@ def test_report_pnl_csv_is_monthly_pnl_of_the_period(cli_demo: tuple[str, str], 
     assert "_unallocated" in set(got.app_id)
     assert len(got) == len(expected)
     exp = expected.reset_index(drop=True)
+    # issue 10: exact decimal amounts (not each cell rounded to cents), and every row foots exactly
     for col in ("value", "value_low", "value_high", "infra_cost", "other_cost", "people_cost", "cost", "net"):
-        assert got[col].tolist() == pytest.approx(exp[col].astype(float).round(2).tolist(), abs=0.005), col
-        assert (got[col].round(2) == got[col]).all(), f"{col} not in cents"
-    assert got.roi.fillna(-999).tolist() == pytest.approx(exp.roi.astype(float).round(4).fillna(-999).tolist(), abs=1e-4)
+        assert got[col].tolist() == pytest.approx(exp[col].astype(float).tolist(), abs=1e-6), col
+    assert got.roi.fillna(-999).tolist() == pytest.approx(exp.roi.astype(float).fillna(-999).tolist(), abs=1e-6)
+    exact = pd.read_csv(io.StringIO(out), dtype=str, keep_default_na=False)
+    for row in exact.to_dict("records"):
+        d = {c: Decimal(row[c]) for c in ("value", "infra_cost", "other_cost", "people_cost", "cost", "net")}
+        assert d["cost"] == d["infra_cost"] + d["other_cost"] + d["people_cost"], row
+        assert d["net"] == d["value"] - d["cost"], row
+    cells = [c for row in exact.itertuples(index=False) for c in row]
+    assert not [c for c in cells if c in ("None", "nan") or re.fullmatch(r"-0(\.0*)?|.*\de[-+]?\d+", c)]
 
 
 def test_report_pnl_team_filter_drops_other_teams_and_shared_spend(
@@ -214,9 +221,9 @@ def test_report_maintenance_csv(cli_demo: tuple[str, str], capsys: pytest.Captur
     got = pd.read_csv(io.StringIO(out))
     for col in ("app_id", "month", "klo_hours", "incidents", "mttr_hours", "people_cost"):
         assert col in got.columns
-    assert set(got.month) == {"2026-10-01", "2026-11-01"}
+    assert set(got.month) == {"2026-10-01"}  # issue 10: 2026-11 is in progress on 2026-11-15 (month to date)
     expected = maintenance.maintenance_monthly(load_facts(storage.make_engine(url), today=TODAY), config.demo_config(url))
-    expected = expected[expected.month.map(lambda m: pd.Timestamp(m) >= pd.Timestamp("2026-10-01"))]
+    expected = expected[expected.month.map(lambda m: pd.Timestamp(m) == pd.Timestamp("2026-10-01"))]
     assert got.people_cost.sum() == pytest.approx(expected.people_cost.sum(), abs=0.01 * len(got))
     assert got.klo_hours.sum() == pytest.approx(expected.klo_hours.sum(), abs=0.01 * len(got))
 
@@ -235,13 +242,19 @@ def test_report_formats_agree(cli_demo: tuple[str, str], capsys: pytest.CaptureF
     code, table, _ = run_cli(capsys, *base)
     assert code == 0
     lines = table.splitlines()
-    assert lines[0] == "P&L per app and month, 2026-10 – 2026-11 (USD)"
-    # header, blank, column names, rule, one line per row, totals
+    assert lines[0] == "P&L per app and month, 2026-10 (USD)"  # issue 10: full months only
+    # header, blank, column names, rule, one line per row, totals, the comparison, month to date
     assert lines[2].split()[:3] == ["app_id", "month", "team"]
-    assert len(lines) == 4 + len(frame) + 1
-    assert lines[-1].startswith("total: value ")
-    total_net = float(lines[-1].split("net ")[1].replace(",", ""))
-    assert total_net == pytest.approx(frame.net.sum(), abs=0.01 * len(frame))
+    assert len(lines) == 4 + len(frame) + 3
+    total = lines[4 + len(frame)]
+    assert total.startswith("total: value ")
+    assert lines[-2].startswith("compared with 2025-10: value ")
+    assert lines[-1] == "2026-11 is in progress (month to date, to 2026-11-14): not included"
+    # issue 10: the total is the exact sum of the rows (the CSV's), rounded once for display
+    exact = pd.read_csv(io.StringIO(csv_out), dtype=str, keep_default_na=False)
+    for key in ("value", "cost", "net"):
+        shown = Decimal(total.split(f"{key} ")[1].split()[0].replace(",", ""))
+        assert shown == sum(map(Decimal, exact[key])).quantize(Decimal("0.01")), key
 
 
 # ----------------------------------------------------------------------------- hand-computed P&L
@@ -278,10 +291,11 @@ def seed_small_portfolio(tmp_path: Path, capsys: pytest.CaptureFixture[str], db:
 
 
 # (app, month) -> revenue_capture, cost_avoidance, value, value_low, value_high, infra, other, people, cost, net, roi
-# people = 3 h x 100/h; other = vendor; net = value - cost; roi = net / cost (rounded to 4 in CSV)
+# people = 3 h x 100/h; other = vendor; net = value - cost; roi = net / cost (6 decimals in CSV)
+# issue 10: exact amounts (the old CSV wrote infra 200.00 + other 50.00 + people 300 as a cost of 550.01)
 EXPECTED_PNL = [
     pytest.param(("churn", "2026-09-01"), (0, 600, 600, 600, 600, 300, 0, 0, 300, 300, 1.0), id="churn-sep"),
-    pytest.param(("churn", "2026-10-01"), (500, 0, 500, 400, 600, 200.0, 50.0, 300, 550.01, -50.01, -0.0909), id="churn-oct-rounded"),
+    pytest.param(("churn", "2026-10-01"), (500, 0, 500, 400, 600, 200.004, 50.003, 300, 550.007, -50.007, -0.090921), id="churn-oct-exact"),
     pytest.param(("_unallocated", "2026-10-01"), (0, 0, 0, 0, 0, 70, 0, 0, 70, -70, -1.0), id="unallocated-oct"),
 ]
 PNL_COLUMNS = ["revenue_capture", "cost_avoidance", "value", "value_low", "value_high", "infra_cost", "other_cost",
@@ -636,11 +650,25 @@ def test_report_review_renders_the_quarter(cli_demo: tuple[str, str], capsys: py
     assert ("<table>" in out) is (fmt == "html")
 
 
+def test_report_review_defaults_to_the_last_complete_quarter(cli_demo: tuple[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 10: no --quarter is the last complete quarter (2026Q3 on 2026-11-15), not an error; a
+    quarter in progress says so at the top of the file."""
+    url, _ = cli_demo
+    code, out, err = run_cli(capsys, "report", "review", "--demo", "--db", url, "--today", TODAY.isoformat())
+    assert code == 0, err
+    assert out.startswith("# ML portfolio review 2026Q3 (2026-07-01 – 2026-09-30, USD)\n\n## Summary")
+    code, out, err = run_cli(capsys, "report", "review", "--demo", "--db", url, "--today", TODAY.isoformat(), "--quarter", "2026Q4")
+    assert code == 0, err
+    assert out.splitlines()[2] == (
+        "> **In progress.** 2026Q4 is in progress: these numbers run from 2026-10-01 to 2026-11-14 (the last "
+        "complete day), not to 2026-12-31, and are not comparable with a whole quarter."
+    )
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         pytest.param(["--quarter", "2026Q7"], "--quarter", id="bad-quarter"),
-        pytest.param([], "--quarter YYYYQn is required", id="missing-quarter"),
         pytest.param(["--quarter", "2026Q3", "--format", "csv"], "md or html", id="bad-format"),
     ],
 )

@@ -10,6 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 
 PAGES_DIR = Path(__file__).resolve().parent / "screens"
+#: the browser tab's icon, served by the dashboard itself: a ``:material/…:`` page icon makes the
+#: browser fetch an SVG from fonts.gstatic.com (and an emoji one from a CDN), which an air-gapped
+#: install cannot reach and no finance page should leak its visits to
+ICON = Path(__file__).resolve().parent / "icon.png"
 
 #: (file, title, url path, icon, section) in navigation order; the first is the default page
 PAGES: tuple[tuple[str, str, str, str, str], ...] = (
@@ -118,7 +122,7 @@ def run() -> None:
     # tracebacks go to the log, never to a page (uncaught errors in widget callbacks included);
     # `mlportfolio up` and the shipped .streamlit/config.toml set it too
     st.set_option("client.showErrorDetails", "none")
-    st.set_page_config(page_title="ML Portfolio", page_icon=":material/account_balance_wallet:", layout="wide")
+    st.set_page_config(page_title="ML Portfolio", page_icon=str(ICON), layout="wide")
     sections: dict[str, list[object]] = {}
     for _file, _title, path, _icon, section in PAGES:
         sections.setdefault(section, []).append(page(path))

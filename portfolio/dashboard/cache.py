@@ -170,21 +170,22 @@ def _b(src: Source) -> Books:
     return books(src)
 
 
-def _period(start: date, end: date) -> Period:
-    return Period(start, end)
+def _period(start: date, end: date, vs: tuple[date, date] | None = None) -> Period:
+    """The period ``start .. end`` compared with ``vs`` (None: the months just before)."""
+    return Period(start, end, Period(*vs) if vs else None)
 
 
 # ---- P&L -------------------------------------------------------------------------------------
 
 
 @st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
-def kpis(src: Source, start: date, end: date, team: str | None) -> dict[str, Any]:
-    return pnl.kpis(facts(src), config(src), _period(start, end), team=team, books=_b(src))
+def kpis(src: Source, start: date, end: date, team: str | None, vs: tuple[date, date] | None = None) -> dict[str, Any]:
+    return pnl.kpis(facts(src), config(src), _period(start, end, vs), team=team, books=_b(src))
 
 
 @st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
-def app_pnl(src: Source, start: date, end: date, team: str | None) -> pd.DataFrame:
-    return pnl.app_pnl(facts(src), config(src), _period(start, end), team=team, books=_b(src))
+def app_pnl(src: Source, start: date, end: date, team: str | None, vs: tuple[date, date] | None = None) -> pd.DataFrame:
+    return pnl.app_pnl(facts(src), config(src), _period(start, end, vs), team=team, books=_b(src))
 
 
 @st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
@@ -193,8 +194,10 @@ def monthly_pnl(src: Source) -> pd.DataFrame:
 
 
 @st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
-def rollup(src: Source, start: date, end: date, team: str | None, by: str) -> pd.DataFrame:
-    return pnl.rollup(app_pnl(src, start, end, team), by)
+def rollup(
+    src: Source, start: date, end: date, team: str | None, by: str, vs: tuple[date, date] | None = None
+) -> pd.DataFrame:
+    return pnl.rollup(app_pnl(src, start, end, team, vs), by)
 
 
 @st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
@@ -322,6 +325,18 @@ def teams(src: Source) -> list[str]:
 @st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
 def portfolio_monthly(src: Source, start: date, end: date, team: str | None) -> pd.DataFrame:
     return views.portfolio_monthly(monthly_pnl(src), _period(start, end), team)
+
+
+@st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
+def data_months(src: Source) -> list[str]:
+    """``YYYY-MM`` of the months with any value or cost (what the month pickers offer)."""
+    return views.data_months(monthly_pnl(src))
+
+
+@st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
+def has_data(src: Source, start: date, end: date, team: str | None) -> bool:
+    """Whether any app (of ``team``) has value or cost in ``start .. end``."""
+    return views.has_data(monthly_pnl(src), _period(start, end), team)
 
 
 @st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)

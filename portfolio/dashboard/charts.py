@@ -2,16 +2,25 @@
 
 Every function takes the frame a domain function returns (or a slice of it), never touches
 Streamlit or the database, and works on an empty frame (an empty chart, not an error).
+
+Money axes and tooltips use d3's currency format (``$,.0f``), whose symbol comes from the chart's
+locale: :func:`_in_currency` sets it from the reporting currency (:func:`portfolio.money.vega_locale`),
+so a EUR portfolio's charts read ``€1,234``, not ``$1,234``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import altair as alt
 import pandas as pd
 
-MONEY_AXIS = alt.Axis(format="$,.0f")
+from portfolio import money
+
+MONEY_FORMAT = "$,.0f"  # "$" = the locale's currency affixes, not the dollar
+MONEY_AXIS = alt.Axis(format=MONEY_FORMAT)
+
 SERIES_COLORS = {"value": "#2e7d32", "cost": "#c62828", "net": "#1565c0"}
 
 
@@ -25,7 +34,12 @@ def _as_month(values: pd.Series) -> pd.Series:
     return pd.to_datetime(values).dt.strftime("%Y-%m")
 
 
-def value_cost_quadrant(apps: pd.DataFrame) -> alt.LayerChart | alt.FacetChart:
+def _in_currency(chart: Any, currency: str) -> Any:
+    """The top-level chart with the number locale of ``currency`` (what ``$`` formats write)."""
+    return chart.configure(locale={"number": money.vega_locale(currency)})
+
+
+def value_cost_quadrant(apps: pd.DataFrame, currency: str = "USD") -> alt.LayerChart | alt.FacetChart:
     """Value (y) against cost (x) per app; bubble size = maintenance hours; the diagonal is break-even.
 
     Apps above the line earn more than they cost. ``apps`` is :func:`portfolio.pnl.app_pnl`.
@@ -46,28 +60,29 @@ def value_cost_quadrant(apps: pd.DataFrame) -> alt.LayerChart | alt.FacetChart:
             tooltip=[
                 alt.Tooltip("name:N", title="App"),
                 alt.Tooltip("team:N", title="Team"),
-                alt.Tooltip("value:Q", title="Value", format="$,.0f"),
-                alt.Tooltip("cost:Q", title="Cost", format="$,.0f"),
-                alt.Tooltip("net:Q", title="Net", format="$,.0f"),
+                alt.Tooltip("value:Q", title="Value", format=MONEY_FORMAT),
+                alt.Tooltip("cost:Q", title="Cost", format=MONEY_FORMAT),
+                alt.Tooltip("net:Q", title="Net", format=MONEY_FORMAT),
                 alt.Tooltip("roi:Q", title="ROI", format=".1%"),
                 alt.Tooltip("maintenance_hours:Q", title="Maintenance h", format=",.0f"),
             ],
         )
     )
     line = alt.Chart(diagonal).mark_line(strokeDash=[4, 4], color="#888").encode(x="cost:Q", y="value:Q")
-    return alt.layer(line, points).properties(
+    chart = alt.layer(line, points).properties(
         title=alt.TitleParams(
             "Value vs cost", subtitle="above the dashed line = earns its keep · bubble size = maintenance hours"
         )
     )
+    return _in_currency(chart, currency)
 
 
-def monthly_series(monthly: pd.DataFrame) -> alt.Chart:
+def monthly_series(monthly: pd.DataFrame, currency: str = "USD") -> alt.Chart:
     """Monthly value, cost and net as lines (net bold). ``monthly``: month, value, cost, net (summed)."""
     df = _frame(monthly, ["month", "value", "cost", "net"])
     df["month"] = _as_month(df["month"])
     long = df.melt(id_vars="month", value_vars=["value", "cost", "net"], var_name="series", value_name="amount")
-    return (
+    chart = (
         alt.Chart(long)
         .mark_line(point=True)
         .encode(
@@ -79,27 +94,29 @@ def monthly_series(monthly: pd.DataFrame) -> alt.Chart:
                 scale=alt.Scale(domain=list(SERIES_COLORS), range=list(SERIES_COLORS.values())),
             ),
             strokeWidth=alt.condition(alt.datum.series == "net", alt.value(3), alt.value(1.5)),
-            tooltip=["month:O", "series:N", alt.Tooltip("amount:Q", format="$,.0f")],
+            tooltip=["month:O", "series:N", alt.Tooltip("amount:Q", format=MONEY_FORMAT)],
         )
         .properties(title="Monthly value, cost and net")
     )
+    return _in_currency(chart, currency)
 
 
-def cost_by_category(costs: pd.DataFrame) -> alt.Chart:
+def cost_by_category(costs: pd.DataFrame, currency: str = "USD") -> alt.Chart:
     """Stacked monthly cost by category. ``costs``: month, category, amount."""
     df = _frame(costs, ["month", "category", "amount"])
     df["month"] = _as_month(df["month"])
-    return (
+    chart = (
         alt.Chart(df)
         .mark_bar()
         .encode(
             x=alt.X("month:O", title="Month"),
             y=alt.Y("sum(amount):Q", title="Cost", axis=MONEY_AXIS, stack="zero"),
             color=alt.Color("category:N", title="Category"),
-            tooltip=["month:O", "category:N", alt.Tooltip("sum(amount):Q", title="Cost", format="$,.0f")],
+            tooltip=["month:O", "category:N", alt.Tooltip("sum(amount):Q", title="Cost", format=MONEY_FORMAT)],
         )
         .properties(title="Cost by category")
     )
+    return _in_currency(chart, currency)
 
 
 def daily_usage(usage: pd.DataFrame) -> alt.Chart:
@@ -139,14 +156,14 @@ def availability_vs_slo(uptime: pd.DataFrame, slo: float | None) -> alt.LayerCha
     return alt.layer(bars, rule).properties(title="Availability vs SLO")
 
 
-def value_by_evidence(frame: pd.DataFrame) -> alt.Chart:
+def value_by_evidence(frame: pd.DataFrame, currency: str = "USD") -> alt.Chart:
     """Value by team, stacked by evidence grade, one column per kind (revenue capture / cost avoidance).
 
     ``frame`` is :func:`portfolio.pnl.value_by_evidence`.
     """
     df = _frame(frame, ["team", "kind", "evidence", "value"])
     order = ["experiment", "observational", "estimate"]
-    return (
+    chart = (
         alt.Chart(df)
         .mark_bar()
         .encode(
@@ -158,10 +175,11 @@ def value_by_evidence(frame: pd.DataFrame) -> alt.Chart:
                 scale=alt.Scale(domain=order, range=["#1b5e20", "#81c784", "#ffb74d"]),
             ),
             column=alt.Column("kind:N", title=None),
-            tooltip=["team:N", "kind:N", "evidence:N", alt.Tooltip("sum(value):Q", title="Value", format="$,.0f")],
+            tooltip=["team:N", "kind:N", "evidence:N", alt.Tooltip("sum(value):Q", title="Value", format=MONEY_FORMAT)],
         )
         .properties(title="Measured vs estimated value")
     )
+    return _in_currency(chart, currency)
 
 
 def klo_by_app(load: pd.DataFrame) -> alt.Chart:
@@ -211,10 +229,10 @@ def incidents_and_mttr(monthly: pd.DataFrame) -> alt.LayerChart:
     return alt.layer(bars, line).resolve_scale(y="independent").properties(title="Incidents and MTTR")
 
 
-def what_if(before_after: pd.DataFrame) -> alt.Chart:
+def what_if(before_after: pd.DataFrame, currency: str = "USD") -> alt.Chart:
     """Before / after bars per measure. ``before_after``: measure, scenario, amount."""
     df = _frame(before_after, ["measure", "scenario", "amount"])
-    return (
+    chart = (
         alt.Chart(df)
         .mark_bar()
         .encode(
@@ -222,7 +240,8 @@ def what_if(before_after: pd.DataFrame) -> alt.Chart:
             y=alt.Y("amount:Q", title=None, axis=MONEY_AXIS),
             color=alt.Color("scenario:N", title="", scale=alt.Scale(domain=["before", "after"], range=["#90a4ae", "#1565c0"])),
             column=alt.Column("measure:N", title=None),
-            tooltip=["measure:N", "scenario:N", alt.Tooltip("amount:Q", format="$,.0f")],
+            tooltip=["measure:N", "scenario:N", alt.Tooltip("amount:Q", format=MONEY_FORMAT)],
         )
         .properties(title="What if we retire them (annual run-rate)")
     )
+    return _in_currency(chart, currency)

@@ -12,7 +12,7 @@ from datetime import date, timedelta
 
 import pandas as pd
 
-from portfolio import precedence, safe
+from portfolio import precedence
 from portfolio.config import Config
 from portfolio.facts import Facts
 from portfolio.periods import Period, month_start, within
@@ -59,6 +59,34 @@ def portfolio_monthly(monthly: pd.DataFrame, period: Period, team: str | None) -
     frame = frame[(months >= month_start(period.start)) & (months <= period.end)]
     out = frame.groupby("month", as_index=False)[MONEY].sum()
     return out.sort_values("month").reset_index(drop=True)
+
+
+def _with_money(monthly: pd.DataFrame) -> pd.DataFrame:
+    """Rows with any value or cost (uptime alone does not make a month "have data")."""
+    return monthly[(monthly["value"] != 0) | (monthly["cost"] != 0)]
+
+
+def data_months(monthly: pd.DataFrame) -> list[str]:
+    """``YYYY-MM`` of the months in which any app has value or cost, oldest first.
+
+    ``monthly`` is :func:`portfolio.pnl.monthly_pnl`.
+    """
+    if monthly.empty:
+        return []
+    return sorted({f"{m:%Y-%m}" for m in _days(_with_money(monthly)["month"])})
+
+
+def has_data(monthly: pd.DataFrame, period: Period, team: str | None = None) -> bool:
+    """Whether any app (of ``team``) has value or cost in one of ``period``'s months.
+
+    An empty period says so on the page instead of showing $0 tiles (and a "+$0" change).
+    """
+    if monthly.empty:
+        return False
+    frame = _with_money(monthly)
+    if team:
+        frame = frame[frame["team"] == team]
+    return bool(_days(frame["month"]).isin(period.months).any())
 
 
 def sparklines(monthly: pd.DataFrame, period: Period) -> dict[str, list[float]]:
@@ -170,12 +198,11 @@ def sync_history(facts: Facts, limit: int = 50) -> pd.DataFrame:
 
 
 def to_csv(frame: pd.DataFrame) -> bytes:
-    """The bytes of a download button: the frame as CSV, as shown (no index).
+    """The bytes of a download button: the frame's rows as the CLI writes them (exact decimal
+    amounts that foot, :func:`portfolio.report.to_csv`), no index."""
+    from portfolio import report
 
-    Text cells that a spreadsheet would run as a formula (a ledger note ``=HYPERLINK(...)``, a ticket
-    title ``@SUM(...)``) get a leading ``'``; numbers stay numbers (:func:`portfolio.safe.csv_frame`).
-    """
-    return safe.csv_frame(frame).to_csv(index=False).encode("utf-8")
+    return report.to_csv(frame).encode("utf-8")
 
 
 def clean_for_display(frame: pd.DataFrame) -> pd.DataFrame:
@@ -229,7 +256,10 @@ def overall_mttr(by_month: pd.DataFrame) -> float:
 
 
 def quarters(today: date, count: int = 8) -> list[str]:
-    """The latest ``count`` quarters that have started by the last complete day, newest first ("2026Q3")."""
+    """The latest ``count`` quarters that have started by the last complete day, newest first ("2026Q3").
+
+    The first may be in progress: :func:`portfolio.review.last_complete_quarter` is the default pick.
+    """
     last = today - timedelta(days=1)
     year, q = last.year, (last.month - 1) // 3 + 1
     out = []

@@ -16,6 +16,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -125,6 +126,9 @@ def test_every_page_renders_in_chromium(dashboard: str, tmp_path: Path) -> None:
             page = context.new_page()
             console_errors: list[str] = []
             page.on("pageerror", lambda exc: console_errors.append(str(exc)))
+            foreign: list[str] = []
+            own = urlsplit(dashboard).netloc
+            page.on("request", lambda req: foreign.append(req.url) if urlsplit(req.url).netloc not in ("", own) else None)
             for path, title in PAGES.items():
                 page.goto(f"{dashboard}/{path}", wait_until="domcontentloaded")
                 _wait_rendered(page, title)
@@ -142,6 +146,8 @@ def test_every_page_renders_in_chromium(dashboard: str, tmp_path: Path) -> None:
                 if title == "App":
                     assert page.locator('code:has-text("email-send-time")').count() >= 1, "App page did not open ?app="
             assert not console_errors, console_errors
+            # air-gapped installs: nothing may be fetched from any host but the dashboard's own
+            assert not foreign, f"requests to other hosts: {sorted(set(foreign))}"
         finally:
             browser.close()
     assert shot.stat().st_size > 10_000
@@ -182,3 +188,37 @@ def test_upload_over_a_demo_row_in_chromium(dashboard: str, tmp_path: Path) -> N
             assert errors.count() == 0, errors.first.inner_text()
         finally:
             browser.close()
+
+
+@pytest.mark.browser
+def test_a_eur_chart_reads_euros_in_chromium() -> None:
+    """The chart locale (charts._in_currency) reaches Vega in the browser: axis labels read €, not $."""
+    import re
+
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PORTFOLIO_")}
+    cmd = [
+        sys.executable, "-m", "streamlit", "run", str(Path(__file__).with_name("eur_chart_app.py")),
+        "--server.headless", "true", "--server.port", str(port), "--server.address", "127.0.0.1",
+        "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
+    ]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        _wait_healthy(f"http://127.0.0.1:{port}", proc)
+        from playwright.sync_api import sync_playwright
+
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+            try:
+                page = browser.new_page(viewport={"width": 900, "height": 600})
+                page.goto(f"http://127.0.0.1:{port}/", wait_until="domcontentloaded")
+                page.wait_for_selector(".vega-embed svg text", timeout=60_000)
+                page.wait_for_timeout(500)
+                labels = set(re.findall(r">([^<]*\d[^<]*)<", page.locator(".vega-embed").inner_html()))
+            finally:
+                browser.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    assert {"€1,000", "€2,000"} <= labels, sorted(labels)
+    assert not any("$" in label for label in labels), sorted(labels)

@@ -8,6 +8,9 @@ with what the domain functions return for the same facts, written by the same fo
 
 from __future__ import annotations
 
+import csv
+import io
+import re
 from collections.abc import Iterator
 from datetime import date, timedelta
 from decimal import Decimal
@@ -145,7 +148,8 @@ def test_portfolio_kpis_equal_the_domain(demo_url: str) -> None:
     helps = {x.label: x.proto.help for x in at.metric}
     assert helps["Net"].startswith(fmt.money(k["net"]))  # the exact amount, to the unit
     assert m["ROI"][0] == fmt.percent(k["roi"])
-    assert m["Apps"][0] == str(k["apps"])
+    assert m["Apps"][0] == f"{k['apps']} active"  # issue 10: "21 active apps (1 retired)"
+    assert f"{k['apps']} active apps (1 retired)" in at.caption[0].value
     assert m["Retirement candidates"][0] == str(k["candidates"])
     # the demo is built so that every rule has an app to show: the KPI row is not all zeros
     assert k["apps"] == 21 and k["candidates"] >= 6 and k["value"] > k["cost"] > 0
@@ -161,7 +165,7 @@ def test_portfolio_table_has_a_row_and_a_sparkline_per_app(demo_url: str) -> Non
     assert all(len(t) == len(period.months) for t in table["trend"])
     first = table.iloc[0]
     assert first["net"] == pytest.approx(apps["net"].max())
-    assert first["link"].startswith(f"app?app={apps.sort_values('net').iloc[-1]['app_id']}&from=")
+    assert first["link"] == f"app?app={apps.sort_values('net').iloc[-1]['app_id']}&period=last-12&vs=year"
 
 
 def test_finance_numbers_equal_the_domain(demo_url: str) -> None:
@@ -313,12 +317,13 @@ def test_config_file_without_demo_flag_is_read(
 
 def test_filters_persist_across_pages_and_into_the_url(demo_url: str) -> None:
     at = app_test().run()
+    at.selectbox(key="w_filter_preset").set_value("custom").run()  # issue 10: from/to are the custom preset
     at.selectbox(key="w_filter_from").set_value("2026-01").run()
     at.selectbox(key="w_filter_to").set_value("2026-04").run()
     at.selectbox(key="w_filter_team").set_value("growth").run()
     assert_clean(at)
     assert at.query_params["from"] == "2026-01" and at.query_params["to"] == "2026-04"
-    assert at.query_params["team"] == "growth"
+    assert at.query_params["team"] == "growth" and at.query_params["period"] == "custom"
 
     open_page("health", at)  # a page without the filters in between
     assert_clean(at)
@@ -357,6 +362,7 @@ def test_a_month_in_the_url_that_is_not_offered_falls_back_to_the_default(demo_u
 
 def test_a_from_month_after_the_to_month_shows_the_to_month_only(demo_url: str) -> None:
     at = app_test().run()
+    at.selectbox(key="w_filter_preset").set_value("custom").run()
     at.selectbox(key="w_filter_to").set_value("2026-01").run()
     at.selectbox(key="w_filter_from").set_value("2026-04").run()
     assert_clean(at)
@@ -459,7 +465,7 @@ def test_what_if_changes_the_numbers_as_the_domain_says(demo_url: str) -> None:
     expected = retirement.what_if(f, cfg, default_period(TODAY), sorted(retire))
     at = open_page("retirement")
     unchanged = metrics(at)
-    assert unchanged["Net"][1] == "+$0"
+    assert not unchanged["Net"][1]  # issue 10: no change is no delta (it was a green "+$0")
     at.multiselect(key="what_if_apps").set_value(retire).run()
     assert_clean(at)
     m = metrics(at)
@@ -601,7 +607,11 @@ def test_pages_do_no_sql_and_no_http(page: str) -> None:
 def test_portfolio_offers_the_quarterly_review_download(demo_url: str) -> None:
     at = open_page("portfolio")
     assert_clean(at)
-    assert at.selectbox(key="review_quarter").value == "2026Q2"  # the quarter of the last complete day
+    # issue 10: the default is the last complete quarter; the one in progress is offered and labelled
+    assert at.selectbox(key="review_quarter").value == "2026Q1"
+    assert "2026Q2 (in progress)" in at.selectbox(key="review_quarter").options
+    at.selectbox(key="review_quarter").set_value("2026Q2").run()
+    assert any("2026Q2 is in progress: the review runs to 2026-06-14" in w.value for w in at.warning)
     labels = [b.proto.label for b in at.get("download_button")]
     assert "Download (Markdown)" in labels and "Download (HTML)" in labels
 
@@ -619,3 +629,129 @@ def test_review_quarters(today: date, first: str, last: str) -> None:
 
     qs = views.quarters(today)
     assert (qs[0], qs[-1], len(qs)) == (first, last, 8)
+
+
+# ------------------------------------------------------------------------------ issue 10: honest periods
+
+
+def test_app_link_naming_no_app_says_so(demo_url: str) -> None:
+    at = app_test()
+    at.query_params["app"] = "churn-predicter"
+    open_page("app", at)
+    assert_clean(at)
+    assert any("No app `churn-predicter` in the inventory" in w.value for w in at.warning)
+    assert at.selectbox(key="app_pick").value is None
+    assert not at.metric  # no other app's numbers are shown under the wrong name
+
+
+def _chart_months(at: AppTest) -> set[str]:
+    """The months the Portfolio page's charts plot (from the Arrow datasets Streamlit sends)."""
+    from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
+
+    found: set[str] = set()
+    for chart in at.get("vega_lite_chart"):
+        for ds in chart.proto.datasets:
+            frame = convert_arrow_bytes_to_pandas_df(ds.data.data)
+            if "month" in frame.columns:
+                found |= set(frame["month"].astype(str))
+    return found
+
+
+def test_on_the_2nd_of_a_month_the_default_is_the_last_12_full_months(demo_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 10: on 2026-06-02 the default is 2025-06 – 2026-05 against 2024-06 – 2025-05; June's one day is
+    month to date, apart (it used to be the last month of every trend, at about $0)."""
+    today = date(2026, 6, 2)
+    monkeypatch.setenv("PORTFOLIO_TODAY", today.isoformat())
+    f = facts.load_facts(storage.make_engine(demo_url), today=today)
+    cfg = demo_cfg(demo_url)
+    period = Period(date(2025, 6, 1), date(2026, 5, 31))
+    k = pnl.kpis(f, cfg, period)
+    at = app_test().run()
+    assert_clean(at)
+    m = metrics(at)
+    assert m["Value"] == (fmt.money_short(k["value"]), fmt.money_short_delta(k["value"] - k["prev_value"]))
+    assert m["Net"] == (fmt.money_short(k["net"]), fmt.money_short_delta(k["net"] - k["prev_net"]))
+    assert "2025-06 – 2026-05" in at.caption[0].value and "compared with 2024-06 – 2025-05" in at.caption[0].value
+    months = _chart_months(at)
+    assert "2026-06" not in months and {"2025-06", "2026-05"} <= months
+    mtd = pnl.app_pnl(f, cfg, Period(date(2026, 6, 1), date(2026, 6, 1)))
+    assert m["Net, month to date"][0] == fmt.money_short(mtd["net"].sum())
+    assert not m["Net, month to date"][1]  # never compared
+
+
+@pytest.mark.parametrize(
+    ("preset", "comparison", "period", "against"),
+    [
+        pytest.param("last-month", "year", ("2026-05-01", "2026-05-31"), ("2025-05-01", "2025-05-31"), id="month-yoy"),
+        pytest.param("last-quarter", "previous", ("2026-01-01", "2026-03-31"), ("2025-10-01", "2025-12-31"), id="quarter-prev"),
+        pytest.param("ytd", "year", ("2026-01-01", "2026-05-31"), ("2025-01-01", "2025-05-31"), id="ytd-yoy"),
+    ],
+)  # fmt: skip
+def test_presets_on_the_dashboard(demo_url: str, preset: str, comparison: str, period: tuple[str, str], against: tuple[str, str]) -> None:
+    p = Period(date.fromisoformat(period[0]), date.fromisoformat(period[1]),
+               Period(date.fromisoformat(against[0]), date.fromisoformat(against[1])))  # fmt: skip
+    k = pnl.kpis(domain_facts(demo_url), demo_cfg(demo_url), p)
+    at = app_test().run()
+    at.selectbox(key="w_filter_preset").set_value(preset).run()
+    at.selectbox(key="w_filter_compare").set_value(comparison).run()
+    assert_clean(at)
+    assert at.query_params["period"] == preset and at.query_params["vs"] == comparison
+    m = metrics(at)
+    assert m["Value"] == (fmt.money_short(k["value"]), fmt.money_short_delta(k["value"] - k["prev_value"]))
+    assert m["Cost"] == (fmt.money_short(k["cost"]), fmt.money_short_delta(k["cost"] - k["prev_cost"]))
+    assert f"compared with {p.previous().label}" in at.caption[0].value
+
+
+def test_an_empty_period_says_so(demo_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A period with no data shows no $0 tiles and no green "+$0": it says so and where the data is."""
+    monkeypatch.setenv("PORTFOLIO_TODAY", "2028-01-10")  # last 12 full months = 2027: the demo ends in 2026-06
+    months = pnl.monthly_pnl(domain_facts(demo_url), demo_cfg(demo_url))["month"]
+    first = min(months).strftime("%Y-%m")
+    for page in ("portfolio", "finance"):
+        at = open_page(page)
+        assert_clean(at)
+        assert not at.metric, page
+        assert any("No app has value or cost in 2027-01 – 2027-12" in i.value for i in at.info), page
+    at = open_page("portfolio")
+    assert f"Data covers {first} – 2026-06" in at.info[0].value
+
+
+def test_the_month_picker_offers_only_full_months_with_data(demo_url: str) -> None:
+    monthly = pnl.monthly_pnl(domain_facts(demo_url), demo_cfg(demo_url))
+    with_data = sorted({m.strftime("%Y-%m") for m in monthly[(monthly["value"] != 0) | (monthly["cost"] != 0)]["month"]})
+    at = app_test().run()
+    at.selectbox(key="w_filter_preset").set_value("custom").run()
+    options = at.selectbox(key="w_filter_from").options
+    assert options == [m for m in reversed(with_data) if m <= "2026-05"]  # 2026-06 is in progress on 2026-06-15
+    assert options[0] == "2026-05" and options[-1] == with_data[0]
+
+
+def test_the_apps_csv_rows_add_up_to_the_totals_the_page_shows(demo_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+
+    files: dict[str, bytes] = {}
+    original = MemoryMediaFileStorage.load_and_get_id
+
+    def keep(self, data, mimetype, kind, filename=None):  # type: ignore[no-untyped-def]
+        if filename and isinstance(data, bytes):
+            files[filename] = data
+        return original(self, data, mimetype, kind, filename)
+
+    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", keep)
+    at = app_test().run()
+    assert_clean(at)
+    name = next(n for n in files if n.startswith("apps-"))
+    rows = list(csv.DictReader(io.StringIO(files[name].decode("utf-8"))))
+    helps = {x.label: x.proto.help for x in at.metric}
+    for key, tile in (("value", "Value"), ("cost", "Cost"), ("net", "Net")):
+        exact = sum(Decimal(r[key]) for r in rows)
+        assert helps[tile].startswith(fmt.money(exact) + " ("), (key, exact, helps[tile])
+    for r in rows:
+        assert Decimal(r["net"]) == Decimal(r["value"]) - Decimal(r["cost"])
+        assert Decimal(r["cost"]) == Decimal(r["infra_cost"]) + Decimal(r["other_cost"]) + Decimal(r["people_cost"])
+
+
+def test_mttr_has_one_decimal(demo_url: str) -> None:
+    at = open_page("maintenance")
+    assert_clean(at)
+    assert re.fullmatch(r"\d+\.\d h", metrics(at)["MTTR"][0])

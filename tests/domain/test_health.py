@@ -28,7 +28,7 @@ def test_connector_status(monkeypatch):
     assert list(status.columns) == health.STATUS_COLUMNS
     assert list(status["connector"]) == ["bill", "never", "old"]
     bill = status.iloc[0]
-    assert bill["description"] == "Reporting periods: whole calendar months that end at the last complete day."
+    assert bill["description"] == "Reporting periods: whole calendar months, compared like with like."
     assert (bill["status"], bill["failures_in_a_row"], bill["rows_written"]) == ("running", 2, 0)
     assert bill["last_success"] == datetime(2026, 7, 1, 6, 1, tzinfo=UTC)
     assert bill["last_run"] == datetime(2026, 7, 4, 6, tzinfo=UTC)

@@ -9,24 +9,74 @@ from portfolio.periods import (
     full_months,
     last_complete_day,
     month_start,
+    month_to_date,
     period_between,
+    preset_period,
 )
 
 
 @pytest.mark.parametrize(
     "today, months, start, end",
     [
-        pytest.param(date(2026, 11, 23), 12, date(2025, 12, 1), date(2026, 11, 22), id="mid-month"),
+        # issue 10: the default is the last 12 FULL months (the month in progress is month to date)
+        pytest.param(date(2026, 11, 23), 12, date(2025, 11, 1), date(2026, 10, 31), id="mid-month"),
         pytest.param(date(2026, 12, 1), 12, date(2025, 12, 1), date(2026, 11, 30), id="first-of-month"),
+        pytest.param(date(2026, 12, 2), 12, date(2025, 12, 1), date(2026, 11, 30), id="second-of-month"),
         pytest.param(date(2026, 1, 1), 3, date(2025, 10, 1), date(2025, 12, 31), id="new-year"),
-        pytest.param(date(2026, 3, 15), 1, date(2026, 3, 1), date(2026, 3, 14), id="one-month"),
+        pytest.param(date(2026, 3, 15), 1, date(2026, 2, 1), date(2026, 2, 28), id="one-month"),
     ],
 )
 def test_default_period(today, months, start, end):
     p = default_period(today, months)
     assert (p.start, p.end) == (start, end)
     assert len(p.months) == months
-    assert last_complete_day(today) == end
+    assert p.is_full
+    assert end <= last_complete_day(today)
+
+
+@pytest.mark.parametrize(
+    "today, mtd",
+    [
+        pytest.param(date(2026, 12, 2), (date(2026, 12, 1), date(2026, 12, 1)), id="second-one-day"),
+        pytest.param(date(2026, 11, 23), (date(2026, 11, 1), date(2026, 11, 22)), id="mid-month"),
+        pytest.param(date(2026, 12, 1), None, id="first-no-month-in-progress"),
+    ],
+)
+def test_month_to_date(today, mtd):
+    p = month_to_date(today)
+    assert (None if p is None else (p.start, p.end)) == mtd
+
+
+# today, preset, comparison -> (start, end), (compared start, compared end)
+@pytest.mark.parametrize(
+    "today, preset, comparison, period, against",
+    [
+        pytest.param(date(2026, 12, 2), "last-12", "year", ("2025-12-01", "2026-11-30"), ("2024-12-01", "2025-11-30"), id="2nd-last12"),
+        pytest.param(date(2026, 12, 2), "last-12", "previous", ("2025-12-01", "2026-11-30"), ("2024-12-01", "2025-11-30"), id="2nd-last12-prev"),
+        pytest.param(date(2026, 12, 2), "last-month", "year", ("2026-11-01", "2026-11-30"), ("2025-11-01", "2025-11-30"), id="2nd-month-yoy"),
+        pytest.param(date(2026, 12, 2), "last-month", "previous", ("2026-11-01", "2026-11-30"), ("2026-10-01", "2026-10-31"), id="2nd-month-prev"),
+        pytest.param(date(2026, 12, 2), "last-quarter", "year", ("2026-07-01", "2026-09-30"), ("2025-07-01", "2025-09-30"), id="2nd-quarter-yoy"),
+        pytest.param(date(2026, 12, 2), "last-quarter", "previous", ("2026-07-01", "2026-09-30"), ("2026-04-01", "2026-06-30"), id="2nd-quarter-prev"),
+        pytest.param(date(2026, 12, 2), "ytd", "year", ("2026-01-01", "2026-11-30"), ("2025-01-01", "2025-11-30"), id="2nd-ytd-yoy"),
+        pytest.param(date(2026, 12, 2), "ytd", "previous", ("2026-01-01", "2026-11-30"), ("2025-02-01", "2025-12-31"), id="2nd-ytd-prev"),
+        pytest.param(date(2026, 10, 1), "last-quarter", "year", ("2026-07-01", "2026-09-30"), ("2025-07-01", "2025-09-30"), id="quarter-just-ended"),
+        pytest.param(date(2026, 1, 2), "ytd", "year", ("2025-01-01", "2025-12-31"), ("2024-01-01", "2024-12-31"), id="january-ytd-is-last-year"),
+        pytest.param(date(2026, 1, 2), "last-quarter", "previous", ("2025-10-01", "2025-12-31"), ("2025-07-01", "2025-09-30"), id="january-quarter"),
+        pytest.param(date(2024, 3, 2), "last-month", "year", ("2024-02-01", "2024-02-29"), ("2023-02-01", "2023-02-28"), id="leap-february"),
+    ],
+)  # fmt: skip
+def test_presets(today, preset, comparison, period, against):
+    p = preset_period(preset, today, comparison)
+    assert (p.start.isoformat(), p.end.isoformat()) == period
+    assert (p.previous().start.isoformat(), p.previous().end.isoformat()) == against
+    assert p.is_full and p.end < today
+
+
+def test_preset_rejects_unknown_names():
+    with pytest.raises(ValueError, match="expected one of last-12, last-month"):
+        preset_period("last-week", date(2026, 12, 2))
+    with pytest.raises(ValueError, match="comparison 'month'"):
+        preset_period("ytd", date(2026, 12, 2), "month")
 
 
 @pytest.mark.parametrize(
@@ -52,10 +102,11 @@ def test_previous_period_and_label(period, prev_start, prev_end, label):
     "from_month, to_month, start, end",
     [
         pytest.param("2026-01", "2026-03", date(2026, 1, 1), date(2026, 3, 31), id="explicit"),
-        pytest.param(None, None, date(2025, 12, 1), date(2026, 11, 22), id="defaults"),
-        pytest.param("2026-06", None, date(2026, 6, 1), date(2026, 11, 22), id="from-only"),
+        # issue 10: periods end at the last full month (2026-10 on 2026-11-23)
+        pytest.param(None, None, date(2025, 11, 1), date(2026, 10, 31), id="defaults"),
+        pytest.param("2026-06", None, date(2026, 6, 1), date(2026, 10, 31), id="from-only"),
         pytest.param(None, "2026-03", date(2025, 4, 1), date(2026, 3, 31), id="to-only-twelve-months"),
-        pytest.param("2026-10", "2027-02", date(2026, 10, 1), date(2026, 11, 22), id="end-capped-at-last-complete-day"),
+        pytest.param("2026-10", "2027-02", date(2026, 10, 1), date(2026, 10, 31), id="end-capped-at-last-full-month"),
     ],
 )
 def test_period_between(from_month, to_month, start, end):
@@ -70,6 +121,7 @@ def test_period_between(from_month, to_month, start, end):
         pytest.param("january", None, "expected a month as YYYY-MM", id="not-a-month"),
         pytest.param("2026-05", "2026-04", "is after the period end", id="reversed"),
         pytest.param("2026-12", None, "is after the period end", id="future-start"),
+        pytest.param("2026-11", None, "the last full month is 2026-10", id="month-in-progress"),
     ],
 )
 def test_period_between_rejects_bad_input(from_month, to_month, message):

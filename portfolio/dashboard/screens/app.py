@@ -9,21 +9,29 @@ from portfolio.records import UNALLOCATED
 st.title("App")
 src = cache.source_or_stop()
 cur = cache.config(src).currency
-f = filters.sidebar(src.today, cache.teams(src), team=False)
+f = filters.sidebar(src.today, cache.teams(src), team=False, months=cache.data_months(src))
 
 inventory = cache.apps(src)
 names = dict(zip(inventory["app_id"], inventory["name"], strict=True))
 names[UNALLOCATED] = "Unallocated (shared) spend"
 wanted = st.query_params.get("app")
-if wanted in names and st.session_state.get("app_pick") != wanted:
+if wanted is not None and wanted not in names:
+    # a link naming no app says so (it used to show whichever app the picker held)
+    st.warning(f"No app `{wanted}` in the inventory: choose one below.")
+    st.session_state["app_pick"] = None
+elif wanted in names and st.session_state.get("app_pick") != wanted:
     st.session_state["app_pick"] = wanted  # a link or st.switch_page(…, query_params={"app": …})
 
 
 def _to_url() -> None:
-    st.query_params["app"] = st.session_state["app_pick"]
+    if st.session_state["app_pick"] is not None:
+        st.query_params["app"] = st.session_state["app_pick"]
 
 
-app_id = st.selectbox("App", list(names), format_func=lambda a: f"{names[a]} ({a})", key="app_pick", on_change=_to_url)
+app_id = st.selectbox(
+    "App", list(names), format_func=lambda a: f"{names[a]} ({a})", key="app_pick", on_change=_to_url,
+    placeholder="Choose an app",
+)
 if app_id is None:
     st.info("No app selected.")
     st.stop()
@@ -44,9 +52,9 @@ st.caption(
 if info.get("description"):
     st.markdown(safe.md(info["description"]))
 
-row = cache.app_pnl(src, f.start, f.end, None)
+row = cache.app_pnl(src, f.start, f.end, None, f.vs)
 row = row[row["app_id"] == app_id]
-if row.empty:
+if row.empty or (row["value"].abs().sum() == 0 and row["cost"].abs().sum() == 0):
     st.info(f"{safe.md(names[app_id])} has no value or cost in {f.period.label}.")
     st.stop()
 r = row.iloc[0]
@@ -71,10 +79,10 @@ st.subheader("P&L over time")
 monthly = cache.monthly_pnl(src)
 mine = monthly[monthly["app_id"] == app_id]
 mine = mine[(mine["month"] >= f.start) & (mine["month"] <= f.end)]
-st.altair_chart(charts.monthly_series(mine))
+st.altair_chart(charts.monthly_series(mine, cur))
 with st.expander("Monthly P&L table"):
-    st.dataframe(mine, hide_index=True, column_config={c: fmt.money_column(c, cur) for c in
-                 ["value", "value_low", "value_high", "infra_cost", "vendor_cost", "other_cost", "people_cost", "cost", "net"]})
+    st.dataframe(mine, hide_index=True, column_config=fmt.columns(
+        mine, cur, month=st.column_config.DateColumn("Month", format="YYYY-MM")))  # fmt: skip
     st.download_button("Download monthly P&L (CSV)", views.to_csv(mine), f"{app_id}-pnl.csv", "text/csv", on_click="ignore")
 
 st.subheader("Cost by category and service")
@@ -82,10 +90,10 @@ if view.costs.empty:
     st.info("No cost recorded in this period.")
 else:
     left, right = st.columns(2)
-    left.altair_chart(charts.cost_by_category(view.costs))
+    left.altair_chart(charts.cost_by_category(view.costs, cur))
     by_service = view.costs.groupby(["category", "service"], as_index=False).agg(amount=("amount", "sum"))
     by_service = by_service.sort_values("amount", ascending=False)
-    right.dataframe(by_service, hide_index=True, column_config={"amount": fmt.money_column("Cost", cur)})
+    right.dataframe(by_service, hide_index=True, column_config=fmt.columns(by_service, cur, amount=fmt.money_column("Cost", cur)))
     right.download_button("Download costs (CSV)", views.to_csv(view.costs), f"{app_id}-costs.csv", "text/csv", on_click="ignore")
 
 left, right = st.columns(2)
@@ -140,15 +148,12 @@ else:
     st.dataframe(
         view.outcomes,
         hide_index=True,
-        column_config={
-            "month": st.column_config.DateColumn("Month", format="YYYY-MM"),
-            "amount": fmt.money_column("Amount", cur),
-            "attribution": fmt.percent_column("Attribution"),
-            "value": fmt.money_column("Attributed value", cur),
-            "low": fmt.money_column("Low", cur),
-            "high": fmt.money_column("High", cur),
-            "counts": st.column_config.CheckboxColumn("Counts", help="Unticked: another source ranks higher in [value] precedence"),
-        },
+        column_config=fmt.columns(
+            view.outcomes, cur,
+            month=st.column_config.DateColumn("Month", format="YYYY-MM"),
+            value=fmt.money_column("Attributed value", cur),
+            counts=st.column_config.CheckboxColumn("Counts", help="Unticked: another source ranks higher in [value] precedence"),
+        ),
     )
     st.download_button("Download outcomes (CSV)", views.to_csv(view.outcomes), f"{app_id}-outcomes.csv", "text/csv", on_click="ignore")
 
@@ -159,8 +164,7 @@ else:
     st.dataframe(
         view.tickets,
         hide_index=True,
-        column_config={"url": st.column_config.LinkColumn("Link"), "hours": fmt.hours_column("Hours"),
-                       "ttr_hours": fmt.hours_column("Time to restore")},
+        column_config=fmt.columns(view.tickets, cur, url=st.column_config.LinkColumn("Link")),
     )
     st.download_button("Download tickets (CSV)", views.to_csv(view.tickets), f"{app_id}-tickets.csv", "text/csv", on_click="ignore")
 
@@ -171,8 +175,7 @@ if found.empty:
     st.success("No retirement rule fires for this app.")
 else:
     shown = views.clean_for_display(found[["rule", "reason", "numbers", "annual_savings", "value_at_risk", "snoozed_until"]])
-    st.dataframe(shown, hide_index=True, column_config={"annual_savings": fmt.money_column("Annual savings", cur),
-                                                         "value_at_risk": fmt.money_column("Value at risk", cur)})
+    st.dataframe(shown, hide_index=True, column_config=fmt.columns(shown, cur))
     st.download_button("Download findings (CSV)", views.to_csv(shown), f"{app_id}-findings.csv", "text/csv", on_click="ignore")
 
 st.subheader("Decisions")
@@ -180,5 +183,5 @@ log = cache.decision_log(src, app_id)
 if log.empty:
     st.info("No decision recorded yet — record one on the Retirement page.")
 else:
-    st.dataframe(log, hide_index=True)
+    st.dataframe(log, hide_index=True, column_config=fmt.columns(log, cur))
     st.download_button("Download decisions (CSV)", views.to_csv(log), f"{app_id}-decisions.csv", "text/csv", on_click="ignore")

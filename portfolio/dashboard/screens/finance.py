@@ -9,12 +9,12 @@ from portfolio.dashboard import cache, charts, filters, fmt, sections, views
 st.title("Finance")
 src = cache.source_or_stop()
 cur = cache.config(src).currency
-f = filters.sidebar(src.today, cache.teams(src))
+f = filters.sidebar(src.today, cache.teams(src), months=cache.data_months(src))
 st.caption(f"{f.period.label}{' · team ' + safe.md(f.team) if f.team else ''} · amounts in {safe.md(cur)}")
 
-apps = cache.app_pnl(src, f.start, f.end, f.team)
-if apps.empty:
-    st.info(f"No app has value or cost in {f.period.label}.")
+apps = cache.app_pnl(src, f.start, f.end, f.team, f.vs)
+if not cache.has_data(src, f.start, f.end, f.team):
+    st.info(f"No app has value or cost in {f.period.label}{' for team ' + safe.md(f.team) if f.team else ''}.")
     st.stop()
 
 st.subheader("Revenue capture vs cost avoidance")
@@ -33,23 +33,16 @@ c[4].metric(
     help=f"{fmt.money(rng['net_high'], cur)}: portfolio net with every value at its high bound",
 )
 
-by_kind = cache.rollup(src, f.start, f.end, f.team, "value_kind")
-by_team = cache.rollup(src, f.start, f.end, f.team, "team")
-money = {
-    col: fmt.money_column(col.replace("_", " ").capitalize(), cur)
-    for col in ["revenue_capture", "cost_avoidance", "value", "value_low", "value_high", "value_experiment",
-                "value_observational", "value_estimate", "infra_cost", "vendor_cost", "other_cost", "people_cost",
-                "cost", "net", "cumulative_net", "npv"]
-}
-money["roi"] = fmt.percent_column("ROI")
+by_kind = cache.rollup(src, f.start, f.end, f.team, "value_kind", f.vs)
+by_team = cache.rollup(src, f.start, f.end, f.team, "team", f.vs)
 left, right = st.columns(2)
 with left:
     st.caption("By value kind")
-    st.dataframe(by_kind, hide_index=True, column_config=money)
+    st.dataframe(by_kind, hide_index=True, column_config=fmt.columns(by_kind, cur))
     st.download_button("Download by value kind (CSV)", views.to_csv(by_kind), "pnl-by-value-kind.csv", "text/csv", on_click="ignore")
 with right:
     st.caption("By team")
-    st.dataframe(by_team, hide_index=True, column_config=money)
+    st.dataframe(by_team, hide_index=True, column_config=fmt.columns(by_team, cur))
     st.download_button("Download by team (CSV)", views.to_csv(by_team), "pnl-by-team.csv", "text/csv", on_click="ignore")
 
 st.subheader("Measured (experiment) vs estimated value, by team")
@@ -57,12 +50,12 @@ evidence = cache.value_by_evidence(src, f.start, f.end, f.team)
 if evidence.empty:
     st.info("No outcome recorded in this period.")
 else:
-    st.altair_chart(charts.value_by_evidence(evidence))
-    st.dataframe(evidence, hide_index=True, column_config=money)
+    st.altair_chart(charts.value_by_evidence(evidence, cur))
+    st.dataframe(evidence, hide_index=True, column_config=fmt.columns(evidence, cur))
     st.download_button("Download value by evidence (CSV)", views.to_csv(evidence), "value-by-evidence.csv", "text/csv", on_click="ignore")
 
 st.subheader("App P&L")
-st.dataframe(apps, hide_index=True, column_config=money)
+st.dataframe(apps, hide_index=True, column_config=fmt.columns(apps, cur))
 st.download_button("Download app P&L (CSV)", views.to_csv(apps), f"app-pnl-{f.period.label}.csv", "text/csv", on_click="ignore")
 
 st.subheader("Infrastructure cost reconciliation")
@@ -88,10 +81,10 @@ else:
     st.dataframe(
         rec,
         hide_index=True,
-        column_config={
-            col: st.column_config.NumberColumn(col.capitalize(), format="%,.2f")
+        column_config=fmt.columns(rec, cur, **{
+            col: st.column_config.NumberColumn(fmt.label(col), format="%,.2f")
             for col in ["allocated", "unallocated", "unregistered", "recorded", "billed", "difference"]
-        },
+        }),
     )
     st.download_button("Download reconciliation (CSV)", views.to_csv(rec), "reconciliation.csv", "text/csv", on_click="ignore")
 sections.unregistered(src, cur, "finance")
@@ -99,5 +92,5 @@ sections.unregistered(src, cur, "finance")
 issues = cache.currency_issues(src)
 if not issues.empty:
     st.warning(f"Costs in a currency other than {cur} are left out of every number above:")
-    st.dataframe(issues, hide_index=True)
+    st.dataframe(issues, hide_index=True, column_config=fmt.columns(issues, cur, amount="Amount (in its currency)"))
     st.download_button("Download currency issues (CSV)", views.to_csv(issues), "currency-issues.csv", "text/csv", on_click="ignore")

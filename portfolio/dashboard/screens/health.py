@@ -3,7 +3,7 @@
 import streamlit as st
 
 from portfolio import safe
-from portfolio.dashboard import actions, cache, sections, signin, views
+from portfolio.dashboard import actions, cache, fmt, sections, signin, views
 
 st.title("Data health")
 src = cache.source_or_stop()
@@ -60,7 +60,7 @@ else:
     if not stale.empty:
         st.warning(f"{len(stale)} app(s) have cost or usage older than 3 days before the last complete day: "
                    + ", ".join(stale["app_id"].astype(str).map(safe.md)))
-    st.dataframe(fresh, hide_index=True, column_config={"stale": st.column_config.CheckboxColumn("Stale")})
+    st.dataframe(fresh, hide_index=True, column_config=fmt.columns(fresh, stale=st.column_config.CheckboxColumn("Stale")))
     st.download_button("Download freshness (CSV)", views.to_csv(fresh), "freshness.csv", "text/csv", on_click="ignore")
 
 st.subheader("Overridden value rows")
@@ -90,5 +90,5 @@ sections.unregistered(src, cache.config(src).currency, "health")
 
 st.subheader("Sync history")
 history = cache.sync_history(src)
-st.dataframe(history, hide_index=True)
+st.dataframe(history, hide_index=True, column_config=fmt.columns(history))
 st.download_button("Download sync history (CSV)", views.to_csv(history), "sync-history.csv", "text/csv", on_click="ignore")

@@ -8,7 +8,7 @@ from portfolio.dashboard import cache, charts, filters, fmt, sections, views
 st.title("Maintenance")
 src = cache.source_or_stop()
 cur = cache.config(src).currency
-f = filters.sidebar(src.today, cache.teams(src))
+f = filters.sidebar(src.today, cache.teams(src), months=cache.data_months(src))
 st.caption(
     f"{f.period.label}{' · team ' + safe.md(f.team) if f.team else ''} · KLO (keep the lights on) = routine upkeep + incident "
     "firefighting; improvement is new work."
@@ -33,7 +33,7 @@ c[0].metric("KLO hours", fmt.hours(klo))
 c[1].metric("Improvement hours", fmt.hours(load["improvement_hours"].sum()))
 c[2].metric("KLO share of capacity", fmt.percent(share))
 c[3].metric("Incidents", f"{incidents}")
-c[4].metric("MTTR", fmt.hours(mttr), help="Mean time to restore, weighted by incidents")
+c[4].metric("MTTR", fmt.hours(mttr, 1), help="Mean time to restore, weighted by incidents")
 
 left, right = st.columns(2)
 left.altair_chart(charts.klo_by_app(load))
@@ -43,13 +43,10 @@ st.subheader("KLO share of each team's capacity")
 st.dataframe(
     teams,
     hide_index=True,
-    column_config={
-        "klo_hours": fmt.hours_column("KLO hours"),
-        "improvement_hours": fmt.hours_column("Improvement hours"),
-        "capacity_hours": fmt.hours_column("Capacity hours"),
-        "klo_share": st.column_config.ProgressColumn("KLO share", format="percent", min_value=0.0, max_value=1.0),
-        "mttr_hours": fmt.hours_column("MTTR"),
-    },
+    column_config=fmt.columns(
+        teams, cur,
+        klo_share=st.column_config.ProgressColumn("KLO share", format="percent", min_value=0.0, max_value=1.0),
+    ),
 )
 st.download_button("Download team load (CSV)", views.to_csv(teams), "team-load.csv", "text/csv", on_click="ignore")
 

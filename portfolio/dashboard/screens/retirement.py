@@ -13,7 +13,7 @@ from portfolio.records import DECISIONS, UNALLOCATED
 st.title("Retirement")
 src = cache.source_or_stop()
 cur = cache.config(src).currency
-f = filters.sidebar(src.today, cache.teams(src), team=False)
+f = filters.sidebar(src.today, cache.teams(src), team=False, months=cache.data_months(src))
 
 flash = st.session_state.pop("retirement_flash", None)
 if flash:
@@ -50,7 +50,7 @@ snoozed = everything[everything["snoozed_until"].notna()] if not everything.empt
 if not snoozed.empty:
     with st.expander(f"Snoozed by a decision ({snoozed['app_id'].nunique()} app(s))"):
         shown = views.clean_for_display(snoozed)
-        st.dataframe(shown, hide_index=True, column_config=money)
+        st.dataframe(shown, hide_index=True, column_config=fmt.columns(shown, cur, **money))
         st.download_button("Download snoozed findings (CSV)", views.to_csv(shown), "snoozed-findings.csv", "text/csv", on_click="ignore")
 
 inventory = cache.apps(src)
@@ -98,7 +98,7 @@ if submitted:
 log = cache.decision_log(src)
 if not log.empty:
     with st.expander(f"Decision log ({len(log)})"):
-        st.dataframe(log, hide_index=True)
+        st.dataframe(log, hide_index=True, column_config=fmt.columns(log, cur))
         st.download_button("Download decision log (CSV)", views.to_csv(log), "decisions.csv", "text/csv", on_click="ignore")
 
 st.subheader("What if we retire…")
@@ -123,6 +123,6 @@ table = pd.DataFrame(
 )
 if retire:
     long = table.melt(id_vars="measure", value_vars=["before", "after"], var_name="scenario", value_name="amount")
-    st.altair_chart(charts.what_if(long))
-st.dataframe(table, hide_index=True, column_config={k: fmt.money_column(k.capitalize(), cur) for k in ["before", "after", "delta"]})
+    st.altair_chart(charts.what_if(long, cur))
+st.dataframe(table, hide_index=True, column_config=fmt.columns(table, cur, measure="Measure", delta=fmt.money_column("Change", cur)))
 st.download_button("Download what-if (CSV)", views.to_csv(table), "what-if.csv", "text/csv", on_click="ignore")
