@@ -82,13 +82,14 @@ def get_exact(
     headers: dict[str, str],
     key_setting: str,
     secret_envs: tuple[str, ...],
+    timeout: tuple[float, float] = DEFAULT_TIMEOUT,
 ) -> Any:
     """GET a vendor's JSON with numbers as ``Decimal``. Retries (429 with ``retry-after``, 5xx) are
     the session's; what still fails becomes a ConnectorError naming the connector, the status and
     the path, and the vendor's own message except on 401/403 (some vendors echo part of the key)."""
     path = safe_path(url)
     try:
-        resp = session.get(url, params=params, headers=headers, timeout=DEFAULT_TIMEOUT)
+        resp = session.get(url, params=params, headers=headers, timeout=timeout)
     except requests.RequestException as exc:
         raise ConnectorError(connector, f"source unreachable ({type(exc).__name__})", path=path) from None
     if resp.status_code in (401, 403):
@@ -117,6 +118,7 @@ def buckets(
     *,
     key_setting: str,
     secret_envs: tuple[str, ...],
+    timeout: tuple[float, float] = DEFAULT_TIMEOUT,
 ) -> Iterator[dict[str, Any]]:
     """Every time bucket of a paged ``{data: [bucket], has_more, next_page}`` answer (OpenAI's and
     Anthropic's admin reports share this shape), following ``next_page`` until there is none."""
@@ -125,7 +127,9 @@ def buckets(
     path = safe_path(url)
     for _ in range(MAX_PAGES):
         query = params + ([("page", page)] if page else [])
-        body = get_exact(session, connector, url, params=query, headers=headers, key_setting=key_setting, secret_envs=secret_envs)
+        body = get_exact(
+            session, connector, url, params=query, headers=headers, key_setting=key_setting, secret_envs=secret_envs, timeout=timeout
+        )
         if not isinstance(body, dict) or not isinstance(body.get("data"), list):
             raise ConnectorError(connector, "unexpected payload shape: expected {\"data\": [buckets], \"has_more\", \"next_page\"}", path=path)
         for bucket in body["data"]:

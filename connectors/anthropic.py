@@ -44,6 +44,8 @@ NAME = "anthropic"
 API_VERSION = "2023-06-01"
 DEFAULT_WORKSPACE = "default"
 log = logging.getLogger(__name__)
+#: the record types this connector yields (checked by the connector contract and the standard suite)
+RECORDS: tuple[type, ...] = (records.CostRecord, records.BillingTotal, records.UsageRecord)
 
 
 class Params(ConnectorParams):
@@ -57,6 +59,7 @@ class Params(ConnectorParams):
     api_keys: dict[str, str] = Field(default_factory=dict, description="API key id -> app id (usage only; wins over workspaces)")
     days: int = Field(30, ge=1, le=400, description="days read on a first sync (later syncs start at the cursor)")
     retries: int = Field(3, ge=0, le=10, description="retries of a request answered 429 (after retry-after) or 5xx")
+    timeout_seconds: float = Field(60.0, gt=0, le=600, description="seconds to wait for an answer to start (read timeout)")
 
 
 def _rfc3339(d: date) -> str:
@@ -93,7 +96,10 @@ def pull(config: ConnectorConfig, since: datetime | None) -> Iterator[Any]:
     base = p.url.rstrip("/")
     headers = {"x-api-key": key, "anthropic-version": API_VERSION, "Accept": "application/json"}
     window = [("starting_at", _rfc3339(start)), ("ending_at", _rfc3339(end)), ("bucket_width", "1d"), ("limit", 31)]
-    kw: dict[str, Any] = {"key_setting": "admin_key_env", "secret_envs": config.secret_env_names()}
+    kw: dict[str, Any] = {
+        "key_setting": "admin_key_env", "secret_envs": config.secret_env_names(),
+        "timeout": (min(5.0, p.timeout_seconds), p.timeout_seconds),
+    }
     session = http_session(retries=p.retries)
     try:
         path = "/v1/organizations/cost_report"

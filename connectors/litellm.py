@@ -24,6 +24,7 @@ UTC day; every day of the window is replaced by what the table holds for it now.
 from __future__ import annotations
 
 import logging
+import math
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -42,6 +43,8 @@ from portfolio.errors import redact
 
 NAME = "litellm"
 log = logging.getLogger(__name__)
+#: the record types this connector yields (checked by the connector contract and the standard suite)
+RECORDS: tuple[type, ...] = (records.CostRecord, records.UsageRecord)
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -55,6 +58,9 @@ class Params(ConnectorParams):
     key_aliases: dict[str, str] = Field(default_factory=dict, description="virtual key alias -> app id")
     teams: dict[str, str] = Field(default_factory=dict, description="team id or team alias -> app id")
     days: int = Field(30, ge=1, le=400, description="days read on a first sync (later syncs start at the cursor)")
+    timeout_seconds: float = Field(
+        30.0, gt=0, le=3600, description="seconds to wait for the database to connect (at least 2) and for the query to answer"
+    )
 
     @field_validator("table", "db_schema")
     @classmethod
@@ -70,6 +76,12 @@ def engine_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix):]
     return url
+
+
+def connect_args(p: Params) -> dict[str, Any]:
+    """libpq's connect timeout (whole seconds, at least 2) and a statement timeout: a database
+    that accepts the connection and then says nothing fails the pull instead of holding the sync."""
+    return {"connect_timeout": max(2, math.ceil(p.timeout_seconds)), "options": f"-c statement_timeout={int(p.timeout_seconds * 1000)}"}
 
 
 def app_case(p: Params) -> tuple[str, dict[str, Any]]:
@@ -116,7 +128,7 @@ def pull(config: ConnectorConfig, since: datetime | None) -> Iterator[Any]:
     sql, binds = query(p)
     where = f'table "{p.db_schema}"."{p.table}"'
     try:
-        engine = sa.create_engine(engine_url(url), pool_pre_ping=True)
+        engine = sa.create_engine(engine_url(url), pool_pre_ping=True, connect_args=connect_args(p))
     except Exception as exc:  # a malformed URL: say so without echoing it (it holds the password)
         raise ConnectorError(config.name, f"{p.database_url_env} is not a database URL ({type(exc).__name__})") from None
     try:

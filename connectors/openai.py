@@ -40,6 +40,8 @@ from portfolio.config import ConnectorConfig
 
 NAME = "openai"
 log = logging.getLogger(__name__)
+#: the record types this connector yields (checked by the connector contract and the standard suite)
+RECORDS: tuple[type, ...] = (records.CostRecord, records.BillingTotal, records.UsageRecord)
 
 #: usage endpoint -> (input tokens field, output tokens field); None when the endpoint has none
 USAGE_ENDPOINTS = ("completions", "embeddings", "moderations")
@@ -58,6 +60,7 @@ class Params(ConnectorParams):
         description="Usage API endpoints read for tokens and requests (completions, embeddings, moderations)",
     )
     retries: int = Field(3, ge=0, le=10, description="retries of a request answered 429 (after retry-after) or 5xx")
+    timeout_seconds: float = Field(60.0, gt=0, le=600, description="seconds to wait for an answer to start (read timeout)")
 
 
 def _day(bucket: dict[str, Any], connector: str, path: str) -> date:
@@ -113,7 +116,10 @@ def pull(config: ConnectorConfig, since: datetime | None) -> Iterator[Any]:
         ("end_time", int(datetime(end.year, end.month, end.day, tzinfo=UTC).timestamp())),
         ("bucket_width", "1d"),
     ]
-    kw: dict[str, Any] = {"key_setting": "admin_key_env", "secret_envs": config.secret_env_names()}
+    kw: dict[str, Any] = {
+        "key_setting": "admin_key_env", "secret_envs": config.secret_env_names(),
+        "timeout": (min(5.0, p.timeout_seconds), p.timeout_seconds),
+    }
     app_of = _App(p)
     session = http_session(retries=p.retries)
     try:

@@ -246,17 +246,25 @@ def _read_csv(data: bytes, file: str) -> pd.DataFrame:
         not_utf8 = False
     except UnicodeDecodeError:
         not_utf8 = True
-    text = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8", errors="surrogateescape", newline="")
-    reader = csv.reader(text, delimiter=sep)
+    lines = list(io.TextIOWrapper(io.BytesIO(data), encoding="utf-8", errors="surrogateescape", newline=""))
+    reader = csv.reader(lines, delimiter=sep)
     rows: list[list[str]] = []
+    last_from = 0  # the line the last record starts on (0-based)
     try:
-        for record in reader:
+        while True:
+            before = reader.line_num
+            try:
+                record = next(reader)
+            except StopIteration:
+                break
             rows.append(record)
+            last_from = before
     except csv.Error as exc:
         raise LedgerFileError(file, [(len(rows) + 1, "", "", f"not a readable CSV row: {exc}")]) from None
     if not rows:
         raise LedgerFileError(file, [(1, "", "", "the file is empty: a ledger needs a header row")])
     header = [h.strip() for h in rows[0]]
+    _refuse_open_quote(lines[last_from:], sep, file, len(rows), header, rows[-1])
     problems: list[tuple[int, str, str, str]] = []
     if not_utf8:
         for r, record in enumerate(rows, start=1):
@@ -286,6 +294,22 @@ def _read_csv(data: bytes, file: str) -> pd.DataFrame:
         header = [header[i] for i in keep]
         body = [[r[i] for i in keep] for r in body]
     return pd.DataFrame(body, columns=header, dtype=object)
+
+
+def _refuse_open_quote(last: list[str], sep: str, file: str, row: int, header: list[str], record: list[str]) -> None:
+    """A file that ends inside a quoted cell (a ``"`` never closed) was cut short, or its quoting is
+    broken: the lenient reader would take the rest of the file as that cell. Refused, row named."""
+    try:
+        for _ in csv.reader(last, delimiter=sep, strict=True):
+            pass
+    except csv.Error as exc:
+        if "unexpected end of data" not in str(exc):
+            return  # other odd quoting (text after a closing quote) is read as a spreadsheet reads it
+        col = len(record) - 1
+        column = header[col] if 0 <= col < len(header) else f"cell {col + 1}"
+        raise LedgerFileError(file, [(row, column, _shown(record[col]) if record else "",
+                                      'the file ends inside a quoted cell (a " is never closed): '
+                                      "it may be cut short; check the file is complete")]) from None
 
 
 _DIMENSION = re.compile(rb"<(?:\w+:)?dimension\s+ref=\"[A-Z]+\d+:[A-Z]+(\d+)\"")

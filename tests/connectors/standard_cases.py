@@ -1,9 +1,10 @@
 """The recorded fixtures of every registered connector, for the standard suite (test_standard.py).
 
 Adding a connector: its module, one line in ``connectors.REGISTRY``, and one ``Case`` here. A case
-says how to serve its recorded answers (HTTP connectors: a real local server), or which files to
-put in the config's folder (file connectors), and the ``[connectors.src]`` keys that point the
-connector at them. The suite then runs every standard check over it.
+says how to serve its recorded answers (HTTP connectors: a real local server), which files to
+put in the config's folder (file connectors), or which table to create in a real PostgreSQL
+database (database connectors), and the ``[connectors.src]`` keys that point the connector at
+them. The suite then runs every standard check over it.
 """
 
 from __future__ import annotations
@@ -17,8 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+import sqlalchemy as sa
+
+from tests.connectors import test_anthropic as anth
 from tests.connectors import test_github_issues as gh
 from tests.connectors import test_jira as jira
+from tests.connectors import test_litellm as llm
+from tests.connectors import test_openai as oai
 from tests.connectors import test_opencost as oc
 from tests.connectors import test_pagerduty as pd
 from tests.servers import SHARED_DATA, PayloadServer, Reply
@@ -60,6 +66,12 @@ class Case:
     files: Callable[[Path], Path] | None = None
     #: environment the connector needs (token variables)
     env: dict[str, str] = field(default_factory=dict)
+    #: database: fill the given (empty, real PostgreSQL) database with the recorded table
+    database: Callable[[str], None] | None = None
+    #: database: the environment variable the connector reads the database URL from
+    database_env: str = ""
+    #: database: the table the connector reads (the failure cases replace or hide it)
+    db_table: str = ""
     apps: str = APPS
 
 
@@ -137,6 +149,31 @@ def _github_first_page(url: str) -> Reply:
     return Reply(200, gh._recorded(1)["body"], {"Link": f'<{url}/repos/robpike/ivy/issues?page=2>; rel="next"'})
 
 
+def _openai_server() -> PayloadServer:
+    """OpenAI's documented Costs and Usage answers (tests/connectors/test_openai.py): two cost pages
+    joined by next_page, the daily totals, completions (two pages), embeddings, moderations."""
+    return oai.serve()
+
+
+def _openai_first_page(url: str) -> Reply:
+    return Reply(200, oai.as_json(oai.GROUPED_P1))  # announces next_page "page_AAA"
+
+
+def _anthropic_first_page(url: str) -> Reply:
+    return Reply(200, anth.GROUPED_P1)  # announces next_page "page_CCC"
+
+
+def _litellm_table(url: str) -> None:
+    """LiteLLM's LiteLLM_SpendLogs (its schema.prisma) with the rows of tests/connectors/test_litellm.py."""
+    eng = sa.create_engine(url)
+    try:
+        with eng.begin() as conn:
+            conn.exec_driver_sql(llm.DDL)
+            llm.insert(conn, llm.LOGS)
+    finally:
+        eng.dispose()
+
+
 def _json_bytes(path: Path) -> Callable[[], bytes]:
     return lambda: path.read_bytes()
 
@@ -194,6 +231,36 @@ CASES: dict[str, Case] = {
         first_page=lambda url: Reply(200, json.loads((pd.FIXTURES / "incidents_offset0.json").read_text())),
         body=_json_bytes(pd.FIXTURES / "incidents_offset0.json"),
         env={"PD_FIXTURE_TOKEN": pd.TOKEN},
+    ),
+    "openai": Case(
+        table=lambda url: (
+            f'url = "{url}/v1"\nadmin_key_env = "OPENAI_FIXTURE_KEY"\ndays = 2\n'
+            'projects = { proj_sup = "churn-predictor", proj_srch = "fraud-scorer" }'
+        ),
+        serve=_openai_server,
+        first_page=_openai_first_page,
+        body=lambda: oai.as_json(oai.GROUPED_P1),
+        env={"OPENAI_FIXTURE_KEY": oai.KEY},
+    ),
+    "anthropic": Case(
+        table=lambda url: (
+            f'url = "{url}"\nadmin_key_env = "ANTHROPIC_FIXTURE_KEY"\ndays = 3\n'
+            f'workspaces = {{ {anth.WS_SUP} = "churn-predictor", {anth.WS_DOC} = "fraud-scorer" }}'
+        ),
+        serve=anth.serve,
+        first_page=_anthropic_first_page,
+        body=lambda: json.dumps(anth.GROUPED_P1).encode(),
+        env={"ANTHROPIC_FIXTURE_KEY": anth.KEY},
+    ),
+    "litellm": Case(
+        table=lambda _: (
+            'database_url_env = "LITELLM_FIXTURE_DB"\ndays = 3\ntimeout_seconds = 2\n'
+            'tags = { support = "churn-predictor" }\nkey_aliases = { docs-key = "fraud-scorer" }\n'
+            'teams = { team-42 = "fraud-scorer", "Docs Team" = "fraud-scorer" }'
+        ),
+        database=_litellm_table,
+        database_env="LITELLM_FIXTURE_DB",
+        db_table="LiteLLM_SpendLogs",
     ),
     "timesheet": Case(
         table=lambda _: 'path = "hours.csv"',

@@ -154,5 +154,7 @@ def test_missing_table_is_named(engine: Engine, postgres: Postgres, monkeypatch:
 
 
 def test_bad_settings_name_key(engine: Engine) -> None:
-    result = run(make_config(engine, 'table = "x; drop table y"'), engine)
-    assert result.status == "failed" and "connectors.gateway.table" in result.error and "drop" not in result.error
+    # settings are checked when portfolio.toml loads (issue 12), before any sync can start
+    with pytest.raises(config.SettingsError) as exc:
+        make_config(engine, 'table = "x; drop table y"')
+    assert "connectors.gateway.table" in str(exc.value) and "drop" not in str(exc.value)

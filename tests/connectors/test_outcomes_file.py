@@ -102,6 +102,31 @@ def test_bad_file_refused_row_by_row_and_earlier_rows_intact(tmp_path: Path, eng
     assert outcomes(engine) == Q3  # earlier data intact, nothing of the bad file written
 
 
+def test_a_ledger_cut_inside_a_quoted_note_is_refused(tmp_path: Path, engine: Engine) -> None:
+    """A copy or upload cut short inside a quoted cell: the reader must not take the rest of the file
+    as that note (the row would pass with a cut note and nobody would know). A file whose quoting is
+    merely odd but closed still reads."""
+    ledger_file = tmp_path / "ledger.csv"
+    shutil.copy(FIXTURES / "ledger_2026q3.csv", ledger_file)
+    cfg = make_cfg(tmp_path, "ledger.csv")
+    assert sync.sync(cfg, engine).ok
+    data = (FIXTURES / "ledger_2026q3.csv").read_bytes()
+    cut = data.index(b'"retained customers') + len(b'"retain')  # row 4's quoted note, cut mid-word
+    ledger_file.write_bytes(data[:cut])
+    run = sync.sync(cfg, engine).runs[0]
+    assert run.status == "failed" and run.error is not None
+    assert run.error.splitlines()[1] == (
+        "file ledger.csv, row 4, column 'note' (value 'retain'): the file ends inside a quoted cell "
+        '(a " is never closed): it may be cut short; check the file is complete'
+    )
+    assert outcomes(engine) == Q3  # earlier data intact
+    ledger_file.write_bytes(data[:cut] + b'"\n')  # the same rows, the quote closed: read, note and all
+    assert sync.sync(cfg, engine).ok
+    # the file now holds churn for July..September only: it is the truth for those months
+    assert outcomes(engine) == Q3[:3]
+
+
+
 def test_corrected_ledger_replaces_the_months_it_holds(tmp_path: Path, engine: Engine) -> None:
     ledger_file = tmp_path / "ledger.csv"
     shutil.copy(FIXTURES / "ledger_2026q3.csv", ledger_file)

@@ -1,7 +1,8 @@
 """The standard connector suite (like the Singer SDK's standard tests), over every registered connector.
 
 Each connector runs on its recorded fixtures (tests/connectors/standard_cases.py: real local servers
-for HTTP connectors, files in a temporary folder for file connectors) and must:
+for HTTP connectors, files in a temporary folder for file connectors, a table in a real PostgreSQL
+database for database connectors) and must:
 
 - yield only the record types it declares (``RECORDS``) and the sync markers;
 - give natural keys that are unique and non-null;
@@ -9,12 +10,15 @@ for HTTP connectors, files in a temporary folder for file connectors) and must:
 - give money as ``Decimal`` and days from 2000 to a year ahead;
 - fail with a :class:`ConnectorError` naming the connector (and the HTTP status) on a 401, a 403, a
   500, a truncated body, a repeated page (paginated connectors) and a stalled answer; file
-  connectors on a missing file and a truncated file;
+  connectors on a missing file and a truncated file; database connectors (the same failures, as a
+  database gives them) on a login refused, a table it may not read, a missing table, a table of the
+  wrong shape and a server that accepts the connection and says nothing;
 - have a module docstring whose first line describes it.
 """
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 import typing
@@ -25,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 import connectors
 from connectors.base import Notice, Partition, Replace, ReplaceKeys, Rows
@@ -32,12 +37,13 @@ from portfolio import config
 from portfolio.config import ConnectorConfig
 from portfolio.errors import ConnectorError
 from tests.connectors.standard_cases import CASES, Case
-from tests.servers import PayloadServer, Reply
+from tests.servers import PayloadServer, Postgres, Reply
 
 TYPES = sorted(connectors.REGISTRY)
 HTTP = [t for t in TYPES if t in CASES and CASES[t].serve]
 PAGINATED = [t for t in HTTP if CASES[t].first_page]
 FILES = [t for t in TYPES if t in CASES and CASES[t].files]
+DATABASES = [t for t in TYPES if t in CASES and CASES[t].database]
 MARKERS = (Replace, ReplaceKeys, Partition, Notice)
 FIRST_DAY = date(2000, 1, 1)
 
@@ -83,6 +89,17 @@ def rows_by_table(items: list[Any]) -> dict[type, list[dict[str, Any]]]:
     return out
 
 
+def _database(case: Case, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh database on the session's real PostgreSQL holding the case's recorded table; its URL
+    (in the URL form the connector's users write, ``postgresql://``) is in ``case.database_env``."""
+    assert case.database is not None
+    server: Postgres = request.getfixturevalue("postgres")
+    url = server.create_database("std")
+    case.database(url)
+    monkeypatch.setenv(case.database_env, url.replace("postgresql+psycopg://", "postgresql://"))
+    return url
+
+
 def pull(type_name: str, conn: ConnectorConfig) -> list[Any]:
     return list(connectors.load(type_name).pull(conn, None))
 
@@ -95,6 +112,8 @@ def pulled(request: pytest.FixtureRequest, folder: Path, monkeypatch: pytest.Mon
     _env(case, monkeypatch)
     if case.files:
         case.files(folder)
+    if case.database:
+        _database(case, request, monkeypatch)
     if case.serve:
         with case.serve() as server:
             conn = make(type_name, folder, server.url)
@@ -102,6 +121,16 @@ def pulled(request: pytest.FixtureRequest, folder: Path, monkeypatch: pytest.Mon
     else:
         conn = make(type_name, folder)
         yield pull(type_name, conn), pull(type_name, conn)
+
+
+def _key_value(table: Any, row: dict[str, Any], key: str) -> Any:
+    """A row's natural-key value; a bulk frame (``Rows``) may leave out a key column that has a
+    default (UsageRecord.model = ""): it counts as that default, as the sync writer fills it."""
+    if key in row:
+        return row[key]
+    info = table.model_fields.get(key)
+    assert info is not None and not info.is_required(), f"{table.__name__}: a row lacks key column {key!r}"
+    return info.get_default(call_default_factory=True)
 
 
 def _decimal_fields(table: type) -> set[str]:
@@ -135,7 +164,7 @@ def test_records(pulled: tuple[list[Any], list[Any]], request: pytest.FixtureReq
     for table, rows in tables.items():
         assert table in declared, f"{type_name} yielded {table.__name__}, not in its RECORDS"
         key = [k for k in table.NATURAL_KEY if k != "source"]  # type: ignore[attr-defined]
-        keys = [tuple(r[k] for k in key) for r in rows]
+        keys = [tuple(_key_value(table, r, k) for k in key) for r in rows]
         assert all(v is not None and v == v for k in keys for v in k), f"{table.__name__}: a null in {key}"
         dupes = {k for k in keys if keys.count(k) > 1}
         assert not dupes, f"{table.__name__}: natural key {key} repeats: {sorted(dupes)[:3]}"
@@ -246,3 +275,89 @@ def test_truncated_file(type_name: str, folder: Path) -> None:
     with pytest.raises(ConnectorError) as exc:
         pull(type_name, make(type_name, folder))
     assert str(exc.value).startswith("src:"), str(exc.value)
+
+
+# ----------------------------------------------------------------------------- database failures
+# What a 401, a 403, a 500, a truncated body and a stalled answer are to an HTTP source.
+
+
+def _db_fails(type_name: str, folder: Path) -> ConnectorError:
+    with pytest.raises(ConnectorError) as exc:
+        pull(type_name, make(type_name, folder))
+    err = exc.value
+    assert str(err).startswith("src:") and "Traceback" not in str(err), str(err)
+    return err
+
+
+def _set_url(case: Case, url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(case.database_env, url.replace("postgresql+psycopg://", "postgresql://"))
+
+
+@pytest.mark.parametrize("type_name", DATABASES)
+def test_database_login_refused(type_name: str, folder: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A role the server does not know (the 401): named as the database, the password never shown."""
+    case = CASES[type_name]
+    url = _database(case, request, monkeypatch)
+    _set_url(case, url.replace("//portfolio@", "//std_nobody:pw-hunter2@"), monkeypatch)
+    err = _db_fails(type_name, folder)
+    assert case.database_env in str(err) and "hunter2" not in str(err), str(err)
+
+
+@pytest.mark.parametrize("type_name", DATABASES)
+def test_database_table_not_readable(type_name: str, folder: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A role that may log in but not read the table (the 403): the table is named."""
+    case = CASES[type_name]
+    url = _database(case, request, monkeypatch)
+    eng = sa.create_engine(url)
+    try:
+        with eng.begin() as conn:
+            if not conn.exec_driver_sql("SELECT 1 FROM pg_roles WHERE rolname = 'std_reader'").first():
+                conn.exec_driver_sql("CREATE ROLE std_reader LOGIN")
+    finally:
+        eng.dispose()
+    _set_url(case, url.replace("//portfolio@", "//std_reader@"), monkeypatch)
+    err = _db_fails(type_name, folder)
+    assert case.db_table in str(err) and "permission denied" in str(err), str(err)
+
+
+@pytest.mark.parametrize("type_name", DATABASES)
+def test_database_missing_table(type_name: str, folder: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The database answers but holds no such table (the 500 / 404): the table is named."""
+    case = CASES[type_name]
+    server: Postgres = request.getfixturevalue("postgres")
+    _set_url(case, server.create_database("std_empty"), monkeypatch)
+    err = _db_fails(type_name, folder)
+    assert case.db_table in str(err), str(err)
+
+
+@pytest.mark.parametrize("type_name", DATABASES)
+def test_database_table_of_the_wrong_shape(type_name: str, folder: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A table of that name holding other columns (the truncated or unexpected body): named, no traceback."""
+    case = CASES[type_name]
+    server: Postgres = request.getfixturevalue("postgres")
+    url = server.create_database("std_shape")
+    eng = sa.create_engine(url)
+    try:
+        with eng.begin() as conn:
+            conn.exec_driver_sql(f'CREATE TABLE "{case.db_table}" (request_id TEXT PRIMARY KEY)')
+    finally:
+        eng.dispose()
+    _set_url(case, url, monkeypatch)
+    err = _db_fails(type_name, folder)
+    assert case.db_table in str(err), str(err)
+
+
+@pytest.mark.parametrize("type_name", DATABASES)
+def test_database_stalled_server_times_out(type_name: str, folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server that accepts the connection and never answers: the connect timeout (2 s) ends it."""
+    case = CASES[type_name]
+    with socket.socket() as listener:  # the kernel completes the handshake; nobody ever reads or writes
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        port = listener.getsockname()[1]
+        monkeypatch.setenv(case.database_env, f"postgresql://portfolio:pw-hunter2@127.0.0.1:{port}/litellm")
+        began = time.monotonic()
+        err = _db_fails(type_name, folder)
+        took = time.monotonic() - began
+    assert case.database_env in str(err) and "hunter2" not in str(err), str(err)
+    assert took < 8, took
