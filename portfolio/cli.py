@@ -132,8 +132,18 @@ def dashboard_entry() -> Path:
     return path
 
 
+def upload_limit_mb(max_bytes: int) -> int:
+    """Streamlit's server-wide upload limit (whole MB) for a ``[uploads] max_bytes`` cap: a bigger
+    file is refused by the server before any of it is held in memory, not only by the page."""
+    return max(1, -(-max_bytes // 2**20))
+
+
 def streamlit_command(
-    port: int, address: str = "127.0.0.1", secrets_file: str | None = None, allowed_hosts: Sequence[str] = ()
+    port: int,
+    address: str = "127.0.0.1",
+    secrets_file: str | None = None,
+    allowed_hosts: Sequence[str] = (),
+    max_upload_mb: int | None = None,
 ) -> list[str]:
     # Always headless: a non-headless first run asks for an e-mail on the terminal and blocks;
     # the browser is opened by us once the server answers (webbrowser), unless --no-browser.
@@ -142,6 +152,7 @@ def streamlit_command(
     # websocket of a request whose Host is not one of them (DNS rebinding), before any script runs.
     hosts = [arg for host in allowed_hosts for arg in ("--server.allowedHosts", host)]
     secrets = ["--secrets.files", secrets_file] if secrets_file else []
+    uploads = ["--server.maxUploadSize", str(max_upload_mb)] if max_upload_mb else []
     return [
         sys.executable, "-c", "from portfolio.dashboard import serve; serve()", "run", str(dashboard_entry()),
         "--server.port", str(port),
@@ -152,6 +163,7 @@ def streamlit_command(
         "--server.fileWatcherType", "none",
         "--server.runOnSave", "false",
         "--browser.gatherUsageStats", "false",
+        *uploads,
         *hosts,
         *secrets,
     ]  # fmt: skip
@@ -219,9 +231,10 @@ def serve_dashboard(
     address: str = "127.0.0.1",
     secrets_file: str | None = None,
     allowed_hosts: Sequence[str] = (),
+    max_upload_bytes: int = config_mod.Uploads().max_bytes,
 ) -> int:
     """Run the Streamlit dashboard until it exits or Ctrl-C; the child never outlives us."""
-    cmd = streamlit_command(port, address, secrets_file, allowed_hosts)
+    cmd = streamlit_command(port, address, secrets_file, allowed_hosts, upload_limit_mb(max_upload_bytes))
     if _port_in_use(port):
         raise PortfolioError(f"port {port} on 127.0.0.1 is already in use: choose another with --port")
     proc = subprocess.Popen(cmd, env=dashboard_env(database_url, demo=demo, config_path=config_path))
@@ -701,6 +714,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             return serve_dashboard(
                 cfg.database_url, port=args.port, open_browser=False, demo=False, config_path=cfg.source_path,
                 address=address, secrets_file=secrets_file, allowed_hosts=served_host_names(cfg, address),
+                max_upload_bytes=cfg.uploads.max_bytes,
             )
         finally:
             print("stopping the scheduler (waiting for a running sync to finish)", file=sys.stderr, flush=True)

@@ -41,3 +41,15 @@ def test_the_shipped_streamlit_config_keeps_a_bare_streamlit_run_local() -> None
     shipped = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text(encoding="utf-8"))
     assert shipped["server"]["address"] == "127.0.0.1"
     assert shipped["client"]["showErrorDetails"] == "none"
+
+
+def test_the_server_refuses_uploads_over_the_configured_cap() -> None:
+    """Streamlit holds an upload in memory before the page sees it: its own limit follows [uploads]."""
+    assert cli.upload_limit_mb(20_000_000) == 20  # 19.07 MiB, rounded up to whole MB
+    assert cli.upload_limit_mb(2**20) == 1
+    assert cli.upload_limit_mb(1) == 1
+    cmd = cli.streamlit_command(8501, max_upload_mb=cli.upload_limit_mb(5_000_000))
+    assert _pairs(cmd, "--server.maxUploadSize") == ["5"]
+    assert "--server.maxUploadSize" not in cli.streamlit_command(8501)
+    shipped = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text(encoding="utf-8"))
+    assert shipped["server"]["maxUploadSize"] == cli.upload_limit_mb(config.Uploads().max_bytes)

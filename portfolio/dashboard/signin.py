@@ -30,7 +30,7 @@ from typing import Any
 
 import streamlit as st
 
-from portfolio import auth
+from portfolio import auth, safe
 from portfolio.config import Config
 
 log = logging.getLogger("portfolio.dashboard")
@@ -66,6 +66,12 @@ def _has_auth_secrets() -> bool:
         return "auth" in st.secrets
     except Exception:  # no secrets file at all
         return False
+
+
+def _who(name: str) -> str:
+    """An identity's name from the provider, escaped for Markdown (a name is typed by its owner);
+    an e-mail stays readable and copyable (its autolink is a mailto:, no request to anyone)."""
+    return safe.md(name).replace("\u2060\\@", "\\@")
 
 
 def current_user(cfg: Config | None) -> User:
@@ -189,11 +195,11 @@ def gate(cfg: Config | None) -> User:
         st.title("ML Portfolio")
         unverified = not auth.email_verified(_identity(), cfg.auth)
         why = " (the sign-in provider does not say this e-mail is verified)" if unverified else ""
-        st.error(f"{user.name} is signed in but has no role in this portfolio{why}, so it shows nothing. {_ask_whom(cfg)}")
+        st.error(f"{_who(user.name)} is signed in but has no role in this portfolio{why}, so it shows nothing. {_ask_whom(cfg)}")
         if st.button("Sign out"):
             st.logout()
         st.stop()
-    st.sidebar.caption(f":material/person: {user.name} — {user.role}")
+    st.sidebar.caption(f":material/person: {_who(user.name)} — {user.role}")
     if st.sidebar.button("Sign out", key="signout"):
         st.logout()
     st.session_state[PASSED] = True

@@ -97,7 +97,8 @@ def test_no_role_sees_nothing_and_whom_to_ask(signed_in_deployment: str, claims:
         assert_clean(at)
         assert not _shows_data(at)
         (error,) = [e.value for e in at.error]
-        assert f"{claims['email']} is signed in but has no role in this portfolio" in error
+        shown = str(claims["email"]).replace("@", "\\@")  # escaped Markdown source
+        assert f"{shown} is signed in but has no role in this portfolio" in error
         assert "Ask an admin of this portfolio to give you a role: boss@example.com." in error
         assert ("does not say this e-mail is verified" in error) is why
         assert [b.label for b in at.button] == ["Sign out"]
@@ -107,7 +108,7 @@ def test_a_verified_email_gets_its_role(signed_in_deployment: str) -> None:
     at = _as({"email": "bob@example.com", "email_verified": True}, "finance")
     assert_clean(at)
     assert not at.error and at.metric
-    assert any("bob@example.com — viewer" in c.value for c in at.sidebar.caption)
+    assert any("bob\\@example.com — viewer" in c.value for c in at.sidebar.caption)  # escaped Markdown source
 
 
 def test_a_sign_in_older_than_session_hours_is_signed_out(signed_in_deployment: str) -> None:

@@ -57,7 +57,7 @@ def test_viewer_sees_every_page(signed_in_deployment: str, page: str) -> None:
     at = _as("bob@example.com", page)
     assert_clean(at)
     assert not at.error, [e.value for e in at.error]
-    assert any("bob@example.com — viewer" in c.value for c in at.sidebar.caption)
+    assert any("bob\\@example.com — viewer" in c.value for c in at.sidebar.caption)  # Markdown source: the name is escaped
 
 
 def test_viewer_cannot_record_a_decision_or_sync(signed_in_deployment: str) -> None:
@@ -85,3 +85,12 @@ def test_editor_decision_is_authored_by_the_signed_in_identity(signed_in_deploym
     assert len(frame) == before + 1
     newest = frame.sort_values("decided_at").iloc[-1]
     assert (newest.app_id, newest.decided_by) == ("email-send-time", "ann@finance.example.com")
+
+
+def test_the_signed_in_name_is_escaped_but_an_email_stays_readable() -> None:
+    """The provider's name claim is typed by its owner: no image, link or directive renders from it."""
+    from portfolio.dashboard.signin import _who
+
+    assert _who("bob@example.com") == "bob\\@example.com"  # renders as bob@example.com
+    shown = _who("![x](http://127.0.0.1:9/p.png) :red[admin]")
+    assert "![" not in shown and "](" not in shown and ":red[" not in shown
