@@ -7,6 +7,7 @@ drift is shown and flagged, and every vendor's daily total reconciles with the v
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -96,8 +97,9 @@ def test_sync_then_report_tokens(engine: Engine, setup: Path, capsys: pytest.Cap
     rec = pnl.reconciliation(facts)
     assert set(rec[rec.source.isin(["oai", "claude"])].status) == {"ok"} and len(rec[rec.source.isin(["oai", "claude"])]) == 4
 
-    today = facts.today.isoformat()
-    assert cli.main(["report", "tokens", "--config", str(cfg), "--today", today, "--format", "json"]) == 0
+    # reports cover full months only: as of the 1st of next month, the month holding the synced days is full
+    as_of = (facts.today.replace(day=1) + timedelta(days=32)).replace(day=1).isoformat()
+    assert cli.main(["report", "tokens", "--config", str(cfg), "--today", as_of, "--format", "json"]) == 0
     out = json.loads(capsys.readouterr().out)
     rows = {(r["app_id"], r["model"]): r for r in out["tokens"]}
     mini = rows[("support-bot", "gpt-4o-mini-2024-07-18")]
@@ -108,7 +110,7 @@ def test_sync_then_report_tokens(engine: Engine, setup: Path, capsys: pytest.Cap
     sup = drift[("support-bot", D1.isoformat())]
     assert sup["billed"] == pytest.approx(0.3 + 1.737891) and sup["estimated"] == pytest.approx(0.6)
     assert sup["drift"] == pytest.approx(0.6 / 2.037891 - 1) and sup["flagged"] is True  # -70.6% vs threshold 50%
-    assert cli.main(["report", "tokens", "--config", str(cfg), "--today", today]) == 0
+    assert cli.main(["report", "tokens", "--config", str(cfg), "--today", as_of]) == 0
     table = capsys.readouterr().out
     assert "tokens and cost per app and model" in table and "gpt-4o-mini-2024-07-18" in table
     assert "billed against estimated" in table and "-70.6%" in table and "FLAG" in table

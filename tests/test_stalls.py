@@ -194,8 +194,8 @@ def test_timeout_minutes_is_validated() -> None:
     from portfolio.errors import ConfigError
 
     with pytest.raises(ConfigError, match="connectors.m.timeout_minutes"):
-        config.loads('[connectors.m]\ntype = "prometheus"\ntimeout_minutes = 0\n')
-    assert config.loads('[connectors.m]\ntype = "prometheus"\n').connectors["m"].timeout_minutes == 30
+        config.loads('[connectors.m]\ntype = "prometheus"\nurl = "http://127.0.0.1:9"\ntimeout_minutes = 0\n')
+    assert config.loads('[connectors.m]\ntype = "prometheus"\nurl = "http://127.0.0.1:9"\n').connectors["m"].timeout_minutes == 30
 
 
 # ----------------------------------------------------------------------------- the write lock

@@ -98,7 +98,7 @@ def test_cli_csv_report_neutralises_formulas_and_keeps_negative_numbers(poisoned
     assert row["team"] == "'" + TEAM
     if "name" in row:
         assert row["name"] == "'" + NAME
-    assert row["value"] == "-250.5"  # a negative number stays a number
+    assert row["value"] == "-250.50"  # a negative number stays a number (exact, as the ledger says)
     assert not [c for r in _rows(out.stdout) for c in r.values() if c and c[0] in "=+@\t\r" ]
 
 
@@ -129,7 +129,7 @@ def test_app_page_downloads_neutralise_formulas(poisoned: Path, downloads: dict[
     assert "'" + TITLE in set(tickets["title"])
     outcomes = pd.read_csv(io.BytesIO(downloads["ivy-calculator-outcomes.csv"]), dtype=str)
     assert list(outcomes["note"]) == ["'" + NOTE]
-    assert list(outcomes["amount"]) == ["-250.5"]  # numbers are not quoted
+    assert list(outcomes["amount"]) == ["-250.50"]  # numbers are not quoted
     for name, data in downloads.items():
         if name.endswith(".csv"):
             cells = [c for r in csv.reader(io.StringIO(data.decode())) for c in r]
