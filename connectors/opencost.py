@@ -24,6 +24,18 @@ a re-pulled day replaces its old figures; a day OpenCost returns nothing for is 
 (an empty answer usually means missing metrics, not zero cost). There is no bill behind OpenCost's
 figures, so no BillingTotal. Token (optional): ``token_env`` names the variable holding a bearer
 token for an OpenCost behind an authenticating proxy.
+
+Inference cost (``inference = true``, off by default; OpenCost 1.121 and later): the same day is
+also read from ``GET {url}/inferenceCost/total`` (``aggregate=namespace,model_name``, cost basis
+``allocation``), whose ``inferenceCosts`` give each self-hosted model's cost and its prompt and
+generation tokens per namespace. The namespace is the app as a label value is (the app id or one
+of its ``cost_tags``). Each model's cost becomes an ``infra`` row ``inference <model>`` with
+``model`` set, and its tokens ``input_tokens`` / ``output_tokens`` usage of that model. That cost is
+the allocation of the serving pods, already inside the label allocation, so it is carved out of
+it rather than added: taken from the app's services in the order gpu, cpu, ram, storage, network,
+load balancer, shared, external, then from the unlabelled workloads (``__unallocated__``), whose
+pods may carry no app label. An inference cost larger than both is refused (the namespace does
+not name the app the pods' label does), never booked twice.
 """
 
 from __future__ import annotations
@@ -45,7 +57,7 @@ from portfolio.errors import ConfigError
 
 NAME = "opencost"
 #: the record types this connector yields (checked by the standard connector suite)
-RECORDS: tuple[type, ...] = (records.CostRecord,)
+RECORDS: tuple[type, ...] = (records.CostRecord, records.UsageRecord)
 
 #: service name -> the allocation fields summed into it
 SERVICES: dict[str, tuple[str, ...]] = {
@@ -76,6 +88,7 @@ class Params(ConnectorParams):
     retries: int = Field(3, ge=0, description="retries on 429/5xx")
     token_env: str | None = Field(None, description="variable holding a bearer token (OpenCost behind an authenticating proxy)")
     timeout_seconds: float = Field(60.0, gt=0, description="seconds to wait for an answer to start (read timeout)")
+    inference: bool = Field(False, description="also read /inferenceCost/total (OpenCost 1.121+): self-hosted models' cost and tokens per namespace")
 
 
 def _days(config: ConnectorConfig, since: datetime | None, today: date) -> list[date]:
@@ -191,6 +204,93 @@ def parse(
     return dict(out)
 
 
+INFERENCE_PATH = "/inferenceCost/total"
+#: the order in which a model's inference cost is carved out of its app's allocation
+_CARVE_ORDER = tuple(SERVICES)
+
+
+class Inference(dict[tuple[str, str], tuple[Decimal, float, float]]):
+    """{(app id, model): (cost, prompt tokens, generation tokens)} of one day."""
+
+
+def parse_inference(
+    body: Any,
+    *,
+    connector: str,
+    tag_to_app: dict[str, str],
+    window: tuple[datetime, datetime] | None = None,
+) -> Inference:
+    """An ``/inferenceCost/total`` answer -> cost and tokens per (app, model).
+
+    The answer is ``{"code": 200, "data": {"inferenceCosts": {key: {"properties": {"modelName",
+    "namespace", ...}, "totalCost", "promptTokens", "generationTokens", ...}}, "window": ...}}``.
+    """
+    path = INFERENCE_PATH
+    if not isinstance(body, dict):
+        raise ConnectorError(connector, "unexpected payload shape: expected {\"code\": 200, \"data\": {\"inferenceCosts\": {...}}}", path=path)
+    code = body.get("code", 200)
+    if code != 200:
+        message = str(body.get("message") or body.get("status") or "error")[:300]
+        raise ConnectorError(connector, f"OpenCost answered code {code}: {message}", path=path)
+    data = body.get("data")
+    if data is None:
+        return Inference()
+    if not isinstance(data, dict) or not isinstance(data.get("inferenceCosts") or {}, dict):
+        raise ConnectorError(connector, "unexpected payload shape: data.inferenceCosts is not an object", path=path)
+    costs = data.get("inferenceCosts") or {}
+    if costs and window is not None and isinstance(data.get("window"), dict):
+        _check_window(data, window, connector, path)
+    out = Inference()
+    for key, entry in costs.items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("properties") or {}, dict):
+            raise ConnectorError(connector, f"unexpected payload shape: inference cost {str(key)[:60]!r} is not an object", path=path)
+        props = entry.get("properties") or {}
+        model = str(props.get("modelName") or "").strip()
+        if not model:
+            raise ConnectorError(connector, f"inference cost {str(key)[:60]!r} names no model (properties.modelName)", path=path)
+        namespace = str(props.get("namespace") or "").strip()
+        app, _ = _app_of(namespace, "", tag_to_app) if namespace else (records.UNALLOCATED, None)
+        cost = _number(entry, "totalCost", connector, path)
+        prompt = float(_number(entry, "promptTokens", connector, path))
+        generation = float(_number(entry, "generationTokens", connector, path))
+        if cost < 0 or prompt < 0 or generation < 0:
+            raise ConnectorError(connector, f"inference cost {str(key)[:60]!r}: negative cost or tokens", path=path)
+        old = out.get((app, model), (Decimal(0), 0.0, 0.0))
+        out[(app, model)] = (old[0] + cost, old[1] + prompt, old[2] + generation)
+    return out
+
+
+def carve(amounts: dict[tuple[str, str], Decimal], inference: Inference, *, connector: str, day: date) -> dict[tuple[str, str], Decimal]:
+    """The label allocation with each app's inference cost taken out of it (it is booked per model).
+
+    Taken from the app's services in ``_CARVE_ORDER``, then from ``__unallocated__``; refused when
+    both together hold less than the app's inference cost.
+    """
+    out = dict(amounts)
+    per_app: dict[str, Decimal] = defaultdict(Decimal)
+    for (app, _model), (cost, _p, _g) in inference.items():
+        per_app[app] += cost
+    for app, due in sorted(per_app.items()):
+        left = due
+        for owner in dict.fromkeys((app, records.UNALLOCATED)):
+            for service in _CARVE_ORDER:
+                have = out.get((owner, service), Decimal(0))
+                if left <= 0 or have <= 0:
+                    continue
+                take = min(have, left)
+                out[(owner, service)] = have - take
+                left -= take
+        if left > _Q6:
+            raise ConnectorError(
+                connector,
+                f"{day}: the inference cost of app {app!r} ({due.quantize(_Q6)}) exceeds its allocation and the "
+                f"unlabelled workloads' ({(due - left).quantize(_Q6)}): the namespace must name the app the "
+                "serving pods' label names (its id or one of its cost_tags); refused rather than booked twice",
+                path=INFERENCE_PATH,
+            )
+    return {key: amount for key, amount in out.items() if amount}
+
+
 def pull(config: ConnectorConfig, since: datetime | None) -> Iterator[Any]:
     """One allocation query per day; yields a Replace window and the CostRecords of each day."""
     base = config.get("url")
@@ -242,7 +342,34 @@ def pull(config: ConnectorConfig, since: datetime | None) -> Iterator[Any]:
             )
             if not amounts:
                 continue
+            inference = Inference()
+            if p.inference:
+                answer, _ = get_json(
+                    session,
+                    config.name,
+                    "GET",
+                    str(base).rstrip("/") + INFERENCE_PATH,
+                    params={"window": _window(day), "aggregate": "namespace,model_name", "costBasis": "allocation"},
+                    headers=headers,
+                    secret_envs=config.secret_env_names(),
+                    timeout=(min(5.0, p.timeout_seconds), p.timeout_seconds),
+                )
+                inference = parse_inference(
+                    answer, connector=config.name, tag_to_app=tag_to_app, window=(start, start + timedelta(days=1))
+                )
+                amounts = carve(amounts, inference, connector=config.name, day=day)
             yield Replace(records.CostRecord, day, day)
+            if p.inference:
+                yield Replace(records.UsageRecord, day, day)
+            for (app, model), (cost, prompt, generation) in sorted(inference.items()):
+                if cost.quantize(_Q6):
+                    yield records.CostRecord(
+                        source="", app_id=app, day=day, category="infra", service=f"inference {model}",
+                        amount=cost.quantize(_Q6), currency=currency, model=model,
+                    )
+                for metric, value in (("input_tokens", prompt), ("output_tokens", generation)):
+                    if value:
+                        yield records.UsageRecord(source="", app_id=app, day=day, metric=metric, model=model, value=value)
             for (app, service), amount in sorted(amounts.items()):
                 if not amount.quantize(_Q6):
                     continue

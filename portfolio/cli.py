@@ -601,14 +601,19 @@ def _tokens_report(facts: Any, cfg: config_mod.Config, period: Any, fmt: str, te
     end = min(period.end, facts.last_complete_day)
     frame = genai.economics(facts.usage, facts.costs, period.start, end, cfg.currency)
     drift = genai.drift(genai_window(facts.costs, period.start, end), cfg.genai.drift_threshold, cfg.currency)
+    usage, costs = facts.usage, facts.costs
     if team:
         ids = set(facts.apps.loc[facts.apps["team"] == team, "app_id"])
         frame, drift = frame[frame["app_id"].isin(ids)], drift[drift["app_id"].isin(ids)]
+        usage = usage[usage["app_id"].isin(ids)] if not usage.empty else usage
+        costs = costs[costs["app_id"].isin(ids)] if not costs.empty else costs
+    hosting = genai.hosting(usage, costs, period.start, end, cfg.currency)
     if fmt == "csv":
         return report.to_csv(frame)
     if fmt == "json":
         tokens = json.loads(report.to_json(frame))
-        return json.dumps({"tokens": tokens, "drift": json.loads(report.to_json(drift))}, indent=2) + "\n"
+        return json.dumps({"tokens": tokens, "drift": json.loads(report.to_json(drift)),
+                           "self_hosted_vs_api": json.loads(report.to_json(hosting))}, indent=2) + "\n"
     shown = frame.copy()
     for col in ("tokens", "input_tokens", "cached_input_tokens", "cache_write_tokens", "output_tokens", "requests"):
         shown[col] = [f"{v:,.0f}" for v in shown[col]]
@@ -626,6 +631,15 @@ def _tokens_report(facts: Any, cfg: config_mod.Config, period: Any, fmt: str, te
         d = drift.assign(billed=[f"{v:,.2f}" for v in drift["billed"]], estimated=[f"{v:,.2f}" for v in drift["estimated"]],
                          drift=[f"{v:+.1%}" for v in drift["drift"]], flagged=["FLAG" if f else "" for f in drift["flagged"]])
         out.append(report.to_table(d, ["app_id", "day", "billed", "estimated", "drift", "flagged"]))
+    out += ["", "self-hosted against API (cost per 1M tokens; self-hosted: infra cost of a model, API: vendor cost)"]
+    if hosting.empty:
+        out.append("(no app or model with both a self-hosted and an API model)")
+    else:
+        h = hosting.copy()
+        for side in ("self_hosted", "api"):
+            h[f"{side}_tokens"] = [f"{v:,.0f}" for v in h[f"{side}_tokens"]]
+            h[f"{side}_per_1m"] = [None if v != v else f"{v:,.4f}" for v in h[f"{side}_per_1m"]]
+        out.append(report.to_table(h, ["scope", "key", "self_hosted_tokens", "self_hosted_per_1m", "api_tokens", "api_per_1m"]))
     return "\n".join(out) + "\n"
 
 

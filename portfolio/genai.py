@@ -10,6 +10,12 @@ names a model) and an estimate cover the same app and day, the bill counts and t
 uses); the gap between them is the **drift** (estimate / billed − 1), flagged above
 ``[genai] drift_threshold`` (5% by default). Tokens follow the same rule: a source that reports
 estimates (a gateway) gives way, for an app and day, to a billing source that reports tokens too.
+
+Self-hosted against API (:func:`hosting`): a model whose cost is ``infra`` (OpenCost's inference
+cost of a self-hosted model) is self-hosted, one whose cost is ``vendor`` (a bill or a gateway's
+estimate) is bought through an API; where an app, or a model name, has both, the cost per 1M tokens
+of each side is put side by side. A model with cost on both sides, or with tokens but no cost,
+takes no side (nothing to divide).
 """
 
 from __future__ import annotations
@@ -29,6 +35,10 @@ ECONOMICS_COLUMNS = [
 ]  # fmt: skip
 TREND_COLUMNS = ["app_id", "model", "month", "complete", "tokens", "requests", "cost", "cost_per_1m_tokens", "cost_per_request"]
 DRIFT_COLUMNS = ["app_id", "day", "billed", "estimated", "drift", "flagged"]
+HOSTING_COLUMNS = [
+    "scope", "key", "self_hosted_tokens", "self_hosted_cost", "self_hosted_per_1m", "api_tokens", "api_cost", "api_per_1m",
+]  # fmt: skip
+SELF_HOSTED, API = "self_hosted", "api"
 
 
 def _estimated(costs: pd.DataFrame) -> pd.Series:
@@ -197,3 +207,39 @@ def drift(costs: pd.DataFrame, threshold: float = DEFAULT_DRIFT_THRESHOLD, curre
     out["drift"] = out["estimated"] / out["billed"] - 1.0
     out["flagged"] = out["drift"].abs() > threshold
     return out[DRIFT_COLUMNS].sort_values(["app_id", "day"]).reset_index(drop=True)
+
+
+def hosting(
+    usage: pd.DataFrame, costs: pd.DataFrame, start: date | None = None, end: date | None = None, currency: str | None = None
+) -> pd.DataFrame:
+    """Self-hosted against API over ``start..end``: for each app (``scope`` "app") and each model
+    name (``scope`` "model", across apps) that has both self-hosted (``infra``) and API
+    (``vendor``) models, tokens, cost and cost per 1M tokens of each side (NaN without tokens)."""
+    empty = pd.DataFrame({col: pd.Series(dtype="object") for col in HOSTING_COLUMNS})
+    econ = economics(usage, costs, start, end, currency)
+    c = _between(_genai_costs(costs, currency), start, end)
+    if econ.empty or c.empty:
+        return empty
+    kinds: dict[tuple[str, str], set[str]] = {}
+    for a, m, cat in zip(c["app_id"].astype(str), c["model"].astype(str), c["category"].astype(str), strict=True):
+        kinds.setdefault((a, m), set()).add(cat)
+    side = {key: SELF_HOSTED if k == {"infra"} else API if k == {"vendor"} else "" for key, k in kinds.items()}
+    econ = econ.assign(side=[side.get((str(a), str(m)), "") for a, m in zip(econ["app_id"], econ["model"], strict=True)])
+    econ = econ[econ["side"] != ""]
+    frames = []
+    for scope, by in (("app", "app_id"), ("model", "model")):
+        sums = econ.groupby([by, "side"])[["tokens", "cost"]].sum().unstack("side")
+        if SELF_HOSTED not in sums["cost"].columns or API not in sums["cost"].columns:
+            continue
+        both = sums[sums["cost"][SELF_HOSTED].notna() & sums["cost"][API].notna()]
+        if both.empty:
+            continue
+        out = pd.DataFrame({"scope": scope, "key": both.index.astype(str)})
+        for name, col in ((SELF_HOSTED, "self_hosted"), (API, "api")):
+            out[f"{col}_tokens"] = both["tokens"][name].to_numpy()
+            out[f"{col}_cost"] = both["cost"][name].to_numpy()
+            out[f"{col}_per_1m"] = _ratio(out[f"{col}_cost"], out[f"{col}_tokens"], 1_000_000.0)
+        frames.append(out)
+    if not frames:
+        return empty
+    return pd.concat(frames, ignore_index=True)[HOSTING_COLUMNS]

@@ -60,6 +60,17 @@ Settings (``[connectors.<name>]``, ``type = "focus"``):
 - ``duckdb_memory_limit`` (``512MB``), ``duckdb_threads``, ``duckdb_temp_directory``: DuckDB's
   budget; beyond the limit it spills to the temp directory instead of growing.
 
+Token usage (files; FOCUS 1.2/1.3 exports of Bedrock, Azure OpenAI, Vertex AI): a line whose
+``ConsumedUnit`` counts tokens (``Tokens``, ``1K Tokens``, ``1000 Tokens``, ``1M Tokens``, ...) also
+becomes usage: ``ConsumedQuantity`` times the unit's size, per app (the same mapping rules), day,
+model and metric. The metric comes from the words of ``SkuMeter``, ``ChargeDescription`` and
+``SkuId``: cache read/hit -> ``cached_input_tokens``, cache write -> ``cache_write_tokens``,
+output/completion -> ``output_tokens``, input/prompt -> ``input_tokens``; a token line naming none
+is reported in the run's warnings, not counted. The model is ``SkuMeter`` (else ``SkuId``) without
+its direction, unit and deployment words (``gpt-4o-mini-0718-Inp-glbl Tokens`` -> ``gpt-4o-mini-0718``).
+The lines' cost stays infra cost as before. FOCUS 1.3's ``ServiceProviderName`` and
+``HostProviderName`` are read as ``ProviderName`` and ``PublisherName`` (service fallbacks).
+
 Validation covers what is used: the cost column, ``ChargePeriodStart``, ``BillingCurrency``,
 ``BillingPeriodStart`` when present, ``Tags`` with tag rules and ``ResourceId`` with resource
 patterns. A missing column, an unreadable file, a non-numeric cost, an unparseable date, an empty
@@ -85,7 +96,7 @@ from portfolio.errors import ConfigError
 
 NAME = "focus"
 #: the record types this connector yields (checked by the standard connector suite)
-RECORDS: tuple[type, ...] = (records.CostRecord, records.BillingTotal)
+RECORDS: tuple[type, ...] = (records.CostRecord, records.BillingTotal, records.UsageRecord)
 
 log = logging.getLogger(__name__)
 

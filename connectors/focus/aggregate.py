@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -10,7 +11,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
-from connectors.base import ConnectorError, Partition, ReplaceKeys, Rows
+from connectors.base import ConnectorError, Notice, Partition, Replace, ReplaceKeys, Rows
 from connectors.focus.settings import _KEY_COLUMNS, CHUNK_ROWS, Settings
 from connectors.focus.sql import lit
 from portfolio import records
@@ -131,6 +132,30 @@ SELECT app_id, day, category, service, amount, currency, billing_period FROM (
     for bp, n, digest, amount in prints:
         yield Partition(records.CostRecord, "billing_period", bp, f"{n}:{digest:016x}:{amount}", int(n))
         yield from _rows(con.sql(f"SELECT * FROM final WHERE billing_period = {lit(bp)}").to_arrow_reader(CHUNK_ROWS))
+
+
+def token_usage(con: duckdb.DuckDBPyConnection, s: Settings, name: str, first: date, last: date) -> Iterator[Any]:
+    """From table ``tokens1`` to token usage per app, day, model and metric (the export's whole
+    span of days is replaced: the files are the truth). Token lines that name no direction are
+    reported, not guessed."""
+    yield Replace(records.UsageRecord, first, last)
+    rows = con.execute(
+        f"""SELECT app_id, day, model, metric, SUM(tokens) FROM (
+              SELECT *, coalesce({_tag_map_sql(s)}, direct_app, '{records.UNALLOCATED}') AS app_id FROM tokens1
+            ) AS m WHERE metric IS NOT NULL GROUP BY ALL ORDER BY ALL"""
+    ).fetchall()
+    for app_id, day, model, metric, tokens in rows:
+        if tokens:
+            yield records.UsageRecord(source="", app_id=app_id, day=day, metric=metric, model=model, value=float(tokens))
+    unnamed = con.execute(
+        "SELECT SUM(lines), list(DISTINCT model ORDER BY model)[1:5] FROM tokens1 WHERE metric IS NULL"
+    ).fetchone()
+    if unnamed and unnamed[0]:
+        yield Notice(
+            f"{name}: {unnamed[0]} token line(s) name neither input, output nor cache in SkuMeter, ChargeDescription "
+            f"or SkuId ({', '.join(unnamed[1])}): their tokens are not counted"
+        )
+    con.execute("DROP TABLE tokens1")
 
 
 def _rows(reader: pa.RecordBatchReader) -> Iterator[Rows]:

@@ -14,7 +14,7 @@ from typing import Any
 import duckdb
 
 from connectors.base import ConnectorError, InputFileError, Notice
-from connectors.focus.aggregate import finish
+from connectors.focus.aggregate import finish, token_usage
 from connectors.focus.settings import _FILE_COLUMN, _SUFFIXES_CSV, _SUFFIXES_PARQUET, Settings
 from connectors.focus.sql import DuckDialect, lit, resolve_columns, stage1_sql
 from portfolio.config import ConnectorConfig
@@ -235,16 +235,25 @@ def pull_files(config: ConnectorConfig, s: Settings) -> Iterator[Any]:
             raise diagnose(name, config, files, s, exc) from None
         if bad and bad[0]:
             raise diagnose(name, config, files, s, None)
+        has_tokens = "ConsumedQuantity" in cols and "ConsumedUnit" in cols
+        if has_tokens:
+            try:
+                con.execute(f"CREATE TEMP TABLE tokens1 AS {stage1_sql(source, cols, col_types, s, DuckDialect(), extra, tokens=True)}")
+            except duckdb.Error as exc:
+                raise InputFileError(name, ", ".join(str(f) for f in files[:3]), f"token lines cannot be read: {_first_line(exc)}") from None
         if folders:
-            yield from _one_export_per_period(con, name, files, s)
+            yield from _one_export_per_period(con, name, files, s, tokens=has_tokens)
+        span = con.execute("SELECT min(day), max(day) FROM stage1").fetchone()
         detail = f"{s.cost_column} of {len(files)} file(s): " + ", ".join(f.name for f in files[:5])
         if len(files) > 5:
             detail += ", ..."
         yield from finish(con, s, name, detail)
+        if has_tokens and span and span[0] is not None:
+            yield from token_usage(con, s, name, span[0], span[1])
 
 
 def _one_export_per_period(
-    con: duckdb.DuckDBPyConnection, name: str, files: Sequence[Path], s: Settings
+    con: duckdb.DuckDBPyConnection, name: str, files: Sequence[Path], s: Settings, *, tokens: bool = False
 ) -> Iterator[Notice]:
     """Where one billing period of one account comes from several export folders, keep the folder
     written last (its newest file) and drop the others from ``stage1``, saying so; or refuse
@@ -268,9 +277,10 @@ def _one_export_per_period(
                 'last) or "sum" (the folders hold different charges)',
             )
         keep = max(folders, key=lambda d: (written.get(d, 0.0), d))
-        con.execute(
-            "DELETE FROM stage1 WHERE strftime(bp_start, '%Y-%m') = ? AND account = ? AND src <> ?", [bp, account, keep]
-        )
+        for table in ("stage1", "tokens1") if tokens else ("stage1",):
+            con.execute(
+                f"DELETE FROM {table} WHERE strftime(bp_start, '%Y-%m') = ? AND account = ? AND src <> ?", [bp, account, keep]
+            )
         stamp = datetime.fromtimestamp(written.get(keep, 0.0), UTC).strftime("%Y-%m-%d %H:%M UTC")
         others = [d for d in folders if d != keep]
         yield Notice(

@@ -27,11 +27,18 @@ CANONICAL = COST_COLUMNS + (
     "SubAccountName",
     "ResourceId",
     "BillingAccountId",
+    "PublisherName",
+    "ConsumedQuantity",
+    "ConsumedUnit",
+    "SkuId",
+    "SkuMeter",
+    "ChargeDescription",
 )
 #: other spellings -> canonical (FOCUS 1.3 renames, and FOCUS 0.5's names); the canonical
 #: column wins when a file has both
 ALIASES = {
     "serviceprovidername": "ProviderName",
+    "hostprovidername": "PublisherName",
     "amortizedcost": "EffectiveCost",
     "billedcurrency": "BillingCurrency",
     "chargetype": "ChargeCategory",

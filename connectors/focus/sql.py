@@ -132,6 +132,31 @@ def resolve_columns(names: Sequence[str]) -> dict[str, str]:
     return found
 
 
+#: a token line's direction, from its SKU meter, description and SKU id (first match wins)
+TOKEN_METRIC_PATTERNS = (
+    ("cached_input_tokens", r"cache[ _-]?(read|hit)|cached"),
+    ("cache_write_tokens", r"cache[ _-]?(write|creation|storage)"),
+    ("output_tokens", r"(^|[^a-z])(output|outp|completion|generat)"),
+    ("input_tokens", r"(^|[^a-z])(input|inp|prompt)"),
+)
+#: words of a SKU meter that say direction, unit or deployment, not the model (removed to name it)
+_NOT_MODEL = (
+    r"(?i)(^|[^a-z0-9])(input|output|inp|outp|prompt|completion|cache[ _-]?(read|write|hit|creation)|cached"
+    r"|tokens?|count|text|global|glbl|regional|rgnl|data ?zone|batch|on-?demand)([^a-z0-9]|$)"
+)
+
+
+def token_scale_sql(unit: str) -> str:
+    """How many tokens one unit of ``ConsumedUnit`` is (NULL: not a token count this reads)."""
+    u = f"lower(TRIM({unit}))"
+    return (
+        f"CASE WHEN NOT contains({u}, 'token') OR contains({u}, '/') THEN NULL "
+        f"WHEN regexp_matches({u}, '^(1 ?m|1,?000,?000|million)[^a-z0-9]') THEN 1000000 "
+        f"WHEN regexp_matches({u}, '^(1 ?k|1,?000|thousand)[^a-z0-9]') THEN 1000 "
+        f"WHEN regexp_matches({u}, '^tokens?$') THEN 1 END"
+    )
+
+
 def stage1_sql(
     source: str,
     cols: dict[str, str],
@@ -139,6 +164,8 @@ def stage1_sql(
     s: Settings,
     d: SqlDialect,
     extra: dict[str, str] | None = None,
+    *,
+    tokens: bool = False,
 ) -> str:
     """The one aggregating query over the raw lines: per billing period, currency, day, category,
     service and claim (tag value or directly mapped app), the exact cost sum and line count.
@@ -146,6 +173,10 @@ def stage1_sql(
     Each raw column is touched once in the innermost query (every per-line function counts at
     10M lines); the mapping runs on those derived columns. ``extra`` (name -> per-line
     expression) adds grouping columns, e.g. the export folder a line comes from.
+
+    ``tokens`` (DuckDB): the same mapping over the token lines only (``ConsumedUnit`` a token
+    count), grouped per billing period, day, claim, model and metric instead: ``tokens`` is
+    ``ConsumedQuantity`` times the unit's size; ``metric`` NULL where no direction is named.
     """
     extra = extra or {}
     extra_inner = "".join(f",\n           {expr} AS {name}" for name, expr in extra.items())
@@ -170,7 +201,7 @@ def stage1_sql(
     currency = f"TRIM({txt('BillingCurrency')})"
     if s.default_currency:
         currency = f"coalesce({currency}, {lit(s.default_currency)})"
-    service = f"coalesce({txt('ServiceName')}, {txt('ServiceCategory')}, {txt('ProviderName')}, 'unknown')"
+    service = f"coalesce({txt('ServiceName')}, {txt('ServiceCategory')}, {txt('ProviderName')}, {txt('PublisherName')}, 'unknown')"
     unused = f"coalesce(lower(TRIM({txt('CommitmentDiscountStatus')})) = 'unused', false)"
     if s.cost_column == "EffectiveCost" and "ChargeCategory" in cols and "CommitmentDiscountId" in cols:
         excluded = (
@@ -205,6 +236,38 @@ def stage1_sql(
         whens.append(f"WHEN {cond} THEN {lit(p.app)}")
     direct = f"CASE {' '.join(whens)} END" if whens else null_text
     carried = "".join(f", {c(k)} AS {d.quote(k)}" for k in mapping_cols)
+    if tokens:
+        described = ", ".join(txt(k) for k in ("SkuMeter", "ChargeDescription", "SkuId"))
+        words = f"lower(concat_ws(' ', {described}))"
+        metric = "CASE " + " ".join(f"WHEN regexp_matches({words}, {lit(rx)}) THEN {lit(m)}" for m, rx in TOKEN_METRIC_PATTERNS) + " END"
+        named = f"coalesce({txt('SkuMeter')}, {txt('SkuId')}, {service})"
+        # thrice: a removed word takes the separator after it, which the next word needs
+        stripped = named
+        for _ in range(3):
+            stripped = f"regexp_replace({stripped}, {lit(_NOT_MODEL)}, '\\1', 'g')"
+        model = (
+            f"coalesce(NULLIF(TRIM(regexp_replace(regexp_replace({stripped}, "
+            f"'[ _-]*([ _-])[ _-]*', '\\1', 'g'), '^[ _-]+|[ _-]+$', '', 'g')), ''), {named})"
+        )
+        scale = token_scale_sql(txt("ConsumedUnit"))
+        return f"""
+SELECT bp_start, day, tag_value, direct_app, metric, model, SUM(tokens) AS tokens, COUNT(*) AS lines{extra_cols}
+FROM (
+  SELECT bp_start, day{extra_cols}, tag_value,
+         CASE WHEN tag_value IS NOT NULL THEN {null_text} ELSE {direct} END AS direct_app, metric, model, tokens
+  FROM (
+    SELECT {bp} AS bp_start,
+           {day} AS day,
+           {tag} AS tag_value,
+           {metric} AS metric,
+           {model} AS model,
+           CAST({c('ConsumedQuantity')} AS DECIMAL(38,6)) * ({scale}) AS tokens{carried}{extra_inner}
+    FROM {source}
+    WHERE ({scale}) IS NOT NULL AND {c('ConsumedQuantity')} IS NOT NULL
+  ) AS lines_
+) AS mapped_
+GROUP BY bp_start, day, tag_value, direct_app, metric, model{extra_cols}
+"""
     return f"""
 SELECT bp_start, currency, day, category, service, tag_value, direct_app, unused, excluded,
        SUM(cost) AS amount, COUNT(*) AS lines{extra_cols}

@@ -53,3 +53,38 @@ def test_app_without_tokens_has_no_tokens_section(own_demo_url: str) -> None:  #
     open_page("app", at)
     assert_clean(at)
     assert "Tokens" not in [s.value for s in at.subheader]
+
+
+LLAMA = "meta-llama/Llama-3.1-8B-Instruct"
+
+
+def test_self_hosted_against_api_line(own_demo_url: str) -> None:  # noqa: F811
+    add_genai_rows(own_demo_url)
+    day = TODAY.replace(day=1) - timedelta(days=10)
+    engine = storage.make_engine(own_demo_url)
+    with engine.begin() as conn:  # OpenCost's inference cost of a self-hosted Llama in the same app
+        storage.upsert(conn, records.CostRecord, [
+            records.CostRecord(source="k8s", app_id=APP_ID, day=day, category="infra", service=f"inference {LLAMA}",
+                               amount=Decimal("0.80"), model=LLAMA),
+        ])
+        storage.upsert(conn, records.UsageRecord, [
+            records.UsageRecord(source="k8s", app_id=APP_ID, day=day, metric=m, model=LLAMA, value=v)
+            for m, v in (("input_tokens", 3_000_000.0), ("output_tokens", 1_000_000.0))
+        ])
+    at = AppTest.from_file(str(open_page.__globals__["APP"]), default_timeout=60)
+    at.query_params["app"] = APP_ID
+    open_page("app", at)
+    assert_clean(at)
+    line = next(m.value for m in at.markdown if "Self-hosted against API" in m.value).replace("\\", "")  # markdown escapes
+    # self-hosted 0.80 / 4M tokens = $0.20 per 1M; API: the bill 3.00 / 2M tokens = $1.50 per 1M
+    assert "self-hosted models $0.2000 per 1M tokens (4,000,000 tokens)" in line
+    assert "API models $1.5000 per 1M tokens (2,000,000 tokens)" in line
+
+
+def test_no_self_hosted_line_with_api_models_only(own_demo_url: str) -> None:  # noqa: F811
+    add_genai_rows(own_demo_url)
+    at = AppTest.from_file(str(open_page.__globals__["APP"]), default_timeout=60)
+    at.query_params["app"] = APP_ID
+    open_page("app", at)
+    assert_clean(at)
+    assert not any("Self-hosted against API" in m.value for m in at.markdown)

@@ -111,3 +111,53 @@ def test_empty_frames() -> None:
     assert genai.drift(f.costs).empty
     assert genai.trend(f.usage, f.costs, date(2026, 10, 31)).empty
     assert genai.pnl_costs(f.costs).empty
+
+
+LLAMA = "meta-llama/Llama-3.1-8B-Instruct"
+
+
+def hosting_facts() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """support-bot runs Llama on its own GPUs (OpenCost inference cost, infra) and buys gpt-4o-mini
+    through an API; docs-qa buys Llama through an API (a model name on both sides across apps);
+    search has only an API model (no comparison)."""
+    costs = pd.DataFrame([
+        cost("k8s", "support-bot", D1, 6.00, LLAMA, category="infra", service=f"inference {LLAMA}"),
+        cost("k8s", "support-bot", D2, 2.00, LLAMA, category="infra", service=f"inference {LLAMA}"),
+        cost("k8s", "support-bot", D1, 9.00, category="infra", service="gpu"),  # no model: not unit cost
+        cost("oai", "support-bot", D1, 3.00, MINI),
+        cost("gw", "docs-qa", D1, 0.50, LLAMA, estimated=True),
+        cost("claude", "search", D1, 4.00, SONNET),
+    ])
+    usage = pd.DataFrame([
+        use("k8s", "support-bot", D1, "input_tokens", 30_000_000, LLAMA),
+        use("k8s", "support-bot", D1, "output_tokens", 6_000_000, LLAMA),
+        use("k8s", "support-bot", D2, "input_tokens", 4_000_000, LLAMA),
+        use("oai", "support-bot", D1, "input_tokens", 1_500_000, MINI),
+        use("oai", "support-bot", D1, "output_tokens", 500_000, MINI),
+        use("gw", "docs-qa", D1, "input_tokens", 2_000_000, LLAMA),
+        use("claude", "search", D1, "input_tokens", 1_000_000, SONNET),
+    ])
+    return usage, costs
+
+
+def test_self_hosted_against_api_per_app_and_model():
+    usage, costs = hosting_facts()
+    got = genai.hosting(usage, costs, D1, D2, "USD").set_index(["scope", "key"])
+    assert list(got.index) == [("app", "support-bot"), ("model", LLAMA)]
+    app = got.loc[("app", "support-bot")]
+    # self-hosted: Llama 6 + 2 = 8.00 over 30M + 6M + 4M = 40M tokens -> 0.20 per 1M
+    assert (app["self_hosted_tokens"], app["self_hosted_cost"]) == (40_000_000, 8.0)
+    assert app["self_hosted_per_1m"] == pytest.approx(0.20)
+    # API: gpt-4o-mini 3.00 over 2M tokens -> 1.50 per 1M
+    assert (app["api_tokens"], app["api_cost"], app["api_per_1m"]) == (2_000_000, 3.0, pytest.approx(1.5))
+    model = got.loc[("model", LLAMA)]
+    # Llama self-hosted by support-bot (0.20 per 1M) against Llama bought by docs-qa: 0.50 / 2M = 0.25 per 1M
+    assert model["self_hosted_per_1m"] == pytest.approx(0.20) and model["api_per_1m"] == pytest.approx(0.25)
+
+
+def test_self_hosted_against_api_needs_both_sides():
+    usage, costs = hosting_facts()
+    only_api = costs[costs["category"] == "vendor"]
+    assert genai.hosting(usage, only_api, D1, D2, "USD").empty
+    assert genai.hosting(usage, costs, D2, D2, "USD").empty  # day 2: only the self-hosted Llama
+    assert list(genai.hosting(usage.iloc[0:0], costs.iloc[0:0]).columns) == genai.HOSTING_COLUMNS

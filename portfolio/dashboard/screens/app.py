@@ -122,6 +122,16 @@ if not tokens.empty:  # a GenAI app: tokens and unit cost per model (portfolio/g
                        "cost": fmt.money_column("Cost", cur), "cost_per_1m_tokens": fmt.money_column("Cost per 1M tokens", cur),
                        "cost_per_request": fmt.money_column("Cost per request", cur)},
     )
+    hosting = genai.hosting(everything.usage, everything.costs, f.start, min(f.end, everything.last_complete_day), cur)
+    hosting = hosting[(hosting["scope"] == "app") & (hosting["key"] == app_id)]
+    if not hosting.empty:  # the app runs models on its own GPUs and buys others through an API
+        h = hosting.iloc[0]
+        line = (
+            f"self-hosted models {fmt.money(h['self_hosted_per_1m'], cur, decimals=4)} per 1M tokens "
+            f"({h['self_hosted_tokens']:,.0f} tokens), API models {fmt.money(h['api_per_1m'], cur, decimals=4)} "
+            f"per 1M tokens ({h['api_tokens']:,.0f} tokens)"
+        )
+        st.markdown(f"**Self-hosted against API**: {safe.md(line)}")  # safe.md: "$" would start math
     in_period = everything.costs[everything.costs["app_id"] == app_id] if not everything.costs.empty else everything.costs
     if not in_period.empty:
         days = in_period["day"].map(lambda d: f.start <= d <= f.end)
