@@ -600,7 +600,7 @@ def _tokens_report(facts: Any, cfg: config_mod.Config, period: Any, fmt: str, te
 
     end = min(period.end, facts.last_complete_day)
     frame = genai.economics(facts.usage, facts.costs, period.start, end, cfg.currency)
-    drift = genai.drift(genai_window(facts.costs, period.start, end), cfg.genai.drift_threshold, cfg.currency)
+    drift = genai.drift(periods.within(facts.costs, "day", period.start, end), cfg.genai.drift_threshold, cfg.currency)
     usage, costs = facts.usage, facts.costs
     if team:
         ids = set(facts.apps.loc[facts.apps["team"] == team, "app_id"])
@@ -641,16 +641,6 @@ def _tokens_report(facts: Any, cfg: config_mod.Config, period: Any, fmt: str, te
             h[f"{side}_per_1m"] = [None if v != v else f"{v:,.4f}" for v in h[f"{side}_per_1m"]]
         out.append(report.to_table(h, ["scope", "key", "self_hosted_tokens", "self_hosted_per_1m", "api_tokens", "api_per_1m"]))
     return "\n".join(out) + "\n"
-
-
-def genai_window(costs: Any, start: Any, end: Any) -> Any:
-    """Cost rows whose day is in ``start..end`` (the drift of the report's period)."""
-    if costs.empty:
-        return costs
-    import pandas as pd
-
-    days = pd.to_datetime(costs["day"]).dt.date
-    return costs[(days >= start) & (days <= end)]
 
 
 def _report_period(args: argparse.Namespace, today: date) -> periods.Period:
