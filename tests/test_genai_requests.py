@@ -9,7 +9,7 @@ from decimal import Decimal
 
 from sqlalchemy.engine import Engine
 
-from portfolio import config, records, storage
+from portfolio import config, pnl, records, storage
 from portfolio.books import Books
 from portfolio.facts import load_facts
 
@@ -48,3 +48,26 @@ def test_requests_counted_once(engine: Engine) -> None:
     got = books.requests(end=D2).groupby("app_id", observed=True)["requests"].sum().to_dict()
     # by hand: bot = 40 (day 1, once) + 30 (day 2) = 70; search = 500 (day 1) + 7 (day 2) = 507
     assert got == {"bot": 70.0, "search": 507.0}
+
+
+def test_estimates_are_no_bill_lines(engine: Engine) -> None:
+    """One source bringing a bill and a gateway's estimates of it (the demo does): the bill
+    reconciles with the billed rows alone, and the P&L counts the bill once."""
+    with engine.begin() as conn:
+        storage.upsert(conn, records.CostRecord, [
+            records.CostRecord(source="demo", app_id="bot", day=D1, category="vendor", service="llm-api",
+                               amount=Decimal("10.00"), billing_period="2026-10", model=MINI),
+            records.CostRecord(source="demo", app_id="bot", day=D1, category="vendor", service="llm-gateway",
+                               amount=Decimal("10.90"), model=MINI, estimated=True),
+            records.CostRecord(source="demo", app_id="_unallocated", day=D1, category="infra", service="shared",
+                               amount=Decimal("2.50"), billing_period="2026-10"),
+        ])  # fmt: skip
+        storage.upsert(conn, records.BillingTotal, [
+            records.BillingTotal(source="demo", billing_period="2026-10", total=Decimal("12.50"), lines=2)
+        ])
+    cfg = config.loads(f'database_url = "{engine.url}"\n[[apps]]\nid = "bot"\nteam = "cx"\n')
+    facts = load_facts(engine)
+    rec = pnl.reconciliation(facts, cfg)
+    assert rec[["source", "billing_period", "status"]].values.tolist() == [["demo", "2026-10", "ok"]]
+    assert float(rec["recorded"].iloc[0]) == 12.50  # 10.00 billed + 2.50 shared; the 10.90 estimate is not added
+    assert Books(facts, cfg).costs()["amount"].sum() == 12.50
