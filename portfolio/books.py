@@ -327,7 +327,7 @@ class Books:
         return _until(self._once(("requests",), self._build_requests), self._end(end))
 
     def _build_requests(self) -> pd.DataFrame:
-        u = self.facts.usage
+        u = genai.pnl_requests(self.facts.usage, self.facts.costs)  # an app's requests counted once
         if u.empty:
             return pd.DataFrame({"app_id": pd.Categorical([]), "ts": pd.Series(dtype="datetime64[ns]"),
                                  "month": pd.Series(dtype="datetime64[ns]"), "requests": pd.Series(dtype="float64")})  # fmt: skip

@@ -89,6 +89,36 @@ def pnl_costs(costs: pd.DataFrame) -> pd.DataFrame:
     return costs[~drop]
 
 
+def pnl_requests(usage: pd.DataFrame, costs: pd.DataFrame) -> pd.DataFrame:
+    """The "requests" usage rows the P&L counts (unit economics): one count per app and day.
+
+    An app's own request count (a row without a model: Prometheus, the demo, a warehouse) is the
+    app's traffic; where it exists for an app and day, the model calls a vendor or a gateway
+    counted that day are left out (they are LLM calls made while serving those requests, not more
+    requests). Without it, the model calls are the app's traffic, counted once: a gateway's count
+    gives way to a billing source's for the same app and day, as in :func:`token_usage`.
+    """
+    if usage.empty:
+        return usage
+    u = usage[usage["metric"] == "requests"]
+    if u.empty or "model" not in u.columns:
+        return u
+    has_model = u["model"].fillna("") != ""
+    if not has_model.any():
+        return u
+    own = u[~has_model]
+    own_keys = set(zip(own["app_id"].astype(str), _days(own["day"]), strict=True))
+    calls = u[has_model]
+    calls = calls[~_covered(calls, own_keys)]
+    estimate_sources = set(costs.loc[_estimated(costs), "source"]) if not costs.empty else set()
+    gateway = calls["source"].isin(estimate_sources)
+    if gateway.any() and (~gateway).any():
+        billed = usage[(usage["model"].fillna("") != "") & usage["metric"].isin(TOKEN_METRICS) & ~usage["source"].isin(estimate_sources)]
+        keys = set(zip(billed["app_id"].astype(str), _days(billed["day"]), strict=True))
+        calls = calls[~(gateway & _covered(calls, keys))]
+    return pd.concat([own, calls])
+
+
 def token_usage(usage: pd.DataFrame, costs: pd.DataFrame) -> pd.DataFrame:
     """Tokens and requests per app, day and model (columns app_id, day, model, the token metrics,
     tokens = their sum, requests), summed over sources, without a gateway's count for an app and

@@ -278,9 +278,13 @@ def reconciliation(facts: Facts, cfg: Config | None = None, books: Books | None 
     apps), unallocated (spend no app claims, unregistered spend included), unregistered (the part
     of unallocated whose tag names no registered app), recorded (allocated + unallocated), billed (the bill's own total, NaN when the source records none),
     difference (recorded − billed, rounded to cents), ok (``abs(difference) < 0.005``; None without
-    a bill total), status ("ok", "mismatch" or "no bill total").
+    a bill total), status ("ok", "mismatch" or "no bill total"). Estimated cost rows (an LLM
+    gateway's price-table estimates) are left out: they are compared with the bill (see
+    :func:`portfolio.genai.drift`), never added to it.
     """
     c = facts.costs
+    if not c.empty and "estimated" in c.columns:
+        c = c[~c["estimated"].fillna(False).astype(bool)]  # a gateway's estimate is no line of any bill
     b = facts.billing_totals
     keys = ["source", "billing_period", "currency"]
     if c.empty and b.empty:

@@ -1,4 +1,4 @@
-"""Demo portfolio: 22 synthetic ML apps with two years of cost, usage, uptime, value and tickets.
+"""Demo portfolio: 23 synthetic ML apps with two years of cost, usage, uptime, value and tickets.
 
 The embedded demo (``mlportfolio demo``) runs on this connector. It generates a realistic,
 deterministic portfolio relative to an as-of date (param ``as_of``, ``YYYY-MM-DD``, default today
@@ -15,7 +15,13 @@ What is in it, so every page and every retirement rule has something to show:
   (``eta-predictor``), unreliable (``kyc-doc-check``), and two orphans (``social-sentiment`` has no
   owner, ``warehouse-slotting`` was never reviewed);
 * a retired app (``spam-filter-v1``), a pilot, an app launched inside the window (no data before
-  its launch), shared ``_unallocated`` spend, and a bill total per month that reconciles to the cent.
+  its launch), shared ``_unallocated`` spend, and a bill total per month that reconciles to the cent;
+* two LLM apps, so every view shows token economics: ``support-copilot`` buys ``gpt-4o-mini``
+  through an LLM gateway (tokens per model, the bill, and the gateway's estimate of it beside it:
+  the drift, flagged on about one day in twelve; estimates are never counted in the P&L nor
+  reconciled with the bill), and ``contract-clauses`` runs a self-hosted Llama on a GPU node pool
+  (infra cost tagged with the model) and overflows long contracts to the API (self-hosted against
+  API, side by side).
 
 Random draws are keyed by (seed, app, calendar month), so a later sync in the same month restates
 nothing that was already there; the shapes (growth, decay, degradation) are anchored on the month
@@ -84,7 +90,15 @@ def pull(config: ConnectorConfig, since: datetime | None) -> Iterator[Any]:
             columns=["app_id", "day", "category", "service", "amount", "currency", "billing_period"],
         ),
     )
+    yield Rows(
+        CostRecord,
+        pd.DataFrame(
+            frames.model_costs,
+            columns=["app_id", "day", "category", "service", "amount", "currency", "billing_period", "model", "estimated"],
+        ),
+    )
     yield Rows(UsageRecord, pd.DataFrame(frames.usage, columns=["app_id", "day", "metric", "value"]))
+    yield Rows(UsageRecord, pd.DataFrame(frames.model_usage, columns=["app_id", "day", "metric", "model", "value"]))
     yield Rows(
         UptimeRecord, pd.DataFrame(frames.uptime, columns=["app_id", "day", "availability", "samples"])
     )

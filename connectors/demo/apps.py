@@ -22,6 +22,20 @@ class _Decision:
 
 
 @dataclass(frozen=True)
+class _Llm:
+    """An LLM app's model: which cost service is the model's, and the tokens a call takes."""
+
+    model: str
+    service: str  # the key of ``vendor`` (bought through an API) or ``infra`` (self-hosted) that is the model's cost
+    calls_per_request: float
+    input_tokens: int  # per call, not cached
+    cached_input_tokens: int  # per call
+    output_tokens: int  # per call
+    gateway: bool = False  # the calls pass through an LLM gateway that estimates their cost from a price table
+    gateway_drift: float = 0.02  # the gateway's usual over-estimate against the bill (a few days are far off)
+
+
+@dataclass(frozen=True)
 class _Spec:
     """One demo app. Money is per month at today's level; ``*_k`` are month offsets (<= 0) from the
     month of the last complete day."""
@@ -58,6 +72,7 @@ class _Spec:
     degraded: float = 0.98
     retired_k: int | None = None  # no data from this month on
     decisions: tuple[_Decision, ...] = ()
+    llm: tuple[_Llm, ...] = ()  # an LLM app's models: tokens per model, and each model's cost tagged with it
 
 
 def _keep(days_ago: int, next_in: int, by: str, why: str, decision: str = "keep") -> tuple[_Decision, ...]:
@@ -517,6 +532,8 @@ APPS: tuple[_Spec, ...] = (
         incidents=0.3,
         improvement_hours=45,
         decisions=_keep(28, 62, "vp.support@example.com", "Handle time down 22%; expand to chat.", "invest"),
+        # RAG prompts: about 18,600 tokens a call, three calls a reply, about 0.26 USD per 1M tokens
+        llm=(_Llm("gpt-4o-mini-2024-07-18", "llm-api", 3.0, 12_000, 6_000, 600, gateway=True, gateway_drift=0.03),),
     ),
     _Spec(
         "ticket-router",
@@ -561,6 +578,35 @@ APPS: tuple[_Spec, ...] = (
             _Decision("retire", 190, None, "vp.support@example.com", "Ticket router covers it; retire."),
         ),
     ),
+    # ---------------------------------------------------------------- an LLM app appended last (keeps the others' draws)
+    _Spec(
+        "contract-clauses",
+        "Contract clause extractor",
+        "risk",
+        "sofia.rossi@example.com",
+        "General Counsel",
+        "cost_avoidance",
+        "Extracts clauses from supplier contracts with a self-hosted Llama model on our GPU node pool.",
+        launched_k=-8,
+        launch_day=15,
+        value=26_000,
+        evidence="observational",
+        attribution=0.7,
+        growth=0.03,
+        requests=1_500,
+        weekend=0.2,
+        infra={"gpu-llm": 7_500, "storage": 120},
+        vendor={"llm-api": 350},  # long contracts overflow to the API model
+        klo_hours=12,
+        incidents=0.2,
+        improvement_hours=20,
+        decisions=_keep(35, 55, "legal.ops@example.com", "Review time per contract down 40%; API pricing compared."),
+        # self-hosted at low volume: dearer per 1M tokens than the API it is compared with
+        llm=(
+            _Llm("meta-llama/Llama-3.1-8B-Instruct", "gpu-llm", 10.0, 6_000, 0, 600),
+            _Llm("gpt-4o-mini-2024-07-18", "llm-api", 0.4, 60_000, 0, 1_500),
+        ),
+    ),
 )
 
 #: shared spend no app claims: (category, service, monthly USD)
@@ -571,4 +617,4 @@ SHARED = (
 )
 
 #: how a service's daily cost follows usage: fixed share + usage share
-_COST_FOLLOWS_USAGE = {"compute": 0.5, "gpu": 0.15, "network": 0.8, "storage": 0.0}
+_COST_FOLLOWS_USAGE = {"compute": 0.5, "gpu": 0.15, "gpu-llm": 0.15, "network": 0.8, "storage": 0.0}

@@ -19,6 +19,7 @@ from connectors.demo.apps import (
     SAMPLES_PER_DAY,
     SHARED,
     TRACKER,
+    _Llm,
     _Spec,
 )
 from portfolio.records import (
@@ -72,6 +73,9 @@ class _Frames:
     uptime: list[tuple[Any, ...]] = field(default_factory=list)
     maintenance: list[MaintenanceRecord] = field(default_factory=list)
     outcomes: list[OutcomeRecord] = field(default_factory=list)
+    #: the LLM apps' model cost (billed, and the gateway's estimates) and tokens, per model
+    model_costs: list[tuple[Any, ...]] = field(default_factory=list)
+    model_usage: list[tuple[Any, ...]] = field(default_factory=list)
 
 
 def _tickets(
@@ -145,11 +149,14 @@ def _generate(
     frames = _Frames()
     bills: dict[str, list[Decimal]] = defaultdict(list)
 
-    def add_cost(app_id: str, day: date, category: str, service: str, amount: Decimal) -> None:
+    def add_cost(app_id: str, day: date, category: str, service: str, amount: Decimal, model: str = "") -> None:
         period = f"{day:%Y-%m}"
         bills[period].append(amount)
         if day >= start:
-            frames.costs.append((app_id, day, category, service, amount, CURRENCY, period))
+            if model:
+                frames.model_costs.append((app_id, day, category, service, amount, CURRENCY, period, model, False))
+            else:
+                frames.costs.append((app_id, day, category, service, amount, CURRENCY, period))
 
     apps: list[App] = []
     decisions: list[Decision] = []
@@ -267,9 +274,34 @@ def _one_month(
                 scale = storage_level if service == "storage" else (1 - follows) + follows * usage_rel
                 amount = monthly * 12 / 365 * scale * (0.92 + 0.16 * u)
                 if amount >= 0.005:
-                    add_cost(app.app_id, day, category, service, _cents(amount))
+                    llm = next((m for m in app.llm if m.service == service), None)
+                    add_cost(app.app_id, day, category, service, _cents(amount), llm.model if llm else "")
+                    if llm is not None and day >= start:
+                        _llm_day(frames, app.app_id, llm, day, requests, _cents(amount), seed)
         day += timedelta(days=1)
     _outcomes(frames, app, month, k, first, last, start, seed)
+
+
+def _llm_day(frames: _Frames, app_id: str, llm: _Llm, day: date, requests: float, cost: Decimal, seed: int) -> None:
+    """One day of one of an LLM app's models: tokens and calls and, behind a gateway, the gateway's
+    estimate of the cost it also billed (own draws, so the other apps' draws stay put)."""
+    rng = random.Random(f"{seed}:{app_id}:{llm.model}:{day.isoformat()}:llm")
+    calls = float(round(requests * llm.calls_per_request * (0.97 + 0.06 * rng.random())))
+    for metric, per_call in (
+        ("input_tokens", llm.input_tokens),
+        ("cached_input_tokens", llm.cached_input_tokens),
+        ("output_tokens", llm.output_tokens),
+    ):
+        if per_call:
+            frames.model_usage.append((app_id, day, metric, llm.model, float(round(calls * per_call))))
+    frames.model_usage.append((app_id, day, "requests", llm.model, calls))
+    if llm.gateway:
+        # the price table is a little high; on about one day in twelve a price change it missed puts it far off
+        off = 0.09 if rng.random() < 1 / 12 else llm.gateway_drift * (0.5 + rng.random())
+        estimate = _cents(float(cost) * (1 + off))
+        frames.model_costs.append(
+            (app_id, day, "vendor", "llm-gateway", estimate, CURRENCY, None, llm.model, True)
+        )
 
 
 def _outcomes(

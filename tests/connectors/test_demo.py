@@ -20,7 +20,8 @@ from sqlalchemy.engine import Engine
 
 from connectors import demo
 from connectors.base import Replace, Rows
-from portfolio import config, pnl, records, retirement, storage, sync
+from portfolio import config, genai, pnl, records, retirement, storage, sync
+from portfolio.books import Books
 from portfolio.config import SettingsError
 from portfolio.facts import Facts, load_facts
 
@@ -158,6 +159,10 @@ def test_costs_reconcile_with_the_bill_to_the_cent(synced: tuple[config.Config, 
     _, facts, raw = synced
     costs, bills = raw["CostRecord"], raw["BillingTotal"]
     assert all(a == a.quantize(Decimal("0.01")) for a in costs.amount)
+    # the LLM gateway's estimates are no bill lines: no billing period, never in the bill's total
+    estimates = costs[costs.estimated.astype(bool)]
+    assert len(estimates) > 300 and estimates.billing_period.isna().all() and set(estimates.service) == {"llm-gateway"}
+    costs = costs[~costs.estimated.astype(bool)]
     assert (costs.billing_period == costs.day.map(lambda d: f"{d:%Y-%m}")).all()
     by_period: dict[str, Decimal] = {}
     for period, amount in zip(costs.billing_period, costs.amount, strict=True):
@@ -180,7 +185,7 @@ def test_cost_usage_uptime_content(synced: tuple[config.Config, Facts, Any]) -> 
     shared = costs[costs.app_id == records.UNALLOCATED]
     assert shared.day.nunique() == (LAST - WINDOW_START).days + 1
     assert (costs.currency == "USD").all() and (costs.amount > 0).all()
-    usage = facts.usage
+    usage = facts.usage[facts.usage.model == ""]  # the model rows: test_llm_apps
     assert set(usage.metric) == {"requests", "predictions"}
     per_day = usage.groupby(["app_id", "day"]).metric.nunique()
     assert (per_day == 2).all()
@@ -349,3 +354,41 @@ def test_the_embedded_demo_config_syncs_on_postgres(postgres_url: str) -> None:
     costs = storage.read_frame(engine, records.CostRecord)
     for _, bill in totals.iterrows():
         assert sum(costs[costs.billing_period == bill.billing_period].amount, Decimal(0)) == bill.total
+
+
+def test_llm_apps(synced: tuple[config.Config, Facts, Any]) -> None:
+    """Issue 14: two LLM apps, one bought through an API behind a gateway (support-copilot), one
+    self-hosted with an API overflow (contract-clauses): tokens per model, the gateway's estimates
+    beside the bill (drift, some days flagged), self-hosted against API side by side; the P&L
+    counts the bill, never the estimate too."""
+    cfg, facts, raw = synced
+    models = facts.usage[facts.usage.model != ""]
+    assert set(models.app_id) == {"support-copilot", "contract-clauses"}
+    assert set(models.metric) == {"input_tokens", "cached_input_tokens", "output_tokens", "requests"}
+    assert set(zip(models.app_id, models.model)) == {
+        ("support-copilot", "gpt-4o-mini-2024-07-18"),
+        ("contract-clauses", "meta-llama/Llama-3.1-8B-Instruct"),
+        ("contract-clauses", "gpt-4o-mini-2024-07-18"),
+    }
+    costs = facts.costs
+    llama = costs[costs.model == "meta-llama/Llama-3.1-8B-Instruct"]
+    assert set(llama.category) == {"infra"} and set(llama.service) == {"gpu-llm"}
+    # every model day with cost has its tokens, and the other way round
+    cost_days = set(zip(costs[costs.model != ""].app_id, costs[costs.model != ""].day))
+    assert cost_days == set(zip(models.app_id, models.day))
+    drift = genai.drift(costs)
+    assert set(drift.app_id) == {"support-copilot"} and 0 < drift.flagged.sum() < len(drift) / 4
+    assert drift[~drift.flagged].drift.between(0, 0.05).all()
+    # the P&L's vendor cost of support-copilot is the bill: the estimates are left out
+    billed = costs[(costs.app_id == "support-copilot") & (costs.category == "vendor") & ~costs.estimated.astype(bool)]
+    kept = genai.pnl_costs(costs)
+    kept = kept[(kept.app_id == "support-copilot") & (kept.category == "vendor")]
+    assert round(kept.amount.sum(), 2) == round(billed.amount.sum(), 2) > 0
+    side = genai.hosting(facts.usage, costs)
+    row = side[(side.scope == "app") & (side.key == "contract-clauses")].iloc[0]
+    assert row.self_hosted_per_1m > row.api_per_1m > 0  # self-hosting at low volume is dearer per token
+    # the app's own request count is its traffic: the model calls are not added to it
+    books = Books(facts, cfg)
+    own = facts.usage[(facts.usage.app_id == "contract-clauses") & (facts.usage.metric == "requests") & (facts.usage.model == "")]
+    got = books.requests()
+    assert got[got.app_id == "contract-clauses"].requests.sum() == own[own.day <= books.last_day].value.sum()

@@ -123,3 +123,19 @@ def test_warehouse_missing_column_clear_error_nothing_lost(tmp_path, engine, sha
     assert str(result.error).startswith("bill: file table nowhere")
     assert costs(engine) == before
     assert date(2024, 11, 5) in {k[1] for k in before}
+
+
+def test_warehouse_token_lines_said_not_dropped_silently(tmp_path, make_db_url, postgres_url):
+    """A warehouse table with token lines: the cost is the file mode's to the cent, and the run says
+    that the token lines' tokens are not read from a warehouse (file mode reads them)."""
+    sample = FIXTURES / "genai_tokens_focus12.csv"
+    load_table(postgres_url, sample, "focus_tokens")
+    file_db = storage.make_engine(make_db_url("tokfile"))
+    wh_db = storage.make_engine(make_db_url("tokwh"))
+    shutil.copy(sample, tmp_path / "bill.csv")
+    assert run(make_config(tmp_path, file_db, 'path = "bill.csv"\napp_tag_keys = ["application"]'), file_db).status == "success"
+    result = run(make_config(tmp_path, wh_db, f'database_url = "{postgres_url}"\ntable = "focus_tokens"\napp_tag_keys = ["application"]'), wh_db)
+    assert result.status == "success", result.error
+    assert costs(wh_db) == costs(file_db) and totals(wh_db) == {("2025-03", "USD"): Decimal("4.384000")}
+    # the fixture has 10 token lines (EC2's hours are not tokens)
+    assert "10 token line(s) (ConsumedUnit) in table focus_tokens are not read as token usage" in (result.warnings or ""), result.warnings
