@@ -43,7 +43,8 @@ class AppConfig(BaseModel):
     team: str = Field(min_length=1)
     owner: str | None = None
     sponsor: str | None = None
-    stage: Literal["pilot", "production", "retired"] = "production"
+    stage: Literal["pilot", "production", "retired", "paused"] = "production"
+    retired_on: date | None = Field(None, description="with stage = \"retired\": the day it stopped (checks its savings on the bill)")
     value_kind: Literal["revenue_capture", "cost_avoidance", "both"] = "cost_avoidance"
     launched: date | None = None
     slo_availability: float = Field(0.99, ge=0, le=1)
@@ -59,6 +60,8 @@ class AppConfig(BaseModel):
     @model_validator(mode="after")
     def _opening_figures(self) -> AppConfig:
         _check_opening(f"app {self.id!r}", self.launched, self.opening_net, self.opening_net_until, need_launch=True)
+        if self.retired_on is not None and self.stage != "retired":
+            raise ValueError(f"app {self.id!r}: retired_on goes with stage = \"retired\" (it is {self.stage!r})")
         return self
 
     @property
