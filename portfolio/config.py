@@ -167,9 +167,12 @@ class Auth(BaseModel):
     server_metadata_url: str | None = Field(None, description="the provider's /.well-known/openid-configuration URL")
     redirect_uri: str | None = Field(None, description="this dashboard's URL + /oauth2callback ({port} = its port)")
     admins: list[str] = Field(default_factory=list, description="e-mails, or @domain, or group names")
+    approvers: list[str] = Field(
+        default_factory=list, description="approve or reject lifecycle proposals (and all an editor does)"
+    )
     editors: list[str] = Field(default_factory=list)
     viewers: list[str] = Field(default_factory=list)
-    default_role: Literal["none", "viewer", "editor", "admin"] = Field(
+    default_role: Literal["none", "viewer", "editor", "approver", "admin"] = Field(
         "none", description="role of a signed-in identity that matches no entry (none: a page saying whom to ask)"
     )
     group_claim: str = "groups"
