@@ -137,8 +137,11 @@ else:
 # ---- propose ------------------------------------------------------------------------------------
 st.subheader("Propose retire, invest or keep")
 if signin.require(user, "propose", "propose lifecycle changes") and live:
+    wanted = st.query_params.get("propose")  # a link "propose for this app" (…/retirement?propose=<app id>)
+    if wanted in live and st.session_state.get("_proposal_link") != wanted:
+        st.session_state["proposal_app"] = st.session_state["_proposal_link"] = wanted
     a, b = st.columns(2)
-    p_app = a.selectbox("App", live, format_func=lambda x: names.get(x, x), key="proposal_app")
+    p_app = a.selectbox("App to propose for", live, format_func=lambda x: names.get(x, x), key="proposal_app")
     p_action = b.radio("Proposal", PROPOSALS, horizontal=True, key="proposal_action")
     if p_app is not None:
         proj = cache.projection(src, p_app)
