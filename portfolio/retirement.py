@@ -6,7 +6,8 @@ the app, the reason in words and the numbers behind it. Thresholds come from ``c
 ending on or before the last complete day (the month of the last complete day counts only when
 that day is its last), except ``zombie``, which looks at the last ``zombie_window_days`` days.
 
-Never flagged: apps with stage ``retired`` and the shared ``_unallocated`` spend. A recorded
+Never flagged: retired apps (by the inventory's stage, or by the lifecycle: see
+:func:`portfolio.lifecycle.retired_mask`) and the shared ``_unallocated`` spend. A recorded
 Decision whose ``next_review`` is today or later snoozes all of that app's findings until then.
 
 The rules (DESIGN.md): zombie (spend, near-zero usage), underwater (net < 0 over the last months),
@@ -23,6 +24,7 @@ from typing import Any
 
 import pandas as pd
 
+from portfolio import lifecycle
 from portfolio.books import Books
 from portfolio.config import Config, Rules
 from portfolio.facts import Facts
@@ -300,7 +302,7 @@ def _books(facts: Facts, cfg: Config, books: Books | None) -> Books:
 
 def _context(books: Books) -> Context:
     apps = books.inventory()
-    eligible = apps[(apps["stage"] != "retired") & (apps["app_id"] != UNALLOCATED)].set_index("app_id")
+    eligible = apps[~lifecycle.retired_mask(apps, books.facts) & (apps["app_id"] != UNALLOCATED)].set_index("app_id")
     return Context(
         books=books, facts=books.facts, cfg=books.cfg, rules=books.cfg.rules, apps=eligible, monthly=books.monthly(),
         last_day=books.last_day,
@@ -317,6 +319,52 @@ def snoozed_until(facts: Facts) -> pd.Series:
     if live.empty:
         return pd.Series(dtype="object")
     return live.groupby("app_id")["review"].max().dt.date
+
+
+QUEUE_COLUMNS = ["app_id", "name", "team", "owner", "stage", "review_due", "days_left", "status", "snoozed_until"]
+#: a review due within this many days is listed in the review queue as "due"
+DUE_WITHIN_DAYS = 30
+
+
+def review_queue(facts: Facts, cfg: Config, books: Books | None = None, due_within_days: int = DUE_WITHIN_DAYS) -> pd.DataFrame:
+    """The Retirement page's review queue: apps (not retired) whose review is overdue, due within
+    ``due_within_days``, or snoozed by a decision — when, and until when.
+
+    The review date is the one the ``orphaned`` rule uses (the latest decision's next review, else
+    its date + ``review_every_days``, else launch + ``review_every_days``). Columns: app_id, name,
+    team, owner, stage (lifecycle, as of today), review_due, days_left (negative: overdue by that
+    many days), status (overdue / due / snoozed), snoozed_until. Overdue first, then by date.
+    """
+    ctx = _context(_books(facts, cfg, books))
+    if ctx.apps.empty:
+        return empty_frame(QUEUE_COLUMNS)
+    due = _review_due(ctx)
+    snooze = snoozed_until(facts)
+    today = facts.today
+    in_table = set(facts.apps["app_id"]) if not facts.apps.empty else set()
+    rows = []
+    for a in ctx.apps.index:
+        d = due.get(str(a))
+        until = snooze.get(a)
+        if d is None:
+            continue
+        left = (d - today).days
+        status = "overdue" if left < 0 else "due" if left <= due_within_days else "snoozed" if until is not None else None
+        if status is None:
+            continue
+        owner = ctx.apps.at[a, "owner"]
+        rows.append({
+            "app_id": str(a), "name": ctx.apps.at[a, "name"], "team": ctx.apps.at[a, "team"],
+            "owner": None if owner is None or (isinstance(owner, float) and pd.isna(owner)) else owner,
+            "stage": lifecycle.current_stage(facts, str(a), today) if str(a) in in_table else ctx.apps.at[a, "stage"],
+            "review_due": d, "days_left": left, "status": status, "snoozed_until": until,
+        })  # fmt: skip
+    if not rows:
+        return empty_frame(QUEUE_COLUMNS)
+    out = pd.DataFrame(rows, columns=QUEUE_COLUMNS)
+    out["_rank"] = out["status"].map({"overdue": 0, "due": 1, "snoozed": 2})
+    out = out.sort_values(["_rank", "review_due", "app_id"])
+    return out[QUEUE_COLUMNS].reset_index(drop=True)
 
 
 def retirement_findings(
@@ -403,7 +451,7 @@ def what_if(
     if unknown:
         raise ValueError(f"cannot retire unknown app(s): {', '.join(unknown)}")
     rr = b.run_rate(end, ["value", "cost", "maintenance_hours"])
-    live = apps[(apps["stage"] != "retired") & (apps["app_id"] != UNALLOCATED)]["app_id"]
+    live = apps[~lifecycle.retired_mask(apps, facts) & (apps["app_id"] != UNALLOCATED)]["app_id"]
 
     def totals(drop: list[str]) -> dict[str, float]:
         kept = rr.drop(index=[a for a in drop if a in rr.index])

@@ -79,6 +79,7 @@ _ALLOWED: dict[type[SQLModel], dict[str, tuple[str, ...]]] = {
     records.OutcomeRecord: {"kind": records.OUTCOME_KINDS, "evidence": records.EVIDENCE},
     records.MaintenanceRecord: {"kind": records.MAINTENANCE_KINDS},
     records.Decision: {"decision": records.DECISIONS},
+    records.LifecycleEvent: {"kind": records.LIFECYCLE_EVENTS},
 }
 
 
@@ -128,6 +129,7 @@ def sync_inventory(cfg: Config, engine: Engine) -> int:
             review_every_days=a.review_every_days,
             cost_tags=",".join(a.cost_tags),
             description=a.description,
+            retired_on=a.retired_on,
             source="config",
         )
         for a in cfg.apps
