@@ -22,17 +22,17 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import SQLModel
 
 from portfolio import records
 from portfolio.errors import StorageError, redact
+
+if TYPE_CHECKING:  # pandas and pyarrow are imported by the functions that take frames (start-up time)
+    import pandas as pd
 
 BATCH = 10_000
 
@@ -188,8 +188,6 @@ def alembic_config(connection: Connection | None = None) -> Any:
 
 def migrate(engine: Engine) -> None:
     """Bring the schema to the newest revision (Alembic; a no-op when it is current)."""
-    from alembic import command
-
     # Processes starting together on a new database (dashboard, scheduler, CLI) take turns: each
     # migrates inside one transaction that holds a lock to its end, and the next finds the schema
     # at head. PostgreSQL: an advisory lock. SQLite: BEGIN IMMEDIATE (its write lock) on a
@@ -197,6 +195,8 @@ def migrate(engine: Engine) -> None:
     # on its own, and two processes would both find no schema and both create it.
     if _at_head(engine):  # every start but the first: a read, no lock (a long sync holds SQLite's)
         return
+    from alembic import command  # only when there is something to upgrade (start-up time)
+
     url = engine.url
     if engine.dialect.name == "sqlite" and url.database not in (None, "", ":memory:"):
         serial = sa.create_engine(url, connect_args={"timeout": 30}, poolclass=sa.pool.NullPool)
@@ -214,14 +214,34 @@ def migrate(engine: Engine) -> None:
         command.upgrade(alembic_config(conn), "head")
 
 
-def _at_head(engine: Engine) -> bool:
-    """Whether the database's schema is at the newest migration already."""
-    from alembic.runtime.migration import MigrationContext
-    from alembic.script import ScriptDirectory
+_REVISION = re.compile(r"^(revision|down_revision)\s*(?::[^=]*)?=\s*(.+)$", re.MULTILINE)
 
-    heads = set(ScriptDirectory.from_config(alembic_config()).get_heads())
+
+def schema_heads() -> set[str]:
+    """The newest migration revision(s), read from the migration files' ``revision`` and
+    ``down_revision`` lines: what Alembic's ScriptDirectory answers, without importing Alembic
+    (a third of a second that every process start would pay; tests/test_startup.py checks that
+    both agree)."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in (Path(MIGRATIONS) / "versions").glob("*.py"):
+        found: dict[str, str] = {m.group(1): m.group(2) for m in _REVISION.finditer(path.read_text(encoding="utf-8"))}
+        if "revision" not in found:
+            continue
+        revisions.add(found["revision"].strip().strip("'\""))
+        parents.update(re.findall(r"['\"]([^'\"]+)['\"]", found.get("down_revision", "")))
+    return revisions - parents
+
+
+def _at_head(engine: Engine) -> bool:
+    """Whether the database's schema is at the newest migration already (a plain read of
+    ``alembic_version``; Alembic itself is imported only when there is something to upgrade)."""
+    heads = schema_heads()
     with engine.connect() as conn:
-        return set(MigrationContext.configure(conn).get_current_heads()) == heads
+        if not sa.inspect(conn).has_table("alembic_version"):
+            return False
+        current = {str(v) for v in conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars()}
+    return bool(heads) and current == heads
 
 
 def _sqlite_manual_transactions(dbapi_conn: Any, _record: Any) -> None:
@@ -389,6 +409,10 @@ def _bound_values(dialect: str, col: sa.Column[Any], series: pd.Series) -> list[
     """The SQLite form of an Arrow-backed money or date column, converted in one vectorised step
     (a billing export's millions of amounts and days would otherwise go through one Python bind
     call each: most of a big sync's conversion time). None when no fast path applies."""
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     if dialect != "sqlite" or not isinstance(series.dtype, pd.ArrowDtype):
         return None
     arr = series.array._pa_array  # type: ignore[attr-defined]
@@ -447,6 +471,8 @@ def read_frame(engine: Engine | Connection, model: type[SQLModel], *where: Any) 
             rows = conn.execute(stmt).all()
     else:
         rows = engine.execute(stmt).all()
+    import pandas as pd
+
     return pd.DataFrame([tuple(r) for r in rows], columns=[c.name for c in table.columns])
 
 

@@ -38,16 +38,14 @@ from contextlib import contextmanager, suppress
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import SQLModel
 
 import connectors
-from connectors.base import Notice, Partition, Replace, ReplaceKeys, Rows, run_deadline
-from portfolio import precedence, records, storage
+from portfolio import records, storage
 from portfolio.config import Config, ConnectorConfig
 from portfolio.errors import (
     ConnectorError,
@@ -57,6 +55,14 @@ from portfolio.errors import (
     redact,
     unknown_app_reason,
 )
+
+if TYPE_CHECKING:
+    # Imported where used, so that a process that writes nothing starts fast: pandas (and the value
+    # precedence, which uses it) where value rows are written; connectors.base (requests) where a
+    # connector's items are written.
+    import pandas as pd
+
+    from connectors.base import Partition, Replace, ReplaceKeys, Rows
 
 log = logging.getLogger(__name__)
 
@@ -225,6 +231,8 @@ class _Writer:
             self.stage.close()
 
     def add(self, item: Any) -> None:
+        from connectors.base import Notice, Partition, Replace, ReplaceKeys, Rows
+
         if isinstance(item, Notice):
             self.notices.append(item.text)
             return
@@ -370,6 +378,8 @@ class _Writer:
         """Flush, write what was staged (into ``conn``, the caller's write transaction, when staged),
         check that value rows name known apps, then apply the Replace windows. Returns the number
         of rows deleted."""
+        from connectors.base import ReplaceKeys
+
         self.flush()
         if self.stage is not None:
             if conn is None:
@@ -490,6 +500,8 @@ _COMPARED = ("source", "amount", "currency", "attribution", "evidence", "low", "
 
 def _value_rows(conn: Connection, keys: set[tuple[str, Any, str]]) -> pd.DataFrame:
     """Every source's outcome rows for these (app, month, kind) keys (Decimal money)."""
+    import pandas as pd
+
     t = storage.table_of(records.OutcomeRecord)
     apps = sorted({k[0] for k in keys})
     frames = [
@@ -504,6 +516,8 @@ def _value_rows(conn: Connection, keys: set[tuple[str, Any, str]]) -> pd.DataFra
 
 
 def _counted_by_key(rows: pd.DataFrame, order: Sequence[str]) -> dict[tuple[Any, ...], dict[Any, Any]]:
+    from portfolio import precedence
+
     counted = precedence.counted(rows, order)
     return {(r["app_id"], r["month"], r["kind"]): r for r in counted.to_dict("records")}
 
@@ -511,6 +525,8 @@ def _counted_by_key(rows: pd.DataFrame, order: Sequence[str]) -> dict[tuple[Any,
 def _changes(
     keys: list[tuple[str, Any, str]], before: pd.DataFrame, after: pd.DataFrame, source: str, order: Sequence[str]
 ) -> pd.DataFrame:
+    import pandas as pd
+
     old, new = _counted_by_key(before, order), _counted_by_key(after, order)
     out = []
     for key in keys:
@@ -560,6 +576,10 @@ def write_records(
     an unknown app) or StorageError (the database refused the write); a failed real run is
     recorded with its error, and nothing of it is written.
     """
+    import pandas as pd
+
+    from portfolio import precedence
+
     items = list(items)
     order = list(precedence.source_order(precedence.DEFAULT_PRECEDENCE, {})) if order is None else list(order)
     run = records.SyncRun(connector=source, connector_type=connector_type, started=now or now_utc(), worker=WORKER)
@@ -748,6 +768,8 @@ def _pull(module: Any, conn_cfg: ConnectorConfig, since: datetime | None, writer
     (its HTTP requests are cut at the same deadline)."""
     stop = threading.Event()
     failure: list[BaseException] = []
+
+    from connectors.base import run_deadline
 
     def work() -> None:
         with run_deadline(deadline):
