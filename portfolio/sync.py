@@ -198,6 +198,7 @@ class _Writer:
         self.outcome_apps: dict[str, list[tuple[Any, Any]]] = defaultdict(list)
         self.buffers: dict[type[SQLModel], list[SQLModel]] = defaultdict(list)
         self.keys: dict[type[SQLModel], set[tuple[Any, ...]]] = defaultdict(set)
+        self.seen: set[Any] = set()  # tables whose written keys go to a temporary seen table
         self.replaces: list[Replace | ReplaceKeys] = []
         self.notices: list[str] = []
         # per table: True when this source had no row in it before this run ("first sync"). Its
@@ -294,7 +295,9 @@ class _Writer:
     def _execute(self, conn: Connection, model: Any, sql: str, rows: list[tuple[Any, ...]]) -> None:
         """Run a write; a repeated natural key on a plain INSERT becomes a clear SyncError."""
         try:
-            self.written += storage.execute_prepared(conn, sql, rows)
+            changed = storage.execute_prepared(conn, sql, rows)
+            if not storage.writes_seen(sql):
+                self.written += changed
         except sa.exc.IntegrityError:
             raise SyncError(f"{self.source}: {model.__name__} rows repeat a natural key") from None
 
@@ -361,11 +364,21 @@ class _Writer:
         if self._is_fresh(model):
             self._write(model, storage.prepare_frame(self.dialect, model, frame, insert_only=True))
             return
-        new_keys = set(frame[nk].itertuples(index=False, name=None))
-        if len(new_keys) != len(frame) or new_keys & self.keys[model]:
-            raise SyncError(f"{self.source}: {model.__name__} rows repeat a natural key")
-        self.keys[model] |= new_keys
-        self._write(model, storage.prepare_frame(self.dialect, model, frame))
+        # Not the source's first rows: upsert them, and put their keys in the run's "seen" table
+        # (its unique index refuses a key repeated in the run; finish() deletes, in SQL, the
+        # restated scope's rows whose key is not in it). No key set is kept in memory.
+        prepared = storage.prepare_frame(self.dialect, model, frame)
+        self._seen(model)
+        self._write(model, storage.prepare_seen(self.dialect, model, storage.key_rows(model, prepared)))
+        self._write(model, prepared)
+
+    def _seen(self, model: Any) -> None:
+        """Make sure the run's seen-keys table of ``model`` exists (direct writes: now; staged: in finish)."""
+        if model in self.seen:
+            return
+        self.seen.add(model)
+        if self.conn is not None:
+            storage.create_seen(self.conn, model)
 
     def flush(self, model: type[SQLModel] | None = None) -> None:
         for m in [model] if model else list(self.buffers):
@@ -384,6 +397,8 @@ class _Writer:
         if self.stage is not None:
             if conn is None:
                 raise TypeError("a staged _Writer writes in finish(conn): pass the write transaction's connection")
+            for model in self.seen:  # the staged writes fill them
+                storage.create_seen(conn, model)
             for model, sql, rows in self.stage.replay():
                 self._execute(conn, model, sql, rows)
         else:
@@ -395,7 +410,11 @@ class _Writer:
         for rep in self.replaces:
             if self.fresh.get(rep.table):
                 continue  # the source had no row before this run: nothing of it can be stale
-            seen = self.keys.get(rep.table, set())
+            if rep.table not in self.seen:  # records yielded one by one (small sources): their keys are in memory
+                self.seen.add(rep.table)
+                storage.create_seen(conn, rep.table)
+                known = storage.bind_keys(conn.dialect, rep.table, self.keys.get(rep.table, set()))
+                self._execute(conn, rep.table, *storage.prepare_seen(conn.dialect, rep.table, known))
             col = storage.table_of(rep.table).c[rep.field]
             conditions: list[Any]
             if isinstance(rep, ReplaceKeys):  # in chunks: SQLite caps the bound values of one query
@@ -404,11 +423,11 @@ class _Writer:
                 conditions = [col.in_(values[i : i + 500]) for i in range(0, len(values), 500)]
             else:
                 conditions = [sa.and_(col >= rep.start, col <= rep.end)]
-            existing = (
-                k for cond in conditions for k in storage.existing_keys(conn, rep.table, self.source, cond)
-            )
-            stale = [k for k in existing if k not in seen]
-            deleted += storage.delete_keys(conn, rep.table, stale)
+            for cond in conditions:
+                deleted += storage.delete_unseen(conn, rep.table, self.source, cond)
+        for model in self.seen:
+            storage.drop_seen(conn, model)
+        self.seen.clear()
         if self.partitions:  # bookkeeping, not counted as rows written
             storage.upsert(
                 conn,
