@@ -376,9 +376,12 @@ def prepare_columns(
     by_name = {c.name: c for c in _value_columns(model)}
     for name in by_name:
         if name not in columns and name != "id":
-            # columns the caller did not give take their model defaults
+            # columns the caller did not give take their model defaults, converted once (not once
+            # per row: a bill's 2M rows would pay a bind call each for a constant)
             default = model.model_fields[name].get_default(call_default_factory=True)
-            columns = {**columns, name: [default] * length}
+            proc = _processors(dialect, [by_name[name]])[0]
+            columns = {**columns, name: [proc(default) if proc and default is not None else default] * length}
+            bound = bound | {name}
     nk = list(model.NATURAL_KEY)  # type: ignore[attr-defined]
     cols = sorted((by_name[n] for n in columns), key=lambda c: nk.index(c.name) if c.name in nk else len(nk))
     sql = _upsert_sql(dialect, model, cols, on_conflict=not insert_only)
