@@ -20,9 +20,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
-import webbrowser
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
@@ -30,12 +27,18 @@ from decimal import Decimal
 from glob import glob as glob_paths
 from glob import has_magic
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+# Only what every command needs is imported here; the database layer (SQLModel, Alembic), pandas,
+# DuckDB and the connectors are imported by the commands that use them, so that `--help`, `check`
+# or an empty `sync` start in a fraction of a second (tests/test_startup.py guards this).
 from portfolio import config as config_mod
-from portfolio import periods, records, storage, sync
+from portfolio import periods
 from portfolio.config import Config
 from portfolio.errors import ConfigError, PortfolioError, redact
+
+if TYPE_CHECKING:
+    from portfolio import sync
 
 log = logging.getLogger("portfolio.cli")
 
@@ -102,6 +105,8 @@ def build_demo(url: str, today: date | None = None) -> tuple[Config, sync.Outcom
 
     ``today`` (``--today`` / ``PORTFOLIO_TODAY``) is the demo's as-of date: its data ends the day before.
     """
+    from portfolio import storage, sync  # imported where used: start-up time
+
     cfg = config_mod.demo_config(url)
     if today is not None:
         for conn in cfg.connectors.values():
@@ -117,6 +122,8 @@ def build_demo(url: str, today: date | None = None) -> tuple[Config, sync.Outcom
 
 def _has_apps(url: str) -> bool:
     import sqlalchemy as sa
+
+    from portfolio import records, storage  # imported where used: start-up time
 
     engine = storage.make_engine(url)
     with engine.connect() as conn:
@@ -200,6 +207,9 @@ def dashboard_env(database_url: str, *, demo: bool, config_path: str | None) -> 
 
 
 def _healthy(port: int) -> bool:
+    import urllib.error  # the dashboard's health check only (start-up time)
+    import urllib.request
+
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as resp:
             return bool(resp.status == 200)
@@ -250,6 +260,8 @@ def serve_dashboard(
         if _healthy(port):
             print(f"dashboard: {url}   (Ctrl-C stops it)", flush=True)
             if open_browser:
+                import webbrowser
+
                 webbrowser.open(url)
         else:
             print(f"warning: the dashboard does not answer on {url} after {timeout:.0f}s; still waiting", file=sys.stderr)
@@ -350,7 +362,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def validate(cfg: Config) -> tuple[list[str], list[str]]:
     """What ``check`` finds beyond the schema: (errors, warnings), each naming the key."""
     import connectors
-    from portfolio import scheduler
 
     errors: list[str] = []
     warnings: list[str] = []
@@ -370,6 +381,8 @@ def validate(cfg: Config) -> tuple[list[str], list[str]]:
             except ImportError as exc:
                 errors.append(f"{key}.type: the {conn.type!r} connector cannot be loaded ({exc})")
         if conn.schedule:
+            from portfolio import scheduler  # APScheduler: only for a connector that has a schedule
+
             try:
                 scheduler.parse_schedule(name, conn.schedule)
             except ConfigError as exc:
@@ -394,7 +407,11 @@ def validate(cfg: Config) -> tuple[list[str], list[str]]:
 
 def _would_sync(cfg: Config) -> dict[str, str]:
     """Per connector, what the next sync reads: the cursor, or the full history."""
+    from portfolio import storage, sync  # imported where used: start-up time
+
     url = cfg.database_url
+    if not cfg.connectors:
+        return {}
     if url.startswith("sqlite") and not Path(database_location(url)).exists():
         return dict.fromkeys(cfg.connectors, "full history (database not created yet)")
     try:
@@ -420,6 +437,8 @@ def _unregistered_spend(cfg: Config) -> list[tuple[str, str, Any, int]]:
     definition of :meth:`portfolio.books.Books.unregistered_spend`, summed in the database)."""
     import sqlalchemy as sa
 
+    from portfolio import records, storage  # imported where used: start-up time
+
     url = cfg.database_url
     if cfg.discover_apps or (url.startswith("sqlite") and not Path(database_location(url)).exists()):
         return []
@@ -441,11 +460,11 @@ def _unregistered_spend(cfg: Config) -> list[tuple[str, str, Any, int]]:
 
 
 def _print_unregistered(cfg: Config) -> None:
-    from portfolio.books import claim_snippet
-
     odd = _unregistered_spend(cfg)
     if not odd:
         return
+    from portfolio.books import claim_snippet  # the domain (pandas): only when there is something to show
+
     print(f"unregistered spend ({len(odd)} tag value(s) naming no registered app; counted as unallocated):")
     for tag, currency, amount, n in odd[:UNREGISTERED_SHOWN]:
         print(f"  {tag:<24} {float(amount or 0):>16,.2f} {currency}  ({n} cost rows)")
@@ -495,6 +514,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
+    from portfolio import storage, sync  # imported where used: start-up time
+
     cfg = _load_config(args)
     engine = storage.make_engine(cfg.database_url)
     outcome = sync.sync(cfg, engine, only=args.connectors or None, full=args.full)
@@ -535,7 +556,11 @@ def _recommendations_text(facts: Any, cfg: Config, frame: Any) -> str:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from portfolio import periods, report
+    from portfolio import (
+        periods,
+        report,
+        storage,  # imported where used: start-up time
+    )
     from portfolio.facts import load_facts
 
     today = _today(args.today)
@@ -806,7 +831,10 @@ def bind_address(cfg: config_mod.Config, requested: str | None) -> str:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from portfolio import scheduler
+    from portfolio import (
+        scheduler,
+        storage,  # imported where used: start-up time
+    )
 
     cfg = _load_config(args)
     storage.make_engine(cfg.database_url)

@@ -15,8 +15,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:  # pandas is imported where a frame is filtered: the CLI starts without it
+    import pandas as pd
 
 _MONTH = re.compile(r"^\s*(\d{4})-(\d{1,2})\s*$")
 
@@ -69,6 +71,8 @@ def within(frame: pd.DataFrame, column: str, start: date, end: date) -> pd.DataF
     """Rows whose ``column`` (dates, timestamps or month firsts) falls in ``start .. end`` inclusive."""
     if frame.empty:
         return frame
+    import pandas as pd
+
     days = pd.to_datetime(frame[column]).dt.date
     return frame[(days >= start) & (days <= end)]
 

@@ -130,19 +130,24 @@ class App(SQLModel, table=True):
 
 
 class CostRecord(SQLModel, table=True):
-    """Spend per app, day, category and service. ``app_id = "_unallocated"`` for unclaimed spend."""
+    """Spend per app, day, category and service. ``app_id = "_unallocated"`` for unclaimed spend.
 
-    # The natural key's unique index (source, app_id, ...) serves lookups by source and app; only the
-    # day gets an index of its own (Replace windows). Every extra index slows the bulk upsert.
+    The natural key is the primary key and, on SQLite, the table is ``WITHOUT ROWID``: the rows
+    live in one B-tree ordered by (source, app_id, day, category, service), so a bill's millions of
+    rows written in that order are appended to it, with no rowid table, no second unique index and
+    no day index to keep up (issue 15: 46 s -> about 1.5x a plain append for 2.1M rows). Lookups by
+    source (and app) are served by the key's prefix; restatement deletes by source and billing
+    period (migration 0007).
+    """
+
     NATURAL_KEY: ClassVar[tuple[str, ...]] = ("source", "app_id", "day", "category", "service")
-    __table_args__ = _unique("costrecord", *NATURAL_KEY)
+    __table_args__ = {"sqlite_with_rowid": False}
 
-    id: int | None = Field(default=None, primary_key=True)
-    source: str
-    app_id: str
-    day: date = Field(index=True)
-    category: str  # infra | people | vendor | other
-    service: str
+    source: str = Field(primary_key=True)
+    app_id: str = Field(primary_key=True)
+    day: date = Field(primary_key=True)
+    category: str = Field(primary_key=True)  # infra | people | vendor | other
+    service: str = Field(primary_key=True)
     amount: Decimal = _money()
     currency: str = "USD"
     billing_period: str | None = None  # YYYY-MM of the bill the amount comes from (a day for daily vendor bills)

@@ -18,21 +18,21 @@ import os
 import re
 import threading
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import SQLModel
 
 from portfolio import records
 from portfolio.errors import StorageError, redact
+
+if TYPE_CHECKING:  # pandas and pyarrow are imported by the functions that take frames (start-up time)
+    import pandas as pd
 
 BATCH = 10_000
 
@@ -188,8 +188,6 @@ def alembic_config(connection: Connection | None = None) -> Any:
 
 def migrate(engine: Engine) -> None:
     """Bring the schema to the newest revision (Alembic; a no-op when it is current)."""
-    from alembic import command
-
     # Processes starting together on a new database (dashboard, scheduler, CLI) take turns: each
     # migrates inside one transaction that holds a lock to its end, and the next finds the schema
     # at head. PostgreSQL: an advisory lock. SQLite: BEGIN IMMEDIATE (its write lock) on a
@@ -197,6 +195,8 @@ def migrate(engine: Engine) -> None:
     # on its own, and two processes would both find no schema and both create it.
     if _at_head(engine):  # every start but the first: a read, no lock (a long sync holds SQLite's)
         return
+    from alembic import command  # only when there is something to upgrade (start-up time)
+
     url = engine.url
     if engine.dialect.name == "sqlite" and url.database not in (None, "", ":memory:"):
         serial = sa.create_engine(url, connect_args={"timeout": 30}, poolclass=sa.pool.NullPool)
@@ -214,14 +214,34 @@ def migrate(engine: Engine) -> None:
         command.upgrade(alembic_config(conn), "head")
 
 
-def _at_head(engine: Engine) -> bool:
-    """Whether the database's schema is at the newest migration already."""
-    from alembic.runtime.migration import MigrationContext
-    from alembic.script import ScriptDirectory
+_REVISION = re.compile(r"^(revision|down_revision)\s*(?::[^=]*)?=\s*(.+)$", re.MULTILINE)
 
-    heads = set(ScriptDirectory.from_config(alembic_config()).get_heads())
+
+def schema_heads() -> set[str]:
+    """The newest migration revision(s), read from the migration files' ``revision`` and
+    ``down_revision`` lines: what Alembic's ScriptDirectory answers, without importing Alembic
+    (a third of a second that every process start would pay; tests/test_startup.py checks that
+    both agree)."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in (Path(MIGRATIONS) / "versions").glob("*.py"):
+        found: dict[str, str] = {m.group(1): m.group(2) for m in _REVISION.finditer(path.read_text(encoding="utf-8"))}
+        if "revision" not in found:
+            continue
+        revisions.add(found["revision"].strip().strip("'\""))
+        parents.update(re.findall(r"['\"]([^'\"]+)['\"]", found.get("down_revision", "")))
+    return revisions - parents
+
+
+def _at_head(engine: Engine) -> bool:
+    """Whether the database's schema is at the newest migration already (a plain read of
+    ``alembic_version``; Alembic itself is imported only when there is something to upgrade)."""
+    heads = schema_heads()
     with engine.connect() as conn:
-        return set(MigrationContext.configure(conn).get_current_heads()) == heads
+        if not sa.inspect(conn).has_table("alembic_version"):
+            return False
+        current = {str(v) for v in conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars()}
+    return bool(heads) and current == heads
 
 
 def _sqlite_manual_transactions(dbapi_conn: Any, _record: Any) -> None:
@@ -261,6 +281,8 @@ def _upsert_sql(
         f"VALUES ({', '.join(mark for _ in names)}) "
     )
     if not on_conflict:  # a plain INSERT: a repeated natural key is an IntegrityError
+        if dialect.name == "postgresql":  # the bulk path: COPY (see execute_prepared)
+            return f"COPY {q(table.name)} ({', '.join(q(n) for n in names)}) FROM STDIN"
         return sql
     sql += f"ON CONFLICT ({', '.join(q(k) for k in key)}) "
     if not update:
@@ -298,12 +320,36 @@ Prepared = tuple[str, list[tuple[Any, ...]]]
 
 
 def execute_prepared(conn: Connection, sql: str, rows: Sequence[tuple[Any, ...]]) -> int:
-    """Run a prepared write in batches. Returns rows changed."""
+    """Run a prepared write in batches. Returns rows changed.
+
+    A ``COPY ... FROM STDIN`` statement (PostgreSQL's plain inserts, see :func:`_upsert_sql`) streams
+    the rows through psycopg's COPY in the connection's transaction: several times faster than
+    ``executemany`` for a bill's millions of rows. A repeated key raises IntegrityError as an
+    INSERT would."""
+    if sql.startswith("COPY "):
+        return _copy_rows(conn, sql, rows)
     changed = 0
     for i in range(0, len(rows) if sql else 0, BATCH):
         result = conn.exec_driver_sql(sql, list(rows[i : i + BATCH]))  # type: ignore[arg-type]
         changed += max(result.rowcount, 0)
     return changed
+
+
+def _copy_rows(conn: Connection, sql: str, rows: Sequence[tuple[Any, ...]]) -> int:
+    if not rows:
+        return 0
+    import psycopg
+
+    raw: Any = conn.connection.driver_connection  # the psycopg connection, inside SQLAlchemy's transaction
+    try:
+        with raw.cursor() as cur, cur.copy(sql) as copy:
+            for row in rows:
+                copy.write_row(row)
+    except psycopg.IntegrityError as exc:
+        raise sa.exc.IntegrityError(sql, None, exc) from None
+    except psycopg.Error as exc:
+        raise sa.exc.DatabaseError(sql, None, exc) from None
+    return len(rows)
 
 
 def prepare_columns(
@@ -330,10 +376,14 @@ def prepare_columns(
     by_name = {c.name: c for c in _value_columns(model)}
     for name in by_name:
         if name not in columns and name != "id":
-            # columns the caller did not give take their model defaults
+            # columns the caller did not give take their model defaults, converted once (not once
+            # per row: a bill's 2M rows would pay a bind call each for a constant)
             default = model.model_fields[name].get_default(call_default_factory=True)
-            columns = {**columns, name: [default] * length}
-    cols = [by_name[n] for n in columns]
+            proc = _processors(dialect, [by_name[name]])[0]
+            columns = {**columns, name: [proc(default) if proc and default is not None else default] * length}
+            bound = bound | {name}
+    nk = list(model.NATURAL_KEY)  # type: ignore[attr-defined]
+    cols = sorted((by_name[n] for n in columns), key=lambda c: nk.index(c.name) if c.name in nk else len(nk))
     sql = _upsert_sql(dialect, model, cols, on_conflict=not insert_only)
     converted = []
     for col, proc in zip(cols, _processors(dialect, cols), strict=True):
@@ -389,6 +439,10 @@ def _bound_values(dialect: str, col: sa.Column[Any], series: pd.Series) -> list[
     """The SQLite form of an Arrow-backed money or date column, converted in one vectorised step
     (a billing export's millions of amounts and days would otherwise go through one Python bind
     call each: most of a big sync's conversion time). None when no fast path applies."""
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     if dialect != "sqlite" or not isinstance(series.dtype, pd.ArrowDtype):
         return None
     arr = series.array._pa_array  # type: ignore[attr-defined]
@@ -416,26 +470,77 @@ def _python_values(series: pd.Series) -> list[Any]:
     return values.tolist()
 
 
-def existing_keys(
-    conn: Connection, model: type[SQLModel], source: str, *where: Any
-) -> Iterator[tuple[Any, ...]]:
-    """Natural keys of ``source``'s rows that meet ``where`` (SQLAlchemy conditions on the table)."""
-    table = table_of(model)
-    key = list(model.NATURAL_KEY)  # type: ignore[attr-defined]
-    stmt = sa.select(*(table.c[k] for k in key)).where(table.c.source == source, *where)
-    for row in conn.execute(stmt):
-        yield tuple(row)
+# ----------------------------------------------------------------------------- restatement, set-based
+#
+# A restated partition (a bill's period) replaces what the source held for it: the rows written
+# again are upserted, and the rows it no longer has are stale. Which are stale is decided in the
+# database: the natural keys written by this run go into a temporary table ("seen"), and one DELETE
+# per restated scope removes the source's rows in that scope whose key is not in it. No key is read
+# back into Python, and memory does not grow with the bill.
 
 
-def delete_keys(conn: Connection, model: type[SQLModel], keys: Sequence[tuple[Any, ...]]) -> int:
-    """Delete rows by natural key."""
-    if not keys:
-        return 0
+def seen_table(model: type[SQLModel]) -> str:
+    return f"_seen_{table_of(model).name}"
+
+
+def create_seen(conn: Connection, model: type[SQLModel]) -> None:
+    """(Re)create the empty temporary table of the natural keys a run wrote into ``model``'s table;
+    its unique index refuses a key written twice in one run (IntegrityError)."""
+    q = conn.dialect.identifier_preparer.quote
+    name, key = seen_table(model), [q(k) for k in model.NATURAL_KEY]  # type: ignore[attr-defined]
+    conn.exec_driver_sql(f"DROP TABLE IF EXISTS {q(name)}")
+    conn.exec_driver_sql(
+        f"CREATE TEMPORARY TABLE {q(name)} AS SELECT {', '.join(key)} FROM {q(table_of(model).name)} WHERE 1 = 0"
+    )
+    conn.exec_driver_sql(f"CREATE UNIQUE INDEX {q(name + '_key')} ON {q(name)} ({', '.join(key)})")
+
+
+def drop_seen(conn: Connection, model: type[SQLModel]) -> None:
+    conn.exec_driver_sql(f"DROP TABLE IF EXISTS {conn.dialect.identifier_preparer.quote(seen_table(model))}")
+
+
+def writes_seen(sql: str) -> bool:
+    """Whether a prepared write fills a seen table (bookkeeping: not counted as rows written)."""
+    return re.match(r'(INSERT INTO|COPY) "?_seen_', sql) is not None
+
+
+def prepare_seen(dialect: sa.Dialect, model: type[SQLModel], key_rows: Sequence[tuple[Any, ...]]) -> Prepared:
+    """Insert natural keys (already in the database's own form) into the run's seen table."""
+    if not key_rows:
+        return "", []
+    q = dialect.identifier_preparer.quote
+    key = [q(k) for k in model.NATURAL_KEY]  # type: ignore[attr-defined]
+    if dialect.name == "postgresql":
+        return f"COPY {q(seen_table(model))} ({', '.join(key)}) FROM STDIN", list(key_rows)
+    mark = "?" if dialect.paramstyle == "qmark" else "%s"
+    return f"INSERT INTO {q(seen_table(model))} ({', '.join(key)}) VALUES ({', '.join(mark for _ in key)})", list(key_rows)
+
+
+def key_rows(model: type[SQLModel], prepared: Prepared) -> list[tuple[Any, ...]]:
+    """The natural-key part of prepared rows (the key columns come first, see :func:`prepare_columns`)."""
+    n = len(model.NATURAL_KEY)  # type: ignore[attr-defined]
+    return [r[:n] for r in prepared[1]]
+
+
+def bind_keys(dialect: sa.Dialect, model: type[SQLModel], keys: Iterable[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Natural keys given as Python values, in the database's own form."""
+    table = table_of(model)
+    cols = [table.c[k] for k in model.NATURAL_KEY]  # type: ignore[attr-defined]
+    procs = _processors(dialect, cols)
+    return [tuple(v if p is None or v is None else p(v) for p, v in zip(procs, k, strict=True)) for k in keys]
+
+
+def delete_unseen(conn: Connection, model: type[SQLModel], source: str, condition: Any) -> int:
+    """Delete ``source``'s rows meeting ``condition`` whose natural key this run did not write."""
     table = table_of(model)
     key = list(model.NATURAL_KEY)  # type: ignore[attr-defined]
-    stmt = sa.delete(table).where(*(table.c[k] == sa.bindparam(f"k_{k}") for k in key))
-    conn.execute(stmt, [{f"k_{k}": v for k, v in zip(key, ks, strict=True)} for ks in keys])
-    return len(keys)
+    seen = sa.table(seen_table(model), *(sa.column(k) for k in key))
+    stmt = sa.delete(table).where(
+        table.c.source == source,
+        condition,
+        ~sa.exists().where(*(seen.c[k] == table.c[k] for k in key)),
+    )
+    return max(conn.execute(stmt).rowcount, 0)
 
 
 def read_frame(engine: Engine | Connection, model: type[SQLModel], *where: Any) -> pd.DataFrame:
@@ -447,6 +552,8 @@ def read_frame(engine: Engine | Connection, model: type[SQLModel], *where: Any) 
             rows = conn.execute(stmt).all()
     else:
         rows = engine.execute(stmt).all()
+    import pandas as pd
+
     return pd.DataFrame([tuple(r) for r in rows], columns=[c.name for c in table.columns])
 
 

@@ -38,16 +38,14 @@ from contextlib import contextmanager, suppress
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import SQLModel
 
 import connectors
-from connectors.base import Notice, Partition, Replace, ReplaceKeys, Rows, run_deadline
-from portfolio import precedence, records, storage
+from portfolio import records, storage
 from portfolio.config import Config, ConnectorConfig
 from portfolio.errors import (
     ConnectorError,
@@ -57,6 +55,14 @@ from portfolio.errors import (
     redact,
     unknown_app_reason,
 )
+
+if TYPE_CHECKING:
+    # Imported where used, so that a process that writes nothing starts fast: pandas (and the value
+    # precedence, which uses it) where value rows are written; connectors.base (requests) where a
+    # connector's items are written.
+    import pandas as pd
+
+    from connectors.base import Partition, Replace, ReplaceKeys, Rows
 
 log = logging.getLogger(__name__)
 
@@ -194,6 +200,7 @@ class _Writer:
         self.outcome_apps: dict[str, list[tuple[Any, Any]]] = defaultdict(list)
         self.buffers: dict[type[SQLModel], list[SQLModel]] = defaultdict(list)
         self.keys: dict[type[SQLModel], set[tuple[Any, ...]]] = defaultdict(set)
+        self.seen: set[Any] = set()  # tables whose written keys go to a temporary seen table
         self.replaces: list[Replace | ReplaceKeys] = []
         self.notices: list[str] = []
         # per table: True when this source had no row in it before this run ("first sync"). Its
@@ -227,6 +234,8 @@ class _Writer:
             self.stage.close()
 
     def add(self, item: Any) -> None:
+        from connectors.base import Notice, Partition, Replace, ReplaceKeys, Rows
+
         if isinstance(item, Notice):
             self.notices.append(item.text)
             return
@@ -288,7 +297,9 @@ class _Writer:
     def _execute(self, conn: Connection, model: Any, sql: str, rows: list[tuple[Any, ...]]) -> None:
         """Run a write; a repeated natural key on a plain INSERT becomes a clear SyncError."""
         try:
-            self.written += storage.execute_prepared(conn, sql, rows)
+            changed = storage.execute_prepared(conn, sql, rows)
+            if not storage.writes_seen(sql):
+                self.written += changed
         except sa.exc.IntegrityError:
             raise SyncError(f"{self.source}: {model.__name__} rows repeat a natural key") from None
 
@@ -355,11 +366,21 @@ class _Writer:
         if self._is_fresh(model):
             self._write(model, storage.prepare_frame(self.dialect, model, frame, insert_only=True))
             return
-        new_keys = set(frame[nk].itertuples(index=False, name=None))
-        if len(new_keys) != len(frame) or new_keys & self.keys[model]:
-            raise SyncError(f"{self.source}: {model.__name__} rows repeat a natural key")
-        self.keys[model] |= new_keys
-        self._write(model, storage.prepare_frame(self.dialect, model, frame))
+        # Not the source's first rows: upsert them, and put their keys in the run's "seen" table
+        # (its unique index refuses a key repeated in the run; finish() deletes, in SQL, the
+        # restated scope's rows whose key is not in it). No key set is kept in memory.
+        prepared = storage.prepare_frame(self.dialect, model, frame)
+        self._seen(model)
+        self._write(model, storage.prepare_seen(self.dialect, model, storage.key_rows(model, prepared)))
+        self._write(model, prepared)
+
+    def _seen(self, model: Any) -> None:
+        """Make sure the run's seen-keys table of ``model`` exists (direct writes: now; staged: in finish)."""
+        if model in self.seen:
+            return
+        self.seen.add(model)
+        if self.conn is not None:
+            storage.create_seen(self.conn, model)
 
     def flush(self, model: type[SQLModel] | None = None) -> None:
         for m in [model] if model else list(self.buffers):
@@ -372,10 +393,14 @@ class _Writer:
         """Flush, write what was staged (into ``conn``, the caller's write transaction, when staged),
         check that value rows name known apps, then apply the Replace windows. Returns the number
         of rows deleted."""
+        from connectors.base import ReplaceKeys
+
         self.flush()
         if self.stage is not None:
             if conn is None:
                 raise TypeError("a staged _Writer writes in finish(conn): pass the write transaction's connection")
+            for model in self.seen:  # the staged writes fill them
+                storage.create_seen(conn, model)
             for model, sql, rows in self.stage.replay():
                 self._execute(conn, model, sql, rows)
         else:
@@ -387,7 +412,11 @@ class _Writer:
         for rep in self.replaces:
             if self.fresh.get(rep.table):
                 continue  # the source had no row before this run: nothing of it can be stale
-            seen = self.keys.get(rep.table, set())
+            if rep.table not in self.seen:  # records yielded one by one (small sources): their keys are in memory
+                self.seen.add(rep.table)
+                storage.create_seen(conn, rep.table)
+                known = storage.bind_keys(conn.dialect, rep.table, self.keys.get(rep.table, set()))
+                self._execute(conn, rep.table, *storage.prepare_seen(conn.dialect, rep.table, known))
             col = storage.table_of(rep.table).c[rep.field]
             conditions: list[Any]
             if isinstance(rep, ReplaceKeys):  # in chunks: SQLite caps the bound values of one query
@@ -396,11 +425,11 @@ class _Writer:
                 conditions = [col.in_(values[i : i + 500]) for i in range(0, len(values), 500)]
             else:
                 conditions = [sa.and_(col >= rep.start, col <= rep.end)]
-            existing = (
-                k for cond in conditions for k in storage.existing_keys(conn, rep.table, self.source, cond)
-            )
-            stale = [k for k in existing if k not in seen]
-            deleted += storage.delete_keys(conn, rep.table, stale)
+            for cond in conditions:
+                deleted += storage.delete_unseen(conn, rep.table, self.source, cond)
+        for model in self.seen:
+            storage.drop_seen(conn, model)
+        self.seen.clear()
         if self.partitions:  # bookkeeping, not counted as rows written
             storage.upsert(
                 conn,
@@ -492,6 +521,8 @@ _COMPARED = ("source", "amount", "currency", "attribution", "evidence", "low", "
 
 def _value_rows(conn: Connection, keys: set[tuple[str, Any, str]]) -> pd.DataFrame:
     """Every source's outcome rows for these (app, month, kind) keys (Decimal money)."""
+    import pandas as pd
+
     t = storage.table_of(records.OutcomeRecord)
     apps = sorted({k[0] for k in keys})
     frames = [
@@ -506,6 +537,8 @@ def _value_rows(conn: Connection, keys: set[tuple[str, Any, str]]) -> pd.DataFra
 
 
 def _counted_by_key(rows: pd.DataFrame, order: Sequence[str]) -> dict[tuple[Any, ...], dict[Any, Any]]:
+    from portfolio import precedence
+
     counted = precedence.counted(rows, order)
     return {(r["app_id"], r["month"], r["kind"]): r for r in counted.to_dict("records")}
 
@@ -513,6 +546,8 @@ def _counted_by_key(rows: pd.DataFrame, order: Sequence[str]) -> dict[tuple[Any,
 def _changes(
     keys: list[tuple[str, Any, str]], before: pd.DataFrame, after: pd.DataFrame, source: str, order: Sequence[str]
 ) -> pd.DataFrame:
+    import pandas as pd
+
     old, new = _counted_by_key(before, order), _counted_by_key(after, order)
     out = []
     for key in keys:
@@ -562,6 +597,10 @@ def write_records(
     an unknown app) or StorageError (the database refused the write); a failed real run is
     recorded with its error, and nothing of it is written.
     """
+    import pandas as pd
+
+    from portfolio import precedence
+
     items = list(items)
     order = list(precedence.source_order(precedence.DEFAULT_PRECEDENCE, {})) if order is None else list(order)
     run = records.SyncRun(connector=source, connector_type=connector_type, started=now or now_utc(), worker=WORKER)
@@ -750,6 +789,8 @@ def _pull(module: Any, conn_cfg: ConnectorConfig, since: datetime | None, writer
     (its HTTP requests are cut at the same deadline)."""
     stop = threading.Event()
     failure: list[BaseException] = []
+
+    from connectors.base import run_deadline
 
     def work() -> None:
         with run_deadline(deadline):

@@ -131,7 +131,13 @@ SELECT app_id, day, category, service, amount, currency, billing_period FROM (
     ).fetchall()
     for bp, n, digest, amount in prints:
         yield Partition(records.CostRecord, "billing_period", bp, f"{n}:{digest:016x}:{amount}", int(n))
-        yield from _rows(con.sql(f"SELECT * FROM final WHERE billing_period = {lit(bp)}").to_arrow_reader(CHUNK_ROWS))
+        # in natural-key order: the table is keyed by it (WITHOUT ROWID on SQLite), so the rows are
+        # appended to its B-tree instead of scattered over it
+        yield from _rows(
+            con.sql(
+                f"SELECT * FROM final WHERE billing_period = {lit(bp)} ORDER BY app_id, day, category, service"
+            ).to_arrow_reader(CHUNK_ROWS)
+        )
 
 
 def token_usage(con: duckdb.DuckDBPyConnection, s: Settings, name: str, first: date, last: date) -> Iterator[Any]:
