@@ -37,6 +37,11 @@ from portfolio import periods
 from portfolio.config import Config
 from portfolio.errors import ConfigError, PortfolioError, redact
 
+# records.PROPOSALS and records.STAGES, spelled here so that building the parser imports no
+# database layer (start-up, issue 15); tests/test_cli_lifecycle.py keeps them equal
+_PROPOSALS = ("retire", "invest", "keep")
+_STAGES = ("pilot", "production", "retiring", "retired", "paused")
+
 if TYPE_CHECKING:
     from portfolio import sync
 
@@ -627,7 +632,7 @@ def _now_on(today: date) -> datetime:
 
 def cmd_propose(args: argparse.Namespace) -> int:
     """Propose retire / invest / keep for an app: prints the projection frozen with it and its id."""
-    from portfolio import lifecycle
+    from portfolio import lifecycle, storage
     from portfolio.facts import load_facts
 
     cfg = _load_config(args)
@@ -650,7 +655,7 @@ def cmd_propose(args: argparse.Namespace) -> int:
 def cmd_decide(args: argparse.Namespace) -> int:
     """``approve`` / ``reject`` a waiting proposal. The command line has no sign-in: the actor is the
     name given, recorded as not signed in (and flagged self_approved when it is the proposer's)."""
-    from portfolio import lifecycle
+    from portfolio import lifecycle, storage
 
     cfg = _load_config(args)
     today = _today(args.today)
@@ -668,7 +673,7 @@ def cmd_decide(args: argparse.Namespace) -> int:
 
 
 def cmd_stage(args: argparse.Namespace) -> int:
-    from portfolio import lifecycle
+    from portfolio import lifecycle, storage
 
     cfg = _load_config(args)
     today = _today(args.today)
@@ -683,7 +688,7 @@ def cmd_stage(args: argparse.Namespace) -> int:
 
 def cmd_lifecycle(args: argparse.Namespace) -> int:
     """The lifecycle history (every event, newest first), the current stage and waiting proposals."""
-    from portfolio import lifecycle, report
+    from portfolio import lifecycle, report, storage
     from portfolio.facts import load_facts
 
     cfg = _load_config(args)
@@ -969,7 +974,7 @@ def build_parser() -> argparse.ArgumentParser:
     today_help = "as-of date (default: $PORTFOLIO_TODAY or today, UTC)"
     p = sub.add_parser("propose", parents=[common], help="propose retire / invest / keep for an app (an approver decides)")
     p.add_argument("app", metavar="APP")
-    p.add_argument("action", choices=list(records.PROPOSALS))
+    p.add_argument("action", choices=list(_PROPOSALS))
     p.add_argument("--by", required=True, help="who proposes (name or e-mail)")
     p.add_argument("--rationale", required=True, help="why")
     p.add_argument("--planned", type=_day, metavar="YYYY-MM-DD", help="retire: the planned retirement date (required)")
@@ -988,7 +993,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("stage", parents=[common], help="change an app's stage: pause, resume, promote, record it retired")
     p.add_argument("app", metavar="APP")
-    p.add_argument("stage", choices=[s for s in records.STAGES if s != "retiring"])
+    p.add_argument("stage", choices=[s for s in _STAGES if s != "retiring"])
     p.add_argument("--by", required=True, help="who (name or e-mail)")
     p.add_argument("--rationale", required=True, help="why")
     p.add_argument("--effective", type=_day, metavar="YYYY-MM-DD", help="the day it takes effect (retired: the day it stopped)")

@@ -86,3 +86,10 @@ def test_reject_and_stage_changes(cfg_path: str, capsys: pytest.CaptureFixture[s
 def test_bad_input_is_one_line(cfg_path: str, capsys: pytest.CaptureFixture[str], args: list[str], code: int, message: str) -> None:
     got, _, err = _run(capsys, *args, "--today", TODAY, "--config", cfg_path)
     assert got == code and message in err and "Traceback" not in err
+
+
+def test_cli_choices_are_the_records():
+    """The parser spells the proposals and stages itself (no database import at start-up)."""
+    from portfolio import cli, records
+
+    assert cli._PROPOSALS == records.PROPOSALS and cli._STAGES == records.STAGES

@@ -365,7 +365,7 @@ def test_llm_apps(synced: tuple[config.Config, Facts, Any]) -> None:
     models = facts.usage[facts.usage.model != ""]
     assert set(models.app_id) == {"support-copilot", "contract-clauses"}
     assert set(models.metric) == {"input_tokens", "cached_input_tokens", "output_tokens", "requests"}
-    assert set(zip(models.app_id, models.model)) == {
+    assert set(zip(models.app_id, models.model, strict=True)) == {
         ("support-copilot", "gpt-4o-mini-2024-07-18"),
         ("contract-clauses", "meta-llama/Llama-3.1-8B-Instruct"),
         ("contract-clauses", "gpt-4o-mini-2024-07-18"),
@@ -374,8 +374,8 @@ def test_llm_apps(synced: tuple[config.Config, Facts, Any]) -> None:
     llama = costs[costs.model == "meta-llama/Llama-3.1-8B-Instruct"]
     assert set(llama.category) == {"infra"} and set(llama.service) == {"gpu-llm"}
     # every model day with cost has its tokens, and the other way round
-    cost_days = set(zip(costs[costs.model != ""].app_id, costs[costs.model != ""].day))
-    assert cost_days == set(zip(models.app_id, models.day))
+    cost_days = set(zip(costs[costs.model != ""].app_id, costs[costs.model != ""].day, strict=True))
+    assert cost_days == set(zip(models.app_id, models.day, strict=True))
     drift = genai.drift(costs)
     assert set(drift.app_id) == {"support-copilot"} and 0 < drift.flagged.sum() < len(drift) / 4
     assert drift[~drift.flagged].drift.between(0, 0.05).all()

@@ -2,7 +2,7 @@
 second unique index, no day index
 
 Revision ID: 0007
-Revises: 0004
+Revises: 0005
 Create Date: 2026-12-02 07:30:00
 
 Issue 15. A bill's millions of rows were written into a rowid table plus a five-column unique index
@@ -13,8 +13,8 @@ SQLite the table is WITHOUT ROWID, so rows written in key order are appended to 
 Existing rows are copied over in key order, unchanged (nothing in the product referred to the
 surrogate ``id``). PostgreSQL gets the same layout (the natural key as primary key, no id).
 
-Chain: written against 0004 (the head when this branch started). Other branches add 0005/0006; the
-lead re-chains ``down_revision`` when they land (this migration only touches ``costrecord``).
+Chain: written against 0004; re-chained after the lifecycle (0005) and the assumptions (0006) migrations, which
+touch other tables (this migration only touches ``costrecord``).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from alembic import op
 import portfolio.records
 
 revision = '0007'
-down_revision = '0004'
+down_revision = '0005'
 branch_labels = None
 depends_on = None
 
