@@ -72,7 +72,7 @@ HOURS = {
     "maintenance_hours", "klo_hours", "incident_hours", "improvement_hours", "hours", "mttr_hours", "freed_hours",
     "ttr_hours", "capacity_hours",
 }  # fmt: skip
-RATIOS = {"roi", "prev_roi"}
+RATIOS = {"roi", "prev_roi", "value_pct_of_plan", "run_cost_pct_of_plan", "realised_pct", "shortfall", "availability", "slo"}
 #: derived money column -> (plus, minus): recomputed from the exact parts so every row foots
 FOOTINGS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "cost": (("infra_cost", "other_cost", "people_cost"), ()),

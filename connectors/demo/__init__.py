@@ -1,4 +1,4 @@
-"""Demo portfolio: 22 synthetic ML apps with two years of cost, usage, uptime, value and tickets.
+"""Demo portfolio: 23 synthetic ML apps with two years of cost, usage, uptime, value and tickets.
 
 The embedded demo (``mlportfolio demo``) runs on this connector. It generates a realistic,
 deterministic portfolio relative to an as-of date (param ``as_of``, ``YYYY-MM-DD``, default today
@@ -14,7 +14,9 @@ What is in it, so every page and every retirement rule has something to show:
   moved away), underwater (``email-send-time``), decaying (``promo-uplift``), a maintenance sink
   (``eta-predictor``), unreliable (``kyc-doc-check``), and two orphans (``social-sentiment`` has no
   owner, ``warehouse-slotting`` was never reviewed);
-* a retired app (``spam-filter-v1``), a pilot, an app launched inside the window (no data before
+* two retired apps: ``spam-filter-v1`` (its bill stopped: realised savings match the projection)
+  and ``visual-search-v1`` (retired two months ago, its GPU endpoint still bills: leftover spend);
+  a pilot, an app launched inside the window (no data before
   its launch), shared ``_unallocated`` spend, and a bill total per month that reconciles to the cent.
 
 Random draws are keyed by (seed, app, calendar month), so a later sync in the same month restates

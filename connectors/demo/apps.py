@@ -56,7 +56,9 @@ class _Spec:
     availability: float = 0.9994  # typical daily availability
     degraded_k: int | None = None  # from this month on, availability is ``degraded``
     degraded: float = 0.98
-    retired_k: int | None = None  # no data from this month on
+    retired_k: int | None = None  # no data from this month on (retired on its first day)
+    # services that keep billing after retirement (monthly USD): a resource nobody deleted (leftover spend)
+    leftover: dict[str, float] = field(default_factory=dict)
     decisions: tuple[_Decision, ...] = ()
 
 
@@ -168,6 +170,32 @@ APPS: tuple[_Spec, ...] = (
         review_every_days=180,
         decisions=_reviewed_late(
             "tom.becker@example.com", "Check whether anything still calls the old tagger."
+        ),
+    ),
+    _Spec(
+        "visual-search-v1",
+        "Visual search v1",
+        "search",
+        "tom.becker@example.com",
+        "VP Commerce",
+        "revenue_capture",
+        "Retired: shop-the-look search moved to the new vision pipeline; its GPU endpoint was never deleted.",
+        launched_k=-30,
+        stage="retired",
+        value=14_000,
+        evidence="observational",
+        attribution=0.5,
+        requests=35_000,
+        predictions_per_request=4,
+        weekend=0.9,
+        infra={"compute": 1_400, "gpu": 5_500, "storage": 300},
+        klo_hours=12,
+        incidents=0.2,
+        improvement_hours=0,
+        retired_k=-2,
+        leftover={"gpu": 5_500},
+        decisions=(
+            _Decision("retire", 75, None, "director.ml@example.com", "The new vision pipeline serves shop-the-look; retire."),
         ),
     ),
     # ---------------------------------------------------------------- risk

@@ -195,7 +195,8 @@ def _generate(
             month = _add_months(window_start, m)
             k = m - (months - 1)
             if app.retired_k is not None and k >= app.retired_k:
-                break
+                _leftover(app, month, last, seed, add_cost)
+                continue
             first = max(month, launched)
             month_last = min(month + timedelta(days=_days_in(month) - 1), last)
             if first > month_last:
@@ -270,6 +271,18 @@ def _one_month(
                     add_cost(app.app_id, day, category, service, _cents(amount))
         day += timedelta(days=1)
     _outcomes(frames, app, month, k, first, last, start, seed)
+
+
+def _leftover(app: _Spec, month: date, last: date, seed: int, add_cost: Any) -> None:
+    """A retired app's resources that still bill (``leftover``): every day of ``month`` up to ``last``."""
+    if not app.leftover:
+        return
+    rng = random.Random(f"{seed}:{app.app_id}:{month:%Y-%m}:leftover")
+    day, end = month, min(_add_months(month, 1) - timedelta(days=1), last)
+    while day <= end:
+        for service, monthly in app.leftover.items():
+            add_cost(app.app_id, day, "infra", service, _cents(monthly * 12 / 365 * (0.98 + 0.04 * rng.random())))
+        day += timedelta(days=1)
 
 
 def _outcomes(
