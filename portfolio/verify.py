@@ -70,7 +70,10 @@ class Retired:
 
 def retirements(books: Books) -> list[Retired]:
     """The carried-out retirements, as :mod:`portfolio.lifecycle` records them (the one adapter)."""
-    from portfolio import lifecycle
+    try:  # ADAPTER: until the lifecycle branch is merged there is no portfolio.lifecycle: no retirement is recorded
+        from portfolio import lifecycle  # type: ignore[attr-defined,unused-ignore]
+    except ImportError:
+        return []
 
     out = []
     for r in lifecycle.retirements(books.facts):

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from portfolio import genai, safe
-from portfolio.dashboard import cache, charts, filters, fmt, sections, views
+from portfolio.dashboard import cache, charts, filters, fmt, savings, sections, views
 from portfolio.records import UNALLOCATED
 
 st.title("App")
@@ -74,6 +74,8 @@ st.caption(
     f"cost {fmt.money(r['run_rate_cost'], cur)}, net {fmt.money(r['run_rate_net'], cur)} · "
     f"cost per 1,000 requests {fmt.money(r['cost_per_1k_requests'], cur, decimals=2)}"
 )
+
+savings.app_sections(src, app_id, cur, f.start, min(f.end, src.today))  # issue 13: plan, downtime, retirement on the bill
 
 st.subheader("P&L over time")
 monthly = cache.monthly_pnl(src)
