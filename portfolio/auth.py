@@ -1,4 +1,9 @@
-"""Who may do what: roles viewer / editor / admin, mapped from the signed-in identity.
+"""Who may do what: roles viewer < editor < approver < admin, mapped from the signed-in identity.
+
+A viewer reads; an editor also records decisions, proposes lifecycle changes (retire / invest /
+keep), changes stages, uploads ledgers and syncs; an approver also approves or rejects proposals
+(not their own: another approver, or an admin, decides those); an admin may do everything,
+approving their own proposal included (flagged ``self_approved`` in the record).
 
 Sign-in is Streamlit's built-in OIDC (``st.login``; the provider lives in
 ``.streamlit/secrets.toml``). This module is pure: it turns the identity's claims (e-mail, groups)
@@ -29,7 +34,7 @@ from urllib.parse import urlsplit
 
 from portfolio.config import Auth
 
-ROLES = ("none", "viewer", "editor", "admin")
+ROLES = ("none", "viewer", "editor", "approver", "admin")
 LOCAL_ROLE = "editor"
 LOCAL_USER = "local user"
 
@@ -62,15 +67,21 @@ def role_for(identity: Mapping[str, Any], auth: Auth) -> str:
     if isinstance(raw_groups, str):
         raw_groups = [raw_groups]
     groups = {str(g).strip().lower() for g in raw_groups}
-    for role, entries in (("admin", auth.admins), ("editor", auth.editors), ("viewer", auth.viewers)):
+    for role, entries in (
+        ("admin", auth.admins), ("approver", auth.approvers), ("editor", auth.editors), ("viewer", auth.viewers),
+    ):  # fmt: skip
         if any(_matches(e, email, groups) for e in entries):
             return role
     return auth.default_role
 
 
 def can(role: str, action: str) -> bool:
-    """``record_decision`` / ``upload_ledger`` / ``sync`` need an editor; ``view`` a viewer."""
-    need = {"view": "viewer", "record_decision": "editor", "upload_ledger": "editor", "sync": "editor", "admin": "admin"}
+    """``record_decision`` / ``propose`` / ``change_stage`` / ``upload_ledger`` / ``sync`` need an editor,
+    ``approve`` (and reject) an approver, ``view`` a viewer; anything else an admin."""
+    need = {
+        "view": "viewer", "record_decision": "editor", "propose": "editor", "change_stage": "editor",
+        "upload_ledger": "editor", "sync": "editor", "approve": "approver", "admin": "admin",
+    }  # fmt: skip
     return ROLES.index(role) >= ROLES.index(need.get(action, "admin"))
 
 

@@ -43,7 +43,8 @@ class AppConfig(BaseModel):
     team: str = Field(min_length=1)
     owner: str | None = None
     sponsor: str | None = None
-    stage: Literal["pilot", "production", "retired"] = "production"
+    stage: Literal["pilot", "production", "retired", "paused"] = "production"
+    retired_on: date | None = Field(None, description="with stage = \"retired\": the day it stopped (checks its savings on the bill)")
     value_kind: Literal["revenue_capture", "cost_avoidance", "both"] = "cost_avoidance"
     launched: date | None = None
     slo_availability: float = Field(0.99, ge=0, le=1)
@@ -59,6 +60,8 @@ class AppConfig(BaseModel):
     @model_validator(mode="after")
     def _opening_figures(self) -> AppConfig:
         _check_opening(f"app {self.id!r}", self.launched, self.opening_net, self.opening_net_until, need_launch=True)
+        if self.retired_on is not None and self.stage != "retired":
+            raise ValueError(f"app {self.id!r}: retired_on goes with stage = \"retired\" (it is {self.stage!r})")
         return self
 
     @property
@@ -164,9 +167,12 @@ class Auth(BaseModel):
     server_metadata_url: str | None = Field(None, description="the provider's /.well-known/openid-configuration URL")
     redirect_uri: str | None = Field(None, description="this dashboard's URL + /oauth2callback ({port} = its port)")
     admins: list[str] = Field(default_factory=list, description="e-mails, or @domain, or group names")
+    approvers: list[str] = Field(
+        default_factory=list, description="approve or reject lifecycle proposals (and all an editor does)"
+    )
     editors: list[str] = Field(default_factory=list)
     viewers: list[str] = Field(default_factory=list)
-    default_role: Literal["none", "viewer", "editor", "admin"] = Field(
+    default_role: Literal["none", "viewer", "editor", "approver", "admin"] = Field(
         "none", description="role of a signed-in identity that matches no entry (none: a page saying whom to ask)"
     )
     group_claim: str = "groups"

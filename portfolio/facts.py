@@ -1,6 +1,8 @@
 """Everything the domain needs, read once from the database into DataFrames (the DataFrame edge).
 
-Money becomes ``float`` here and nowhere earlier; days stay ``date``. The domain modules
+Money becomes ``float`` here and nowhere earlier; days stay ``date``. The one exception is the
+lifecycle's audit trail (``lifecycle``): its amounts were frozen when a proposal was made and are
+read back, never summed, so they stay ``Decimal``. The domain modules
 (:mod:`portfolio.pnl`, :mod:`portfolio.maintenance`, :mod:`portfolio.retirement`) are pure
 functions of a :class:`Facts` and the config, so they are tested without a database.
 """
@@ -48,6 +50,8 @@ class Facts:
     billing_totals: pd.DataFrame
     runs: pd.DataFrame
     today: date = field(default_factory=lambda: datetime.now(UTC).date())
+    #: LifecycleEvent rows (proposals, approvals, stage changes); money stays Decimal (see above)
+    lifecycle: pd.DataFrame = field(default_factory=lambda: empty(records.LifecycleEvent))
 
     @property
     def last_complete_day(self) -> date:
@@ -70,6 +74,7 @@ class Facts:
             "decisions": records.Decision,
             "billing_totals": records.BillingTotal,
             "runs": records.SyncRun,
+            "lifecycle": records.LifecycleEvent,
         }
         full = {}
         for name, model in models.items():
@@ -111,5 +116,6 @@ def load_facts(engine: Engine, today: date | None = None) -> Facts:
         decisions=read(records.Decision),
         billing_totals=read(records.BillingTotal),
         runs=read(records.SyncRun),
+        lifecycle=storage.read_frame(engine, records.LifecycleEvent),
         today=today or datetime.now(UTC).date(),
     )

@@ -37,7 +37,7 @@ from typing import Any
 
 import pandas as pd
 
-from portfolio import retirement
+from portfolio import lifecycle, retirement
 from portfolio.books import Books
 from portfolio.config import Config
 from portfolio.facts import Facts
@@ -80,7 +80,7 @@ def recommendations(facts: Facts, cfg: Config, books: Books | None = None) -> pd
     """
     b = _books(facts, cfg, books)
     apps = b.inventory()
-    apps = apps[(apps["stage"] != "retired") & (apps["app_id"] != UNALLOCATED)].set_index("app_id")
+    apps = apps[~lifecycle.retired_mask(apps, facts) & (apps["app_id"] != UNALLOCATED)].set_index("app_id")
     if apps.empty:
         return empty_frame(RECOMMENDATION_COLUMNS)
     cur = cfg.currency

@@ -19,13 +19,18 @@ from sqlmodel import Field, SQLModel
 
 UNALLOCATED = "_unallocated"
 
-STAGES = ("pilot", "production", "retired")
+#: an app's stage; "retiring" (with a planned date) and "paused" come from the lifecycle (LifecycleEvent)
+STAGES = ("pilot", "production", "retiring", "retired", "paused")
 VALUE_KINDS = ("revenue_capture", "cost_avoidance", "both")
 OUTCOME_KINDS = ("revenue_capture", "cost_avoidance")
 EVIDENCE = ("experiment", "observational", "estimate")
 COST_CATEGORIES = ("infra", "people", "vendor", "other")
 MAINTENANCE_KINDS = ("klo", "incident", "improvement")
 DECISIONS = ("keep", "invest", "retire", "review")
+#: what an editor may propose for an app (an approver approves or rejects it)
+PROPOSALS = ("retire", "invest", "keep")
+#: kinds of LifecycleEvent: a proposal, its approval or rejection, a change of stage
+LIFECYCLE_EVENTS = ("proposal", "approval", "rejection", "stage")
 USAGE_METRICS = ("requests", "predictions", "active_users")
 #: token usage metrics of GenAI apps (UsageRecord.metric, per model): tokens read without the cache,
 #: read from the cache, written to the cache, generated; requests are the plain "requests" metric
@@ -119,6 +124,9 @@ class App(SQLModel, table=True):
     description: str | None = None
     last_model_version_at: datetime | None = _instant(nullable=True, default=None)
     source: str = "config"
+    # the day it stopped, for an app the inventory says is retired (portfolio.toml ``retired_on``);
+    # the lifecycle's own events (LifecycleEvent) take precedence
+    retired_on: date | None = None
 
 
 class CostRecord(SQLModel, table=True):
@@ -288,6 +296,40 @@ class Decision(SQLModel, table=True):
     next_review: date | None = None
 
 
+class LifecycleEvent(SQLModel, table=True):
+    """The lifecycle's audit trail: a proposal, its approval or rejection, a change of stage.
+
+    Never updated or deleted (see :mod:`portfolio.lifecycle`, the only writer). A proposal freezes
+    the numbers it was made on (projected annual savings, value at risk, net effect, freed hours,
+    in ``currency``); an approval or rejection names its proposal; a stage event says which stage
+    the app is in from ``effective`` on (``planned`` = the planned retirement date of "retiring").
+    """
+
+    NATURAL_KEY: ClassVar[tuple[str, ...]] = ("id",)
+
+    id: str = Field(primary_key=True)  # uuid4 hex for recorded events; stable ids for seeded ones
+    app_id: str = Field(index=True)
+    at: datetime = _instant()  # when it was recorded
+    kind: str  # proposal | approval | rejection | stage
+    actor: str  # who: the signed-in identity, else the name given (the local user)
+    authenticated: bool = False  # the actor is a signed-in identity (not a name typed without sign-in)
+    proposal_id: str | None = None  # approval / rejection: the proposal decided; stage: the approved proposal
+    action: str | None = None  # proposal: retire | invest | keep
+    stage: str | None = None  # stage event: the stage from ``effective`` on
+    effective: date | None = None  # stage event: the day it takes effect (retired: the day it stopped)
+    planned: date | None = None  # retire proposal / retiring stage: the planned retirement date
+    next_review: date | None = None  # invest / keep proposal: when to look again
+    rationale: str = ""  # why (a proposal's rationale, an approver's comment, a stage change's reason)
+    evidence: str | None = None  # a link to the evidence
+    currency: str | None = None  # of the money below
+    projected_annual_savings: Decimal | None = _money(nullable=True, default=None)
+    value_at_risk: Decimal | None = _money(nullable=True, default=None)
+    net_effect: Decimal | None = _money(nullable=True, default=None)
+    freed_hours_per_year: float | None = None
+    self_approved: bool = False  # approval: the approver is the proposer (allowed without sign-in, or to an admin)
+    model_version_at: datetime | None = _instant(nullable=True, default=None)  # the app's newest model version then (MLflow)
+
+
 class AlertLog(SQLModel, table=True):
     """Alerts already sent, so each event is announced once (a candidate, an overdue review, a failing connector)."""
 
@@ -310,4 +352,5 @@ RECORD_TYPES: tuple[type[SQLModel], ...] = (
     MaintenanceRecord,
     BillingTotal,
     Decision,
+    LifecycleEvent,
 )

@@ -6,7 +6,8 @@ the app, the reason in words and the numbers behind it. Thresholds come from ``c
 ending on or before the last complete day (the month of the last complete day counts only when
 that day is its last), except ``zombie``, which looks at the last ``zombie_window_days`` days.
 
-Never flagged: apps with stage ``retired`` and the shared ``_unallocated`` spend. A recorded
+Never flagged: retired apps (by the inventory's stage, or by the lifecycle: see
+:func:`portfolio.lifecycle.retired_mask`) and the shared ``_unallocated`` spend. A recorded
 Decision whose ``next_review`` is today or later snoozes all of that app's findings until then.
 
 The rules (DESIGN.md): zombie (spend, near-zero usage), underwater (net < 0 over the last months),
@@ -23,6 +24,7 @@ from typing import Any
 
 import pandas as pd
 
+from portfolio import lifecycle
 from portfolio.books import Books
 from portfolio.config import Config, Rules
 from portfolio.facts import Facts
@@ -300,7 +302,7 @@ def _books(facts: Facts, cfg: Config, books: Books | None) -> Books:
 
 def _context(books: Books) -> Context:
     apps = books.inventory()
-    eligible = apps[(apps["stage"] != "retired") & (apps["app_id"] != UNALLOCATED)].set_index("app_id")
+    eligible = apps[~lifecycle.retired_mask(apps, books.facts) & (apps["app_id"] != UNALLOCATED)].set_index("app_id")
     return Context(
         books=books, facts=books.facts, cfg=books.cfg, rules=books.cfg.rules, apps=eligible, monthly=books.monthly(),
         last_day=books.last_day,
@@ -403,7 +405,7 @@ def what_if(
     if unknown:
         raise ValueError(f"cannot retire unknown app(s): {', '.join(unknown)}")
     rr = b.run_rate(end, ["value", "cost", "maintenance_hours"])
-    live = apps[(apps["stage"] != "retired") & (apps["app_id"] != UNALLOCATED)]["app_id"]
+    live = apps[~lifecycle.retired_mask(apps, facts) & (apps["app_id"] != UNALLOCATED)]["app_id"]
 
     def totals(drop: list[str]) -> dict[str, float]:
         kept = rr.drop(index=[a for a in drop if a in rr.index])

@@ -128,6 +128,7 @@ def sync_inventory(cfg: Config, engine: Engine) -> int:
             review_every_days=a.review_every_days,
             cost_tags=",".join(a.cost_tags),
             description=a.description,
+            retired_on=a.retired_on,
             source="config",
         )
         for a in cfg.apps

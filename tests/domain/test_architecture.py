@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 PORTFOLIO = Path(__file__).resolve().parents[2] / "portfolio"
-DOMAIN = ["books", "frames", "pnl", "maintenance", "retirement", "recommend", "decisions", "health", "review", "report"]
+DOMAIN = ["books", "frames", "pnl", "maintenance", "retirement", "recommend", "decisions", "health", "review", "report",
+          "lifecycle"]
 
 
 def _tree(module: str) -> ast.Module:
