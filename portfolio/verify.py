@@ -11,9 +11,10 @@ Definitions (docs/design.md, "One definition of every number"):
   grace_days`` (default 7): per app, source, category and service (the service is the resource a
   bill names: the endpoint, the GPU node pool, the bucket).
 - **Retirement ledger** (:func:`retirement_ledger`): per retired app, the annual savings projected
-  when it was approved against those realised on the bill. Run-rate before = the cost the books
-  count for the app (infra, vendor, other and ``people`` spend; not maintenance hours, which are
-  compared as hours) over the ``before_days`` (90) days before the retirement date, per day × 365;
+  when it was approved against those realised on the bill. Run-rate before = the app's cost as the
+  P&L counts it (every cost row of it: infra, vendor, other, people spend; plus its maintenance
+  hours × the team's rate — the cost the approved projection froze, so the two compare) over the
+  ``before_days`` (90) days before the retirement date, per day × 365;
   run-rate after = the same over the days from the end of the grace period (at most
   ``after_days``, 90) to the last complete day, per day × 365. Realised = before − after. With
   fewer than ``min_after_days`` (30) days after the grace period nothing is claimed: the row says
@@ -60,35 +61,29 @@ class Retired:
     """What the ledger needs of a carried-out retirement (the fields of ``portfolio.lifecycle.Retirement``)."""
 
     app_id: str
-    retired_on: date
+    retired_on: date | None
     approved_at: Any = None
     approved_by: str | None = None
     projected_annual_savings: Decimal | float | None = None
     freed_hours_per_month: float | None = None
     value_at_risk: Decimal | float | None = None
+    note: str = ""
 
 
 def retirements(books: Books) -> list[Retired]:
-    """The carried-out retirements, as :mod:`portfolio.lifecycle` records them (the one adapter)."""
-    try:  # ADAPTER: until the lifecycle branch is merged there is no portfolio.lifecycle: no retirement is recorded
-        from portfolio import lifecycle  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
-        return []
+    """The retirements carried out by the as-of day, from :func:`portfolio.lifecycle.retirements`
+    (projected figures as frozen at approval; ``note`` says why one has no date or no projection)."""
+    from portfolio import lifecycle
 
-    out = []
-    for r in lifecycle.retirements(books.facts):
-        if getattr(r, "retired_on", None) is None:
-            continue
-        out.append(
-            Retired(
-                app_id=str(r.app_id), retired_on=r.retired_on, approved_at=getattr(r, "approved_at", None),
-                approved_by=getattr(r, "approved_by", None),
-                projected_annual_savings=getattr(r, "projected_annual_savings", None),
-                freed_hours_per_month=getattr(r, "freed_hours_per_month", None),
-                value_at_risk=getattr(r, "value_at_risk", None),
-            )
-        )  # fmt: skip
-    return sorted(out, key=lambda r: (r.retired_on, r.app_id))
+    out = [
+        Retired(
+            app_id=str(r.app_id), retired_on=r.retired_on, approved_at=r.approved_at, approved_by=r.approved_by,
+            projected_annual_savings=r.projected_annual_savings, freed_hours_per_month=r.freed_hours_per_month,
+            value_at_risk=r.value_at_risk, note=r.note,
+        )
+        for r in lifecycle.retirements(books.facts)
+    ]  # fmt: skip
+    return sorted(out, key=lambda r: (r.retired_on is None, r.retired_on or date.min, r.app_id))
 
 
 def _money(x: Any) -> Decimal | None:
@@ -163,6 +158,8 @@ def leftover_spend(books: Books, retired: list[Retired] | None = None) -> pd.Dat
     c = c.assign(ts=ts)[ts <= pd.Timestamp(books.last_day)]
     frames = []
     for r in retired:
+        if r.retired_on is None:
+            continue
         start = _grace_until(books, r.retired_on)
         mine = c[(c["app_id"] == r.app_id) & (c["ts"] >= pd.Timestamp(start))]
         if mine.empty:
@@ -235,8 +232,17 @@ def retirement_ledger(books: Books, retired: list[Retired] | None = None) -> pd.
         if not costs.empty
         else pd.Series(dtype="datetime64[ns]")
     )
+    rates = books.hourly_rates()
     rows = []
     for r in retired:
+        if r.retired_on is None:  # nothing to measure from: say so, guess nothing
+            row = dict.fromkeys(LEDGER_COLUMNS)
+            row |= {"app_id": r.app_id, "name": names.get(r.app_id, r.app_id), "approved_by": r.approved_by,
+                    "approved_at": r.approved_at, "projected_annual_savings": _money(r.projected_annual_savings),
+                    "value_at_risk": _money(r.value_at_risk), "status": r.note or "no retirement date"}  # fmt: skip
+            rows.append(row)
+            continue
+        rate = float(rates.get(r.app_id, books.cfg.default_hourly_rate))
         b_last = r.retired_on - timedelta(days=1)
         b_first = r.retired_on - timedelta(days=cfg.before_days)
         seen = first_cost.get(r.app_id)
@@ -246,8 +252,11 @@ def retirement_ledger(books: Books, retired: list[Retired] | None = None) -> pd.
         a_first = _grace_until(books, r.retired_on)
         a_last = min(a_first + timedelta(days=cfg.after_days - 1), last_day)
         days_after = max(0, (a_last - a_first).days + 1)
-        before_cost = _sum_days(costs, r.app_id, "amount", b_first, b_last)
-        after_cost = _sum_days(costs, r.app_id, "amount", a_first, a_last) if days_after else 0.0
+        # the app's cost as the P&L counts it: its spend (bills, people spend) + its maintenance hours x the team's rate
+        hours_before = _sum_days(maint, r.app_id, "hours", b_first, b_last)
+        hours_after = _sum_days(maint, r.app_id, "hours", a_first, a_last) if days_after else 0.0
+        before_cost = _sum_days(costs, r.app_id, "amount", b_first, b_last) + hours_before * rate
+        after_cost = (_sum_days(costs, r.app_id, "amount", a_first, a_last) if days_after else 0.0) + hours_after * rate
         projected = _money(r.projected_annual_savings)
         row: dict[str, Any] = {
             "app_id": r.app_id, "name": names.get(r.app_id, r.app_id), "retired_on": r.retired_on,
@@ -275,9 +284,7 @@ def retirement_ledger(books: Books, retired: list[Retired] | None = None) -> pd.
                 None if projected is None else row["realised_annual_savings"] - projected
             )
             row["realised_pct"] = None if not projected else float(row["realised_annual_savings"] / projected)
-            hours_before = _sum_days(maint, r.app_id, "hours", b_first, b_last) / days_before
-            hours_after = _sum_days(maint, r.app_id, "hours", a_first, a_last) / days_after
-            row["freed_hours_per_month"] = (hours_before - hours_after) * DAYS_PER_YEAR / 12
+            row["freed_hours_per_month"] = (hours_before / days_before - hours_after / days_after) * DAYS_PER_YEAR / 12
         else:
             for key in ("before_annual_cost", "after_annual_cost", "realised_annual_savings", "savings_variance",
                         "realised_pct", "freed_hours_per_month"):  # fmt: skip

@@ -139,7 +139,7 @@ def _facts(engine: Engine) -> Books:
 
 
 RETIRED = [
-    verify.Retired("retired-a", date(2026, 4, 1), approved_by="approver@example.com", projected_annual_savings=Decimal("3650"),
+    verify.Retired("retired-a", date(2026, 4, 1), approved_by="approver@example.com", projected_annual_savings=Decimal("18250"),
                    freed_hours_per_month=10.0, value_at_risk=Decimal("30000")),
     verify.Retired("retired-b", date(2026, 6, 20), projected_annual_savings=Decimal("1825")),
 ]  # fmt: skip
@@ -224,10 +224,11 @@ def test_realised_against_projected_savings(books: Books) -> None:
     led = verify.retirement_ledger(books, RETIRED).set_index("app_id")
     a = led.loc["retired-a"]
     assert a["status"] == "verified" and (a["days_before"], a["days_after"]) == (90, 90)
-    assert a["before_annual_cost"] == Decimal("3650")  # 900.00 / 90 days x 365
-    assert a["after_annual_cost"] == Decimal("730")  # 04-08 .. 07-06: 180.00 / 90 days x 365
-    assert a["realised_annual_savings"] == Decimal("2920")
-    assert a["savings_variance"] == Decimal("-730") and a["realised_pct"] == pytest.approx(0.8)
+    # before: 900.00 of spend + 36 h x 100 (default rate) = 4,500.00 over 90 days, x 365
+    assert a["before_annual_cost"] == Decimal("18250")
+    assert a["after_annual_cost"] == Decimal("730")  # 04-08 .. 07-06: 180.00 (the GPU endpoint) / 90 days x 365
+    assert a["realised_annual_savings"] == Decimal("17520")
+    assert a["savings_variance"] == Decimal("-730") and a["realised_pct"] == pytest.approx(0.96)
     assert a["freed_hours_per_month"] == pytest.approx(36 / 90 * 365 / 12)
     assert a["value_before_annual"] == Decimal("36000") and a["value_after_annual"] == Decimal("0")
     assert a["value_gone_annual"] == Decimal("36000")
@@ -237,8 +238,8 @@ def test_realised_against_projected_savings(books: Books) -> None:
     assert b["realised_annual_savings"] is None and b["days_after"] == 18
     totals = verify.year_totals(verify.retirement_ledger(books, RETIRED), 2026)
     assert totals["retirements"] == 2 and totals["verified"] == 1 and totals["pending"] == 1
-    assert totals["projected"] == Decimal("5475") and totals["realised"] == Decimal("2920")
-    assert totals["projected_verified"] == Decimal("3650")
+    assert totals["projected"] == Decimal("20075") and totals["realised"] == Decimal("17520")
+    assert totals["projected_verified"] == Decimal("18250")
 
 
 def test_business_case_file_errors_name_file_row_and_column(tmp_path: Path) -> None:
@@ -278,3 +279,32 @@ def test_business_case_config_errors() -> None:
         config.loads("[plan.business_case.x]\napproved_by = 'me'\n")
     with pytest.raises(config.ConfigError, match="savings.grace_days"):
         config.loads("[savings]\ngrace_days = -1\n")
+
+
+def test_the_ledger_reads_the_lifecycle_projection_frozen_at_approval(engine: Engine) -> None:
+    """Propose, approve and record the stop with portfolio.lifecycle; the ledger takes the projected
+    savings frozen in the proposal and measures the bill around the recorded day."""
+    from datetime import UTC, datetime
+
+    from portfolio import lifecycle
+
+    cfg = config.loads(CONFIG)
+    items: list[object] = [_app("old")]
+    items += [CostRecord(source="", app_id="old", day=d, category="infra", service="endpoint", amount=Decimal("20.00"))
+              for d in _days(date(2026, 1, 1), date(2026, 3, 31))]  # fmt: skip
+    sync.write_records(engine, "bill", items, connector_type="test")
+    prop = lifecycle.propose(engine, cfg, "old", "retire", "editor@example.com", "nobody calls it",
+                             planned=date(2026, 4, 1), now=datetime(2026, 3, 1, 9, tzinfo=UTC))  # fmt: skip
+    # frozen as of 2026-02-28: trailing full months Dec, Jan, Feb = 0 + 620 + 560, x 4
+    assert prop.projected_annual_savings == Decimal("4720")
+    lifecycle.approve(engine, prop.id, "approver@example.com", "ok", now=datetime(2026, 3, 2, 9, tzinfo=UTC))
+    # no stage change recorded: a retiring app is retired from its planned date on
+    books = Books(load_facts(engine, today=TODAY), cfg)
+    (r,) = verify.retirements(books)
+    assert (r.app_id, r.retired_on, r.approved_by) == ("old", date(2026, 4, 1), "approver@example.com")
+    row = verify.retirement_ledger(books).iloc[0]
+    assert row["projected_annual_savings"] == Decimal("4720")
+    assert row["before_annual_cost"] == Decimal("7300")  # 1,800.00 over 2026-01-01 .. 03-31 (90 days) x 365
+    assert row["after_annual_cost"] == Decimal("0") and row["realised_annual_savings"] == Decimal("7300")
+    assert row["savings_variance"] == Decimal("2580") and row["status"] == "verified"
+    assert verify.leftover_spend(books).empty  # the bill stopped
