@@ -236,11 +236,11 @@ def retirement_ledger(books: Books, retired: list[Retired] | None = None) -> pd.
     rows = []
     for r in retired:
         if r.retired_on is None:  # nothing to measure from: say so, guess nothing
-            row = dict.fromkeys(LEDGER_COLUMNS)
-            row |= {"app_id": r.app_id, "name": names.get(r.app_id, r.app_id), "approved_by": r.approved_by,
+            undated: dict[str, Any] = dict.fromkeys(LEDGER_COLUMNS)
+            undated |= {"app_id": r.app_id, "name": names.get(r.app_id, r.app_id), "approved_by": r.approved_by,
                     "approved_at": r.approved_at, "projected_annual_savings": _money(r.projected_annual_savings),
                     "value_at_risk": _money(r.value_at_risk), "status": r.note or "no retirement date"}  # fmt: skip
-            rows.append(row)
+            rows.append(undated)
             continue
         rate = float(rates.get(r.app_id, books.cfg.default_hourly_rate))
         b_last = r.retired_on - timedelta(days=1)
@@ -279,11 +279,10 @@ def retirement_ledger(books: Books, retired: list[Retired] | None = None) -> pd.
             after_annual = _money(after_cost / days_after * DAYS_PER_YEAR)
             assert before_annual is not None and after_annual is not None
             row["before_annual_cost"], row["after_annual_cost"] = before_annual, after_annual
-            row["realised_annual_savings"] = before_annual - after_annual
-            row["savings_variance"] = (
-                None if projected is None else row["realised_annual_savings"] - projected
-            )
-            row["realised_pct"] = None if not projected else float(row["realised_annual_savings"] / projected)
+            realised = before_annual - after_annual
+            row["realised_annual_savings"] = realised
+            row["savings_variance"] = None if projected is None else realised - projected
+            row["realised_pct"] = None if not projected else float(realised / projected)
             row["freed_hours_per_month"] = (hours_before / days_before - hours_after / days_after) * DAYS_PER_YEAR / 12
         else:
             for key in ("before_annual_cost", "after_annual_cost", "realised_annual_savings", "savings_variance",
@@ -300,10 +299,11 @@ def retirement_ledger(books: Books, retired: list[Retired] | None = None) -> pd.
         v_after = mine[
             (mine["month"] >= pd.Timestamp(after_start)) & (mine["month"] <= pd.Timestamp(after_end))
         ]
-        row["value_before_annual"] = _money(float(v_before["value"].sum()) / VALUE_BEFORE_MONTHS * 12)
+        value_before = _money(float(v_before["value"].sum()) / VALUE_BEFORE_MONTHS * 12) or Decimal(0)
+        row["value_before_annual"] = value_before
         if n_after > 0:
-            row["value_after_annual"] = _money(float(v_after["value"].sum()) / n_after * 12)
-            row["value_gone_annual"] = row["value_before_annual"] - row["value_after_annual"]
+            value_after = _money(float(v_after["value"].sum()) / n_after * 12) or Decimal(0)
+            row["value_after_annual"], row["value_gone_annual"] = value_after, value_before - value_after
         else:
             row["value_after_annual"] = row["value_gone_annual"] = None
         rows.append(row)
