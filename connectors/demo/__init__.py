@@ -15,7 +15,9 @@ What is in it, so every page and every retirement rule has something to show:
   (``eta-predictor``), unreliable (``kyc-doc-check``), and two orphans (``social-sentiment`` has no
   owner, ``warehouse-slotting`` was never reviewed);
 * two retired apps: ``spam-filter-v1`` (its bill stopped: realised savings match the projection)
-  and ``visual-search-v1`` (retired two months ago, its GPU endpoint still bills: leftover spend);
+  and ``visual-search-v1`` (retired two months ago, its GPU endpoint still bills: leftover spend),
+  each with its lifecycle trail (proposal with the projection it froze, approval, retiring, retired),
+  and a retire proposal for ``email-send-time`` waiting for an approver;
   a pilot, an app launched inside the window (no data before
   its launch), shared ``_unallocated`` spend, and a bill total per month that reconciles to the cent.
 
@@ -36,13 +38,14 @@ from pydantic import Field
 
 from connectors.base import ConnectorConfig, Replace, Rows
 from connectors.demo.apps import APPS
-from connectors.demo.generate import _add_months, _generate
+from connectors.demo.generate import _add_months, _generate, lifecycle
 from connectors.settings import ConnectorParams
 from portfolio.records import (
     App,
     BillingTotal,
     CostRecord,
     Decision,
+    LifecycleEvent,
     MaintenanceRecord,
     OutcomeRecord,
     UptimeRecord,
@@ -51,7 +54,9 @@ from portfolio.records import (
 
 NAME = "demo"
 #: the record types this connector yields (checked by the standard connector suite)
-RECORDS: tuple[type, ...] = (App, CostRecord, UsageRecord, UptimeRecord, OutcomeRecord, MaintenanceRecord, BillingTotal, Decision)
+RECORDS: tuple[type, ...] = (
+    App, CostRecord, UsageRecord, UptimeRecord, OutcomeRecord, MaintenanceRecord, BillingTotal, Decision, LifecycleEvent,
+)
 
 DEFAULT_SEED = 7
 DEFAULT_MONTHS = 24
@@ -79,6 +84,7 @@ def pull(config: ConnectorConfig, since: datetime | None) -> Iterator[Any]:
     frames, totals, apps, decisions = _generate(seed, as_of, months, start)
     yield from apps
     yield from decisions
+    yield from lifecycle(as_of)
     yield Rows(
         CostRecord,
         pd.DataFrame(

@@ -591,6 +591,40 @@ APPS: tuple[_Spec, ...] = (
     ),
 )
 
+#: loaded hourly rates of the demo's teams (as portfolio/demo.toml's [teams]): the people cost in the
+#: projections the demo's proposals froze
+TEAM_RATES = {"search": 125.0, "risk": 135.0, "supply-chain": 110.0, "growth": 105.0, "support": 95.0}
+
+
+@dataclass(frozen=True)
+class _Proposal:
+    """A lifecycle proposal of the demo. ``approved_by`` None: waiting for an approver. A retirement
+    carried out is planned for, and stopped on, its app's ``retired_k`` month's first day."""
+
+    app_id: str
+    action: str
+    by: str
+    rationale: str
+    evidence: str
+    approved_by: str | None = None
+    comment: str = ""
+    days_ago: int = 0  # a waiting proposal: made this many days before as_of ...
+    planned_in: int = 30  # ... for a retirement planned this many days after as_of
+
+
+#: the lifecycle: two retirements carried out (one whose bill stopped, one whose GPU endpoint still bills)
+#: and a proposal waiting for approval
+PROPOSALS = (
+    _Proposal("spam-filter-v1", "retire", "grace.okafor@example.com", "The ticket router covers spam; retire v1.",
+              f"{TRACKER}/SUP-1870", approved_by="vp.support@example.com", comment="Agreed; delete the endpoint."),
+    _Proposal("visual-search-v1", "retire", "tom.becker@example.com",
+              "Shop-the-look traffic is on the new vision pipeline; retire v1.", f"{TRACKER}/SRCH-4410",
+              approved_by="director.ml@example.com", comment="Approved. Make sure the GPU endpoint goes too."),
+    _Proposal("email-send-time", "retire", "nina.petrova@example.com",
+              "Underwater for a year; the ESP's built-in send-time feature does the same.", f"{TRACKER}/GRO-2231",
+              days_ago=4, planned_in=30),
+)  # fmt: skip
+
 #: shared spend no app claims: (category, service, monthly USD)
 SHARED = (
     ("infra", "shared-cluster", 6_500.0),
