@@ -308,3 +308,29 @@ def test_the_ledger_reads_the_lifecycle_projection_frozen_at_approval(engine: En
     assert row["after_annual_cost"] == Decimal("0") and row["realised_annual_savings"] == Decimal("7300")
     assert row["savings_variance"] == Decimal("2580") and row["status"] == "verified"
     assert verify.leftover_spend(books).empty  # the bill stopped
+
+
+def test_the_demo_shows_every_part(demo_copy_url: str) -> None:
+    """The demo (as of tests/conftest.py's DEMO_AS_OF, 2026-06-15): a retirement of last year whose bill
+    stopped, a retired app whose GPU endpoint still bills, a proposal waiting, two business cases
+    (ahead, behind), an expired assumption, value lost to downtime."""
+    from portfolio import lifecycle, storage
+
+    cfg = config.demo_config(demo_copy_url)
+    books = Books(load_facts(storage.make_engine(demo_copy_url), today=date(2026, 6, 15)), cfg)
+    led = verify.retirement_ledger(books).set_index("app_id")
+    spam, visual = led.loc["spam-filter-v1"], led.loc["visual-search-v1"]
+    assert spam["retired_on"] == date(2025, 12, 1) and spam["status"] == "verified"
+    assert 0.85 < spam["realised_pct"] < 1.15 and spam["leftover_spend"] == 0  # the bill stopped
+    assert visual["retired_on"] == date(2026, 4, 1) and visual["status"] == "verified"
+    assert visual["realised_pct"] < 0.6 and visual["leftover_spend"] > 10_000  # the GPU endpoint still bills
+    left = verify.leftover_spend(books)
+    assert set(zip(left["app_id"], left["service"], strict=True)) == {("visual-search-v1", "gpu")}
+    assert list(lifecycle.open_proposals(books.facts)["app_id"]) == ["email-send-time"]
+    status = plan.plan_vs_actual(books).set_index("app_id")["status"].to_dict()
+    assert status == {"route-optimizer": "ahead of plan", "support-copilot": "behind plan"}
+    flagged = plan.flagged_assumptions(books)
+    assert list(flagged["assumption"]) == ["send-time-uplift"] and list(flagged["status"]) == ["expired"]
+    assert "kyc-doc-check" in set(verify.downtime_loss(books)["app_id"])  # the unreliable app
+    t = verify.year_totals(verify.retirement_ledger(books), 2026)
+    assert (t["retirements"], t["verified"]) == (1, 1) and t["realised"] < t["projected"]
