@@ -250,7 +250,7 @@ def lifecycle(as_of: date) -> list[LifecycleEvent]:
         hours = app.klo_hours + app.improvement_hours
         savings = _money((monthly_cost + hours * TEAM_RATES.get(app.team, 100.0)) * 12)
         at_risk = _money(app.value * app.attribution * level * 12)
-        base = {"app_id": app.app_id, "currency": CURRENCY}
+        base: dict[str, Any] = {"app_id": app.app_id, "currency": CURRENCY}
         pid = f"demo-{app.app_id}-proposal"
         out.append(LifecycleEvent(
             id=pid, kind="proposal", at=datetime.combine(made, time(9, 0), tzinfo=UTC), actor=p.by, action=p.action,
