@@ -67,7 +67,7 @@ def test_review_adds_retirements_proposals_plan_and_downtime(demo_copy_url):
     assert r.money(row["leftover_spend"]) in line
     assert "## Leftover spend of those retirements" in md and "| visual-search-v1 | demo | infra | gpu |" in md
     waiting = lifecycle.open_proposals(facts).iloc[0]
-    assert f"| email-send-time | retire | nina.petrova" in md and r.money(waiting["projected_annual_savings"]) in md
+    assert "| email-send-time | retire | nina.petrova" in md and r.money(waiting["projected_annual_savings"]) in md
     for p in plan.plan_vs_actual(books, r.period.end).itertuples():
         assert f"| {p.app_id} | {r.money(p.expected_annual_value)} | {r.money(p.actual_annual_value)} |" in md
     assert "ahead of plan" in md and "behind plan" in md
