@@ -1,4 +1,5 @@
-"""``mlportfolio``: the command line — demo, check, sync, report, up and scheduler.
+"""``mlportfolio``: the command line — demo, check, sync, report, up, scheduler, and the lifecycle
+(propose, approve, reject, stage, lifecycle).
 
 Exit codes: 0 done; 1 something failed (a connector, the database, the dashboard); 2 the
 configuration or the command line is wrong (the message names the key and what was expected);
@@ -25,6 +26,7 @@ import webbrowser
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from glob import glob as glob_paths
 from glob import has_magic
 from pathlib import Path
@@ -596,6 +598,106 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _now_on(today: date) -> datetime:
+    """The time now on the as-of day (``--today`` / ``PORTFOLIO_TODAY`` fix the day, as on the dashboard)."""
+    return datetime.combine(today, datetime.now(UTC).time(), tzinfo=UTC)
+
+
+def cmd_propose(args: argparse.Namespace) -> int:
+    """Propose retire / invest / keep for an app: prints the projection frozen with it and its id."""
+    from portfolio import lifecycle
+    from portfolio.facts import load_facts
+
+    cfg = _load_config(args)
+    today = _today(args.today)
+    engine = storage.make_engine(cfg.database_url)
+    facts = load_facts(engine, today=today)
+    saved = lifecycle.propose(
+        engine, cfg, args.app, args.action, args.by, args.rationale, evidence=args.evidence,
+        planned=date.fromisoformat(args.planned) if args.planned else None,
+        next_review=date.fromisoformat(args.next_review) if args.next_review else None, now=_now_on(today), facts=facts,
+    )  # fmt: skip
+    cur = saved.currency or cfg.currency
+    print(f"proposed: {saved.action} {saved.app_id} by {saved.actor}" + (f", planned {saved.planned}" if saved.planned else ""))
+    print(f"  projected annual savings {saved.projected_annual_savings:,.2f} {cur}, value at risk {saved.value_at_risk:,.2f} {cur}, "
+          f"net effect {saved.net_effect:+,.2f} {cur}, freed hours {saved.freed_hours_per_year:,.1f}/yr")  # fmt: skip
+    print(f"  id {saved.id}: an approver runs `mlportfolio approve {saved.id} --by NAME` (or reject)")
+    return 0
+
+
+def cmd_decide(args: argparse.Namespace) -> int:
+    """``approve`` / ``reject`` a waiting proposal. The command line has no sign-in: the actor is the
+    name given, recorded as not signed in (and flagged self_approved when it is the proposer's)."""
+    from portfolio import lifecycle
+
+    cfg = _load_config(args)
+    today = _today(args.today)
+    engine = storage.make_engine(cfg.database_url)
+    if args.command == "approve":
+        written = lifecycle.approve(engine, args.proposal, args.by, args.comment or "", now=_now_on(today))
+        stage = next((e for e in written if e.kind == "stage"), None)
+        extra = f"; {stage.app_id} is retiring, planned {stage.planned}" if stage is not None else ""
+        own = " (self-approved: the proposer's own proposal)" if written[0].self_approved else ""
+        print(f"approved {args.proposal} by {written[0].actor}{own}{extra}")
+    else:
+        row = lifecycle.reject(engine, args.proposal, args.by, args.comment or "", now=_now_on(today))
+        print(f"rejected {args.proposal} by {row.actor}")
+    return 0
+
+
+def cmd_stage(args: argparse.Namespace) -> int:
+    from portfolio import lifecycle
+
+    cfg = _load_config(args)
+    today = _today(args.today)
+    engine = storage.make_engine(cfg.database_url)
+    row = lifecycle.change_stage(
+        engine, args.app, args.stage, args.by, args.rationale, evidence=args.evidence,
+        effective=date.fromisoformat(args.effective) if args.effective else None, now=_now_on(today),
+    )  # fmt: skip
+    print(f"{row.app_id}: {row.stage} from {row.effective} (by {row.actor})")
+    return 0
+
+
+def cmd_lifecycle(args: argparse.Namespace) -> int:
+    """The lifecycle history (every event, newest first), the current stage and waiting proposals."""
+    from portfolio import lifecycle, report
+    from portfolio.facts import load_facts
+
+    cfg = _load_config(args)
+    today = _today(args.today)
+    facts = load_facts(storage.make_engine(cfg.database_url), today=today)
+    if args.app is not None:
+        try:
+            stage = lifecycle.current_stage(facts, args.app, today)
+        except lifecycle.LifecycleError as exc:
+            raise UsageError(str(exc)) from None
+    history = lifecycle.stage_history(facts, args.app)
+    shown = ["at", "app_id", "kind", "action", "stage", "effective", "planned", "actor", "self_approved", "rationale",
+             "evidence", "projected_annual_savings", "value_at_risk", "net_effect", "freed_hours_per_year", "id",
+             "proposal_id"]  # fmt: skip
+    if args.format == "json":  # exact money, as the reports write it
+        sys.stdout.write(report.to_json(history[shown]) + "\n")
+        return 0
+    if args.format == "csv":
+        sys.stdout.write(report.to_csv(history[shown]))
+        return 0
+    if args.app is not None:
+        print(f"{args.app}: {stage} on {today.isoformat()}")
+    waiting = lifecycle.open_proposals(facts, args.app)
+    for _, p in waiting.iterrows():
+        print(f"waiting for an approver: {p['action']} {p['app_id']} by {p['actor']} (id {p['id']})")
+    if history.empty:
+        print("no lifecycle events recorded")
+        return 0
+    table = ["at", "app_id", "kind", "action", "stage", "effective", "planned", "actor", "self_approved",
+             "projected_annual_savings", "net_effect", "rationale"]  # fmt: skip
+    cents = {c: history[c].map(lambda v: v.quantize(Decimal("0.01")) if isinstance(v, Decimal) else v)
+             for c in ("projected_annual_savings", "net_effect")}  # fmt: skip
+    print(report.to_table(history.assign(at=history["at"].map(lambda t: f"{t:%Y-%m-%d %H:%M}"), **cents), table))
+    return 0
+
+
 def _tokens_report(facts: Any, cfg: config_mod.Config, period: Any, fmt: str, team: str | None) -> str:
     """``report tokens``: per app and model, tokens, cost per 1M tokens and per request (portfolio.genai),
     then the days where a gateway's estimate and the vendor's bill of one app differ (table and json)."""
@@ -904,6 +1006,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--demo", action="store_true", help="report on the demo database")
     p.add_argument("--include-snoozed", action="store_true", help="retirement: also findings snoozed by a decision")
     p.set_defaults(func=cmd_report)
+
+    today_help = "as-of date (default: $PORTFOLIO_TODAY or today, UTC)"
+    p = sub.add_parser("propose", parents=[common], help="propose retire / invest / keep for an app (an approver decides)")
+    p.add_argument("app", metavar="APP")
+    p.add_argument("action", choices=list(records.PROPOSALS))
+    p.add_argument("--by", required=True, help="who proposes (name or e-mail)")
+    p.add_argument("--rationale", required=True, help="why")
+    p.add_argument("--planned", type=_day, metavar="YYYY-MM-DD", help="retire: the planned retirement date (required)")
+    p.add_argument("--next-review", type=_day, metavar="YYYY-MM-DD", help="invest / keep: when to look again")
+    p.add_argument("--evidence", metavar="URL", help="a link to the evidence (http or https)")
+    p.add_argument("--today", type=_day, metavar="YYYY-MM-DD", help=today_help)
+    p.set_defaults(func=cmd_propose)
+
+    for name, what in (("approve", "approve a waiting proposal"), ("reject", "reject a waiting proposal (with a comment)")):
+        p = sub.add_parser(name, parents=[common], help=what)
+        p.add_argument("proposal", metavar="PROPOSAL_ID")
+        p.add_argument("--by", required=True, help="who decides (name or e-mail)")
+        p.add_argument("--comment", help="the approver's comment (required to reject)")
+        p.add_argument("--today", type=_day, metavar="YYYY-MM-DD", help=today_help)
+        p.set_defaults(func=cmd_decide)
+
+    p = sub.add_parser("stage", parents=[common], help="change an app's stage: pause, resume, promote, record it retired")
+    p.add_argument("app", metavar="APP")
+    p.add_argument("stage", choices=[s for s in records.STAGES if s != "retiring"])
+    p.add_argument("--by", required=True, help="who (name or e-mail)")
+    p.add_argument("--rationale", required=True, help="why")
+    p.add_argument("--effective", type=_day, metavar="YYYY-MM-DD", help="the day it takes effect (retired: the day it stopped)")
+    p.add_argument("--evidence", metavar="URL", help="a link to the evidence (http or https)")
+    p.add_argument("--today", type=_day, metavar="YYYY-MM-DD", help=today_help)
+    p.set_defaults(func=cmd_stage)
+
+    p = sub.add_parser("lifecycle", parents=[common], help="the lifecycle history (of one app, or all), newest first")
+    p.add_argument("app", metavar="APP", nargs="?")
+    p.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    p.add_argument("--today", type=_day, metavar="YYYY-MM-DD", help=today_help)
+    p.set_defaults(func=cmd_lifecycle)
 
     p = sub.add_parser("up", parents=[common], help="run the scheduler and the dashboard together")
     p.add_argument("--port", type=_port, default=DEFAULT_PORT, help=f"dashboard port (default {DEFAULT_PORT})")

@@ -321,6 +321,51 @@ def snoozed_until(facts: Facts) -> pd.Series:
     return live.groupby("app_id")["review"].max().dt.date
 
 
+QUEUE_COLUMNS = ["app_id", "name", "team", "owner", "stage", "review_due", "days_left", "status", "snoozed_until"]
+#: a review due within this many days is listed in the review queue as "due"
+DUE_WITHIN_DAYS = 30
+
+
+def review_queue(facts: Facts, cfg: Config, books: Books | None = None, due_within_days: int = DUE_WITHIN_DAYS) -> pd.DataFrame:
+    """The Retirement page's review queue: apps (not retired) whose review is overdue, due within
+    ``due_within_days``, or snoozed by a decision — when, and until when.
+
+    The review date is the one the ``orphaned`` rule uses (the latest decision's next review, else
+    its date + ``review_every_days``, else launch + ``review_every_days``). Columns: app_id, name,
+    team, owner, stage (lifecycle, as of today), review_due, days_left (negative: overdue by that
+    many days), status (overdue / due / snoozed), snoozed_until. Overdue first, then by date.
+    """
+    ctx = _context(_books(facts, cfg, books))
+    if ctx.apps.empty:
+        return empty_frame(QUEUE_COLUMNS)
+    due = _review_due(ctx)
+    snooze = snoozed_until(facts)
+    today = facts.today
+    rows = []
+    for a in ctx.apps.index:
+        d = due.get(str(a))
+        until = snooze.get(a)
+        if d is None:
+            continue
+        left = (d - today).days
+        status = "overdue" if left < 0 else "due" if left <= due_within_days else "snoozed" if until is not None else None
+        if status is None:
+            continue
+        owner = ctx.apps.at[a, "owner"]
+        rows.append({
+            "app_id": str(a), "name": ctx.apps.at[a, "name"], "team": ctx.apps.at[a, "team"],
+            "owner": None if owner is None or (isinstance(owner, float) and pd.isna(owner)) else owner,
+            "stage": lifecycle.current_stage(facts, str(a), today) if str(a) in set(facts.apps["app_id"]) else ctx.apps.at[a, "stage"],
+            "review_due": d, "days_left": left, "status": status, "snoozed_until": until,
+        })  # fmt: skip
+    if not rows:
+        return empty_frame(QUEUE_COLUMNS)
+    out = pd.DataFrame(rows, columns=QUEUE_COLUMNS)
+    out["_rank"] = out["status"].map({"overdue": 0, "due": 1, "snoozed": 2})
+    out = out.sort_values(["_rank", "review_due", "app_id"])
+    return out[QUEUE_COLUMNS].reset_index(drop=True)
+
+
 def retirement_findings(
     facts: Facts, cfg: Config, include_snoozed: bool = False, books: Books | None = None
 ) -> pd.DataFrame:

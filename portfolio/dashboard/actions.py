@@ -1,4 +1,5 @@
-"""What the dashboard writes: a sync ("Sync now"), a decision, a value-ledger commit.
+"""What the dashboard writes: a sync ("Sync now"), a decision, a lifecycle proposal, approval,
+rejection or stage change, a value-ledger commit.
 
 Each is the same domain function the CLI and the scheduler call, followed by clearing the cached
 reads so the next render shows the new data. Pages call these; they never write themselves.
@@ -11,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from portfolio import decisions, precedence, records, sync
+from portfolio import decisions, lifecycle, precedence, records, sync
 from portfolio.dashboard import cache, signin
 from portfolio.dashboard.cache import Source
 from portfolio.errors import PortfolioError
@@ -34,6 +35,66 @@ def record_decision(
         return decisions.record_decision(
             cache.engine(src.db_url), app_id, decision, decided_by, rationale, next_review, now=now
         )
+    finally:
+        cache.clear()
+
+
+def _now(src: Source) -> datetime:
+    return datetime.combine(src.today, datetime.now(UTC).time(), tzinfo=UTC)
+
+
+def _actor(user: signin.User, typed: str | None) -> str:
+    """Who acts: with sign-in the signed-in identity (never a typed name); without, the name typed
+    (else the local user)."""
+    if user.signed_in:
+        return user.name
+    return (typed or "").strip() or signin.LOCAL.name
+
+
+def propose(
+    src: Source, user: signin.User, typed_by: str | None, app_id: str, action: str, rationale: str,
+    evidence: str | None, planned: date | None, next_review: date | None,
+) -> records.LifecycleEvent:
+    """A proposal by an editor (refused to a lower role), with the projection shown on the page."""
+    if not user.can("propose"):
+        raise PortfolioError(f"your role ({user.role}) cannot propose: an editor can")
+    try:
+        return lifecycle.propose(
+            cache.engine(src.db_url), cache.config(src), app_id, action, _actor(user, typed_by), rationale,
+            evidence=evidence, planned=planned, next_review=next_review, authenticated=user.signed_in,
+            now=_now(src), facts=cache.facts(src),
+        )  # fmt: skip
+    finally:
+        cache.clear()
+
+
+def decide_proposal(
+    src: Source, user: signin.User, typed_by: str | None, proposal_id: str, approve: bool, comment: str
+) -> list[records.LifecycleEvent]:
+    """Approve or reject: with sign-in by the signed-in approver (their role checked by the domain),
+    without sign-in by the local user (who may decide their own proposal: the record says so)."""
+    role = user.role if user.signed_in else None
+    by = _actor(user, typed_by)
+    engine = cache.engine(src.db_url)
+    try:
+        if approve:
+            return lifecycle.approve(engine, proposal_id, by, comment, role=role, now=_now(src))
+        return [lifecycle.reject(engine, proposal_id, by, comment, role=role, now=_now(src))]
+    finally:
+        cache.clear()
+
+
+def change_stage(
+    src: Source, user: signin.User, typed_by: str | None, app_id: str, stage: str, rationale: str,
+    evidence: str | None, effective: date | None,
+) -> records.LifecycleEvent:
+    if not user.can("change_stage"):
+        raise PortfolioError(f"your role ({user.role}) cannot change an app's stage: an editor can")
+    try:
+        return lifecycle.change_stage(
+            cache.engine(src.db_url), app_id, stage, _actor(user, typed_by), rationale, evidence=evidence,
+            effective=effective, authenticated=user.signed_in, now=_now(src),
+        )  # fmt: skip
     finally:
         cache.clear()
 

@@ -30,6 +30,7 @@ from portfolio import config as config_mod
 from portfolio import (
     decisions,
     health,
+    lifecycle,
     maintenance,
     periods,
     pnl,
@@ -271,6 +272,40 @@ def review(src: Source, quarter: str, fmt: str) -> str:
 @st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
 def decision_log(src: Source, app_id: str | None = None) -> pd.DataFrame:
     return decisions.decision_log(facts(src), app_id)
+
+
+@st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
+def review_queue(src: Source) -> pd.DataFrame:
+    return retirement.review_queue(facts(src), config(src), books=_b(src))
+
+
+@st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
+def open_proposals(src: Source) -> pd.DataFrame:
+    return lifecycle.open_proposals(facts(src))
+
+
+@st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
+def projection(src: Source, app_id: str) -> lifecycle.Projection:
+    """What a proposal for the app would freeze (shown before it is submitted)."""
+    return lifecycle.project(facts(src), config(src), app_id, books=_b(src))
+
+
+@st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
+def stage_history(src: Source, app_id: str | None = None) -> pd.DataFrame:
+    return lifecycle.stage_history(facts(src), app_id)
+
+
+@st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
+def stage(src: Source, app_id: str) -> tuple[str, Any]:
+    """The app's lifecycle stage today and, when retiring, its planned date (else None)."""
+    f = facts(src)
+    now = lifecycle.current_stage(f, app_id, src.today)
+    planned = None
+    if now == "retiring":
+        ev = lifecycle.stage_history(f, app_id)
+        rows = ev[(ev["kind"] == "stage") & (ev["stage"] == "retiring")]
+        planned = rows.iloc[0]["planned"] if not rows.empty else None
+    return now, planned
 
 
 # ---- data health ------------------------------------------------------------------------------

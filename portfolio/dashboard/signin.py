@@ -215,5 +215,5 @@ def require(user: User, action: str, what: str) -> bool:
     """Whether ``user`` may do ``action``; if not, say so (``what`` = what they cannot do)."""
     if user.can(action):
         return True
-    st.info(f"Your role ({user.role}) cannot {what}: an editor can.")
+    st.info(f"Your role ({user.role}) cannot {what}: {'an approver' if action == 'approve' else 'an editor'} can.")
     return False

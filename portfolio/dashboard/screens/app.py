@@ -1,9 +1,14 @@
-"""App: one app's P&L over time, its costs, usage, availability, evidence, tickets, findings, decisions."""
+"""App: one app's P&L over time, its costs, usage, availability, evidence, tickets, findings, decisions,
+and its lifecycle (stage history, with the model version live at each event where MLflow says)."""
 
+from datetime import date
+
+import pandas as pd
 import streamlit as st
 
 from portfolio import genai, safe
-from portfolio.dashboard import cache, charts, filters, fmt, savings, sections, views
+from portfolio.dashboard import actions, cache, charts, filters, fmt, savings, sections, signin, views
+from portfolio.errors import PortfolioError
 from portfolio.records import UNALLOCATED
 
 st.title("App")
@@ -35,10 +40,16 @@ app_id = st.selectbox(
 if app_id is None:
     st.info("No app selected.")
     st.stop()
+flash = st.session_state.pop("app_flash", None)
+if flash:
+    st.success(flash)
 st.query_params["app"] = app_id
 
 view = cache.app_view(src, app_id, f.start, f.end)
 info = view.info
+if app_id != UNALLOCATED:  # the lifecycle's stage today (derived: "retiring" reads "retired" from its planned date)
+    stage_now, planned_on = cache.stage(src, app_id)
+    info = {**info, "stage": f"{stage_now} (planned {planned_on})" if planned_on is not None else stage_now}
 st.header(safe.md(names[app_id]))  # names, owners, descriptions come from the data: shown as text
 st.caption(
     f"{safe.md_code(app_id)} · "
@@ -49,6 +60,61 @@ st.caption(
         if info.get(key) not in (None, "")
     )
 )
+
+
+def lifecycle_section() -> None:
+    """The app's lifecycle: every event, newest first, with the model version live then; and, for
+    editors, a stage change (pause, resume, promote, record the day it stopped)."""
+    if app_id == UNALLOCATED:
+        return
+    st.subheader("Lifecycle")
+    history = cache.stage_history(src, app_id)
+    newest = info.get("last_model_version_at")
+    if newest not in (None, ""):
+        st.caption(f"Newest model version registered: {safe.md(newest)} (MLflow)")
+    if history.empty:
+        st.info(f"No lifecycle event recorded: its stage ({safe.md(info.get('stage'))}) is the inventory's. "
+                "Propose a change on the Retirement page.")  # fmt: skip
+    else:
+        shown = history[["at", "kind", "action", "stage", "effective", "planned", "actor", "self_approved", "rationale",
+                         "evidence", "projected_annual_savings", "net_effect", "model_version_at"]]  # fmt: skip
+        shown = shown.assign(**{c: shown[c].map(lambda v: None if pd.isna(v) else float(v))
+                                for c in ("projected_annual_savings", "net_effect")})  # fmt: skip
+        st.dataframe(
+            shown, hide_index=True,
+            column_config=fmt.columns(
+                shown, cur, at=st.column_config.DatetimeColumn("When", format="YYYY-MM-DD HH:mm"),
+                actor=st.column_config.TextColumn("Who"), evidence=st.column_config.LinkColumn("Evidence"),
+                self_approved=st.column_config.CheckboxColumn("Self-approved", help="The proposer approved their own proposal"),
+                projected_annual_savings=fmt.money_column("Projected annual savings", cur),
+                net_effect=fmt.money_column("Net effect", cur),
+                model_version_at=st.column_config.DatetimeColumn("Model version live (MLflow)", format="YYYY-MM-DD",
+                                                                 help="The app's newest model version when the event was recorded"),
+            ),
+        )  # fmt: skip
+        st.download_button("Download lifecycle (CSV)", views.to_csv(history), f"{app_id}-lifecycle.csv", "text/csv", on_click="ignore")
+    user = signin.current_user(cache.config(src))
+    if not user.can("change_stage"):
+        return
+    stage_now = cache.stage(src, app_id)[0]
+    with st.expander("Change its stage (pause, resume, promote, record the day it stopped)"):
+        with st.form("stage_change"):
+            choices = [s for s in ("pilot", "production", "paused", "retired") if s != stage_now]
+            new_stage = st.selectbox("New stage", choices, key="stage_new")
+            effective: date = st.date_input("Effective from (retired: the day it stopped)", value=src.today, key="stage_effective")
+            why = st.text_input("Why", key="stage_why")
+            link = st.text_input("Evidence link", key="stage_evidence", placeholder="https://…")
+            by = None if user.signed_in else st.text_input("Changed by", key="stage_by", placeholder="name or e-mail")
+            go = st.form_submit_button("Change stage")
+        if go and new_stage is not None:
+            try:
+                row = actions.change_stage(src, user, by, app_id, new_stage, why, link, effective)
+            except (PortfolioError, ValueError) as exc:
+                st.error(f"Not recorded: {safe.md(exc)}")
+                return
+            st.session_state["app_flash"] = f"{safe.md(names[app_id])} is {row.stage} from {row.effective} (by {safe.md(row.actor)})."
+            st.rerun()
+
 if info.get("description"):
     st.markdown(safe.md(info["description"]))
 
@@ -56,6 +122,7 @@ row = cache.app_pnl(src, f.start, f.end, None, f.vs)
 row = row[row["app_id"] == app_id]
 if row.empty or (row["value"].abs().sum() == 0 and row["cost"].abs().sum() == 0):
     st.info(f"{safe.md(names[app_id])} has no value or cost in {f.period.label}.")
+    lifecycle_section()  # a retired app often has none: its history still shows
     st.stop()
 r = row.iloc[0]
 c = st.columns(6)
@@ -197,3 +264,5 @@ if log.empty:
 else:
     st.dataframe(log, hide_index=True, column_config=fmt.columns(log, cur))
     st.download_button("Download decisions (CSV)", views.to_csv(log), f"{app_id}-decisions.csv", "text/csv", on_click="ignore")
+
+lifecycle_section()

@@ -1,4 +1,5 @@
-"""Retirement: which apps to retire, why, what it saves and risks; record the decision; what-if."""
+"""Retirement: which apps to retire, why, what it saves and risks; the review queue; proposals
+(editors propose, approvers approve or reject); record a decision; what-if."""
 
 from datetime import timedelta
 
@@ -8,7 +9,7 @@ import streamlit as st
 from portfolio import safe
 from portfolio.dashboard import actions, cache, charts, filters, fmt, savings, sections, signin, views
 from portfolio.errors import PortfolioError
-from portfolio.records import DECISIONS, UNALLOCATED
+from portfolio.records import DECISIONS, PROPOSALS, UNALLOCATED
 
 st.title("Retirement")
 src = cache.source_or_stop()
@@ -58,8 +59,126 @@ inventory = inventory[inventory["app_id"] != UNALLOCATED]
 names = dict(zip(inventory["app_id"], inventory["name"], strict=True))
 ordered = list(dict.fromkeys([*cands["app_id"].tolist(), *names])) if not cands.empty else list(names)
 
-st.subheader("Record a decision")
 user = signin.current_user(cache.config(src))
+stages = {a: cache.stage(src, a)[0] for a in names}
+live = [a for a in ordered if stages.get(a) not in ("retired",)]
+
+# ---- review queue: reviews overdue or due, snoozes, proposals waiting --------------------------
+st.subheader("Review queue")
+queue = cache.review_queue(src)
+waiting = cache.open_proposals(src)
+q = st.columns(4)
+q[0].metric("Proposals waiting", len(waiting), help="Proposed by an editor, waiting for an approver")
+q[1].metric("Reviews overdue", int((queue["status"] == "overdue").sum()) if not queue.empty else 0)
+q[2].metric("Reviews due in 30 days", int((queue["status"] == "due").sum()) if not queue.empty else 0)
+q[3].metric("Snoozed", int(queue["snoozed_until"].notna().sum()) if not queue.empty else 0,
+            help="Apps whose findings a decision snoozes until its next review")  # fmt: skip
+if not queue.empty:
+    st.dataframe(
+        queue, hide_index=True,
+        column_config=fmt.columns(
+            queue, cur, review_due=st.column_config.DateColumn("Review due"),
+            days_left=st.column_config.NumberColumn("Days left", help="Negative: overdue by that many days"),
+            snoozed_until=st.column_config.DateColumn("Snoozed until"),
+        ),
+    )  # fmt: skip
+
+st.markdown("**Proposals waiting for approval**")
+may_approve = user.can("approve") or not user.signed_in  # without sign-in the local user may approve
+if waiting.empty:
+    st.caption("None: an editor proposes below.")
+else:
+    approver_name = None
+    if may_approve and not user.signed_in:
+        approver_name = st.text_input("Approver (name or e-mail)", value=signin.LOCAL.name, key="approver_name")
+    elif not may_approve:
+        signin.require(user, "approve", "approve or reject proposals")
+    for _, p in waiting.iterrows():
+        pid, pname = str(p["id"]), names.get(p["app_id"], p["app_id"])
+        with st.container(border=True):
+            when = f", planned for {p['planned']}" if pd.notna(p["planned"]) else ""
+            st.markdown(
+                f"**{safe.md(p['action'])} {safe.md(pname)}**{when} — proposed by {safe.md(p['actor'])} "
+                f"on {p['at']:%Y-%m-%d}"
+            )
+            st.markdown(safe.md(p["rationale"]))
+            pcur = p["currency"] or cur
+            st.caption(safe.md(  # safe.md: "$" would start math
+                f"Projected at proposal: annual savings {fmt.money(p['projected_annual_savings'], pcur)}, "
+                f"value at risk {fmt.money(p['value_at_risk'], pcur)}, net effect {fmt.money(p['net_effect'], pcur)}, "
+                f"freed hours {fmt.hours(p['freed_hours_per_year'])} a year"
+            ))
+            link = p["evidence"]
+            if isinstance(link, str) and link.startswith(("https://", "http://")):
+                st.link_button("Evidence", link)
+            if not may_approve:
+                continue
+            own = user.signed_in and str(p["actor"]).strip().lower() == user.name.strip().lower()
+            if own and user.role != "admin":
+                st.caption("You proposed this: another approver decides it.")
+                continue
+            comment = st.text_input("Comment", key=f"comment_{pid}", placeholder="required to reject")
+            left, right = st.columns(2)
+            yes = left.button(f"Approve ({p['app_id']})", key=f"approve_{pid}", type="primary")
+            no = right.button(f"Reject ({p['app_id']})", key=f"reject_{pid}")
+            if yes or no:
+                try:
+                    done = actions.decide_proposal(src, user, approver_name, pid, bool(yes), comment)
+                except (PortfolioError, ValueError) as exc:
+                    st.error(f"Not recorded: {safe.md(exc)}")
+                    st.stop()
+                first = done[0]
+                verb = "Approved" if yes else "Rejected"
+                then = next((f"; {safe.md(pname)} is retiring, planned {e.planned}" for e in done if e.kind == "stage"), "")
+                flag = " (self-approved: the proposer's own proposal)" if first.self_approved and yes else ""
+                st.session_state["retirement_flash"] = f"{verb}: {safe.md(p['action'])} {safe.md(pname)} by {safe.md(first.actor)}{flag}{then}."
+                st.rerun()
+
+# ---- propose ------------------------------------------------------------------------------------
+st.subheader("Propose retire, invest or keep")
+if signin.require(user, "propose", "propose lifecycle changes") and live:
+    wanted = st.query_params.get("propose")  # a link "propose for this app" (…/retirement?propose=<app id>)
+    if wanted in live and st.session_state.get("_proposal_link") != wanted:
+        st.session_state["proposal_app"] = st.session_state["_proposal_link"] = wanted
+    a, b = st.columns(2)
+    p_app = a.selectbox("App to propose for", live, format_func=lambda x: names.get(x, x), key="proposal_app")
+    p_action = b.radio("Proposal", PROPOSALS, horizontal=True, key="proposal_action")
+    if p_app is not None:
+        proj = cache.projection(src, p_app)
+        m = st.columns(4)
+        m[0].metric("Projected annual savings", fmt.money(proj.annual_savings, proj.currency), help="Run-rate cost that would stop")
+        m[1].metric("Value at risk", fmt.money(proj.value_at_risk, proj.currency), help="Run-rate value the app brings")
+        m[2].metric("Net effect", fmt.money(proj.net_effect, proj.currency), help=sections.NET_EFFECT_HELP)
+        m[3].metric("Freed hours / yr", fmt.hours(proj.freed_hours_per_year))
+        st.caption(f"Run-rate as of {proj.as_of.isoformat()} (trailing 3 full months × 4): frozen with the proposal.")
+    with st.form("proposal", clear_on_submit=False):
+        planned = next_review_p = None
+        if p_action == "retire":
+            planned = st.date_input("Planned retirement date", value=src.today + timedelta(days=30), min_value=src.today,
+                                    key="proposal_planned")  # fmt: skip
+        else:
+            next_review_p = st.date_input("Next review", value=src.today + timedelta(days=90), key="proposal_review")
+        p_rationale = st.text_area("Why", key="proposal_rationale", placeholder="The numbers, the sponsor's view…")
+        a, b = st.columns(2)
+        p_evidence = a.text_input("Evidence link", key="proposal_evidence", placeholder="https://…")
+        if user.signed_in:  # the proposer is the signed-in identity, not a free text
+            p_by = b.text_input("Proposed by", value=user.name, key="proposal_by", disabled=True)
+        else:
+            p_by = b.text_input("Proposed by", key="proposal_by", placeholder="name or e-mail")
+        proposed = st.form_submit_button("Submit proposal", type="primary")
+    if proposed and p_app is not None:
+        try:
+            saved_p = actions.propose(src, user, p_by, p_app, p_action, p_rationale, p_evidence, planned, next_review_p)
+        except (PortfolioError, ValueError) as exc:
+            st.error(f"Not recorded: {safe.md(exc)}")
+            st.stop()
+        st.session_state["retirement_flash"] = (
+            f"Proposed: {safe.md(saved_p.action)} {safe.md(names.get(p_app, p_app))} by {safe.md(saved_p.actor)}"
+            + (f", planned {saved_p.planned.isoformat()}" if saved_p.planned else "") + ". An approver decides it."
+        )
+        st.rerun()
+
+st.subheader("Record a decision")
 may_decide = signin.require(user, "record_decision", "record decisions")
 submitted = False
 if may_decide:
