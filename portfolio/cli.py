@@ -809,7 +809,7 @@ def _savings_report(kind: str, facts: Any, cfg: config_mod.Config, period: Any, 
     if kind == "plan":
         flagged = plan.flagged_assumptions(books, period.start, end)
         if not flagged.empty:
-            out += ["", "value assumptions expired or unapproved (soft value):",
+            out += ["", "value assumptions expired, unapproved or undeclared (soft value):",
                     report.to_table(flagged, ["assumption", "app_id", "owner", "approver", "expires", "status", "value"])]
     return "\n".join(out) + "\n"
 

@@ -12,11 +12,12 @@ an app launched inside those months is annualised from its full months since lau
 says how many), and one with no full month yet is not compared. variance = actual − plan;
 % of plan = actual / plan; net = value − run cost. Ahead of plan = actual net ≥ planned net.
 
-**Value assumptions** (:func:`assumptions`): ``[plan.assumptions.<name>]`` names an assumption
-behind an app's ``estimate`` value rows (optionally one kind, a month range), with its owner,
-approver and expiry day. An assumption without an approver is *unapproved*, one whose expiry day is
-before the last complete day is *expired*; estimate value no assumption covers is listed as
-*no assumption*. All of them are **soft value**; **hard value** is experiment + observational
+**Value assumptions** (:func:`assumptions`): an ``estimate`` row of the outcomes ledger names the
+assumption behind it (column ``assumption``), and ``[plan.assumptions.<name>]`` declares it with
+its owner, approver and expiry day (and, for rows that name none, the app, kind and months it
+covers). An assumption without an approver is *unapproved*, one whose expiry day is before the
+last complete day is *expired*, one named by rows but declared nowhere is *undeclared*; estimate
+value no assumption covers is listed as *no assumption*. All of them are **soft value**; **hard value** is experiment + observational
 evidence. Every total shows both (:func:`hard_soft`).
 """
 
@@ -30,11 +31,11 @@ from typing import Any
 
 import pandas as pd
 
-from portfolio import ledger
+from portfolio import ledger, precedence
 from portfolio.books import Books
 from portfolio.config import BusinessCase, Config
 from portfolio.errors import ConfigError
-from portfolio.frames import as_dates, empty_frame
+from portfolio.frames import as_dates, empty_frame, to_ts
 from portfolio.periods import full_months, month_start
 from portfolio.records import UNALLOCATED
 
@@ -64,6 +65,8 @@ ASSUMPTION_COLUMNS = [
     "value",
 ]
 HARD = ("experiment", "observational")
+#: assumption statuses that are flagged
+FLAGGED = ("expired", "unapproved", "undeclared")
 PLAN_MONTHS = 12
 
 
@@ -295,40 +298,67 @@ def plan_vs_actual(
 # ----------------------------------------------------------------------------- assumptions, hard and soft value
 
 
+def _named(books: Books) -> pd.DataFrame:
+    """(app_id, month, kind) -> the assumption the counted outcome row names (None when it names none)."""
+    o = books.facts.outcomes
+    if o.empty or "assumption" not in o.columns:
+        return pd.DataFrame(columns=["app_id", "month", "kind", "assumption"])
+    o = o[o["assumption"].notna()]
+    if o.empty:
+        return pd.DataFrame(columns=["app_id", "month", "kind", "assumption"])
+    counted = precedence.counted(books.facts.outcomes, precedence.order_of(books.cfg))  # the figure that counts
+    counted = counted[counted["assumption"].notna()]
+    return pd.DataFrame(
+        {"app_id": counted["app_id"].astype(str).to_numpy(), "month": to_ts(counted["month"]).to_numpy(),
+         "kind": counted["kind"].to_numpy(dtype=object), "assumption": counted["assumption"].astype(str).to_numpy()}
+    )  # fmt: skip
+
+
 def assumptions(books: Books, start: date | None = None, end: date | None = None) -> pd.DataFrame:
     """Soft (estimate) value by the assumption behind it, over the months ``start`` .. ``end``.
 
-    One row per declared assumption (status ``approved``, ``unapproved`` or ``expired`` as of the
-    last complete day) with the estimate value it covers, then one row per app with estimate value
-    no assumption covers (assumption ``""``, status ``no assumption``). A row covered by two
-    assumptions counts for the first one by name. Columns: :data:`ASSUMPTION_COLUMNS`.
+    A row names its assumption in the outcomes ledger (column ``assumption``); a row naming none is
+    covered by the first ``[plan.assumptions]`` entry (by name) whose app, kind and months match it.
+    One row per assumption with its status as of the last complete day: ``approved``,
+    ``unapproved`` (no approver), ``expired`` (expiry day passed) or ``undeclared`` (named by ledger
+    rows but not in portfolio.toml: nobody owns or approved it); then one row per app with estimate
+    value no assumption covers (assumption ``""``, status ``no assumption``). Columns:
+    :data:`ASSUMPTION_COLUMNS`.
     """
     end = books._end(end)
     o = books.outcomes(end)
     if start is not None and not o.empty:
         o = o[o["month"] >= pd.Timestamp(month_start(start))]
     soft = o[o["evidence"] == "estimate"] if not o.empty else o
-    covered = pd.Series(False, index=soft.index)
+    if soft.empty:
+        return empty_frame(ASSUMPTION_COLUMNS)
+    named = _named(books)
+    soft = soft.reset_index(drop=True).merge(named, on=["app_id", "month", "kind"], how="left")
+    declared = books.cfg.plan.assumptions
+    covered = soft["assumption"].notna()
     rows = []
     as_of = books.last_day
-    for name, a in sorted(books.cfg.plan.assumptions.items()):
-        mask = (soft["app_id"] == a.app) & ~covered
-        if a.kind is not None:
-            mask &= soft["kind"] == a.kind
-        if a.first_month is not None:
-            mask &= soft["month"] >= pd.Timestamp(month_start(a.first_month))
-        if a.last_month is not None:
-            mask &= soft["month"] <= pd.Timestamp(month_start(a.last_month))
-        covered |= mask
-        status = (
-            "expired"
-            if a.expires is not None and a.expires < as_of
-            else ("unapproved" if not a.approver else "approved")
-        )
+    for name in sorted(set(declared) | {str(x) for x in soft["assumption"].dropna()}):
+        a = declared.get(name)
+        mask = soft["assumption"] == name
+        if a is not None:
+            match = (soft["app_id"] == a.app) & ~covered
+            if a.kind is not None:
+                match &= soft["kind"] == a.kind
+            if a.first_month is not None:
+                match &= soft["month"] >= pd.Timestamp(month_start(a.first_month))
+            if a.last_month is not None:
+                match &= soft["month"] <= pd.Timestamp(month_start(a.last_month))
+            covered |= match
+            mask |= match
+            status = "expired" if a.expires is not None and a.expires < as_of else ("unapproved" if not a.approver else "approved")
+        else:
+            status = "undeclared"
+        apps = sorted({str(x) for x in soft.loc[mask, "app_id"]})
         rows.append(
-            {"assumption": name, "app_id": a.app, "kind": a.kind or "", "owner": a.owner, "approver": a.approver,
-             "expires": a.expires, "status": status, "months": int(soft.loc[mask, "month"].nunique()),
-             "value": float(soft.loc[mask, "value"].sum())}
+            {"assumption": name, "app_id": a.app if a is not None else ", ".join(apps), "kind": (a.kind or "") if a else "",
+             "owner": a.owner if a else None, "approver": a.approver if a else None, "expires": a.expires if a else None,
+             "status": status, "months": int(soft.loc[mask, "month"].nunique()), "value": float(soft.loc[mask, "value"].sum())}
         )  # fmt: skip
     rest = soft[~covered]
     for app_id, group in rest.groupby("app_id", sort=True):
@@ -338,15 +368,13 @@ def assumptions(books: Books, start: date | None = None, end: date | None = None
             {"assumption": "", "app_id": str(app_id), "kind": "", "owner": None, "approver": None, "expires": None,
              "status": "no assumption", "months": int(group["month"].nunique()), "value": float(group["value"].sum())}
         )  # fmt: skip
-    if not rows:
-        return empty_frame(ASSUMPTION_COLUMNS)
     return pd.DataFrame(rows, columns=ASSUMPTION_COLUMNS)
 
 
 def flagged_assumptions(books: Books, start: date | None = None, end: date | None = None) -> pd.DataFrame:
     """The assumptions that are expired or unapproved (what a finance partner must chase)."""
     frame = assumptions(books, start, end)
-    return frame[frame["status"].isin(["expired", "unapproved"])].reset_index(drop=True)
+    return frame[frame["status"].isin(FLAGGED)].reset_index(drop=True)
 
 
 def hard_soft(frame: pd.DataFrame) -> dict[str, float]:

@@ -334,3 +334,33 @@ def test_the_demo_shows_every_part(demo_copy_url: str) -> None:
     assert "kyc-doc-check" in set(verify.downtime_loss(books)["app_id"])  # the unreliable app
     t = verify.year_totals(verify.retirement_ledger(books), 2026)
     assert (t["retirements"], t["verified"]) == (1, 1) and t["realised"] < t["projected"]
+
+
+def test_the_ledger_names_the_assumption_behind_an_estimate_row(engine: Engine) -> None:
+    import pandas as pd
+
+    from portfolio import ledger
+
+    frame = pd.DataFrame(
+        [["ahead", "2026-05", "cost_avoidance", "100", "estimate", "pilot-uplift"],
+         ["ahead", "2026-06", "cost_avoidance", "100", "experiment", "pilot-uplift"],
+         ["ahead", "2026-04", "cost_avoidance", "100", "estimate", "x" * 201]],
+        columns=["app_id", "month", "kind", "amount", "evidence", "assumption"], dtype=object,
+    )  # fmt: skip
+    rows, errors = ledger.validate_ledger(frame)
+    assert rows == []
+    text = ledger.describe_errors(errors, file="value.csv")
+    assert "file value.csv, row 3, column 'assumption' (value 'pilot-uplift'): an assumption stands behind estimate rows only" in text
+    assert "row 4, column 'assumption'" in text and "at most 200" in text
+    rows, errors = ledger.validate_ledger(frame.iloc[:1])
+    assert errors.empty and rows[0].assumption == "pilot-uplift"
+    # written through the sync writer, read back on this backend: the row's own name wins over the config's match
+    cfg = config.loads(CONFIG)
+    sync.write_records(engine, "bill", [_app("ahead"), _app("behind")], connector_type="test")
+    ledger.commit(engine, [*rows, OutcomeRecord(source="", app_id="behind", month=date(2026, 5, 1), kind="cost_avoidance",
+                                                 amount=Decimal("70"), evidence="estimate", assumption="ghost")])  # fmt: skip
+    books = Books(load_facts(engine, today=TODAY), cfg)
+    frame = plan.assumptions(books).set_index("assumption")
+    assert frame.loc["pilot-uplift", "value"] == 100 and frame.loc["pilot-uplift", "app_id"] == "behind"
+    assert frame.loc["ghost", "status"] == "undeclared" and frame.loc["ghost", "value"] == 70
+    assert set(plan.flagged_assumptions(books)["assumption"]) == {"pilot-uplift", "ghost", "unsigned"}

@@ -59,6 +59,7 @@ class _Spec:
     retired_k: int | None = None  # no data from this month on (retired on its first day)
     # services that keep billing after retirement (monthly USD): a resource nobody deleted (leftover spend)
     leftover: dict[str, float] = field(default_factory=dict)
+    assumption: str | None = None  # the value assumption its estimate rows name (portfolio/demo.toml [plan.assumptions])
     decisions: tuple[_Decision, ...] = ()
 
 
@@ -445,6 +446,7 @@ APPS: tuple[_Spec, ...] = (
         stage="pilot",
         value=30_000,
         evidence="estimate",
+        assumption="markdown-elasticity",
         attribution=0.5,
         growth=0.03,
         requests=3_000,
@@ -467,6 +469,7 @@ APPS: tuple[_Spec, ...] = (
         launched_k=-27,
         value=5_000,
         evidence="estimate",
+        assumption="send-time-uplift",
         attribution=0.5,
         growth=0.0,
         requests=45_000,

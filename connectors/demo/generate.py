@@ -381,6 +381,7 @@ def _outcomes(
                 low=_cents(amount * spread[0]),
                 high=_cents(amount * spread[1]),
                 note=note,
+                assumption=app.assumption if evidence == "estimate" else None,
             )
         )
 

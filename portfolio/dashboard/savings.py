@@ -184,9 +184,9 @@ def finance_sections(src: Source, cur: str, start: date, end: date) -> None:
     if soft.empty:
         st.info("No estimate value in the period.")
     else:
-        flagged = soft[soft["status"].isin(["expired", "unapproved"])]
+        flagged = soft[soft["status"].isin(plan.FLAGGED)]
         if not flagged.empty:
-            st.warning(f"{len(flagged)} assumption(s) expired or unapproved: "
+            st.warning(f"{len(flagged)} assumption(s) expired, unapproved or undeclared: "
                        + ", ".join(safe.md_code(str(a)) for a in flagged["assumption"]))  # fmt: skip
         _table(soft, cur, "value-assumptions")
     loss = downtime(src, start, end)

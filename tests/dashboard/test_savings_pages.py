@@ -90,4 +90,4 @@ def test_finance_page_shows_plan_and_flags_the_expired_assumption(demo_url: str)
         assert section in subheaders
     table = next(d.value for d in at.dataframe if "net_variance" in d.value.columns)
     assert list(table["status"]) == ["ahead of plan", "behind plan"]
-    assert any("send-time-uplift" in w.value and "expired or unapproved" in w.value for w in at.warning)
+    assert any("send-time-uplift" in w.value and "expired, unapproved or undeclared" in w.value for w in at.warning)
