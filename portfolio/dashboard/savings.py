@@ -145,7 +145,7 @@ def app_sections(src: Source, app_id: str, cur: str, start: date, end: date) -> 
                    "realised_annual_savings", "savings_variance", "realised_pct", "freed_hours_per_month",
                    "value_gone_annual", "status"])  # fmt: skip
         if not left.empty:
-            st.error(f"Leftover spend: {fmt.money(left['leftover_spend'].sum(), cur, decimals=2)} billed after the grace period, "
+            st.warning(f":material/money_off: Leftover spend: {fmt.money(left['leftover_spend'].sum(), cur, decimals=2)} billed after the grace period, "
                      f"still about {fmt.money(left['daily_rate'].sum(), cur, decimals=2)} a day.")  # fmt: skip
             _table(left, cur, f"{app_id}-leftover-spend", ["source", "category", "service", "leftover_spend", "first_day",
                    "last_day", "daily_rate"])  # fmt: skip
@@ -223,6 +223,6 @@ def retirement_sections(src: Source, cur: str) -> None:
     if left.empty:
         st.success("No retired app bills after its grace period.")
     else:
-        st.error(f"{left['app_id'].nunique()} retired app(s) still bill: {fmt.money(left['leftover_spend'].sum(), cur, decimals=2)} "
+        st.warning(f"{left['app_id'].nunique()} retired app(s) still bill: {fmt.money(left['leftover_spend'].sum(), cur, decimals=2)} "
                  "after the grace period.")  # fmt: skip
         _table(left, cur, "leftover-spend")

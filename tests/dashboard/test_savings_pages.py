@@ -32,8 +32,8 @@ def test_app_page_shows_the_retirement_verified_on_the_bill(demo_url: str) -> No
     assert "Retirement verified on the bill" in [s.value for s in at.subheader]
     books = _books(demo_url)
     left = verify.leftover_spend(books)
-    errors = " ".join(e.value for e in at.error)
-    assert f"Leftover spend: {fmt.money(left['leftover_spend'].sum(), decimals=2)} billed after the grace period" in errors
+    warnings = " ".join(w.value for w in at.warning)
+    assert f"Leftover spend: {fmt.money(left['leftover_spend'].sum(), decimals=2)} billed after the grace period" in warnings
     ledger = next(d.value for d in at.dataframe if "realised_annual_savings" in d.value.columns)
     row = verify.retirement_ledger(books).set_index("app_id").loc["visual-search-v1"]
     assert float(ledger["realised_annual_savings"].iloc[0]) == float(row["realised_annual_savings"])
@@ -79,7 +79,7 @@ def test_retirement_page_shows_the_ledger_and_leftover_spend(demo_url: str) -> N
     assert "Retirement ledger: savings verified on the bill" in subheaders and "Leftover spend" in subheaders
     table = next(d.value for d in at.dataframe if "realised_annual_savings" in d.value.columns)
     assert set(table["name"]) == {"Spam filter v1", "Visual search v1"}
-    assert any("1 retired app(s) still bill" in e.value for e in at.error)
+    assert any("1 retired app(s) still bill" in w.value for w in at.warning)
 
 
 def test_finance_page_shows_plan_and_flags_the_expired_assumption(demo_url: str) -> None:  # noqa: F811
