@@ -146,9 +146,18 @@ def _names(facts: Facts) -> dict[str, str]:
     return {str(a): str(n) if not _is_missing(n) and str(n) else str(a) for a, n in zip(apps["app_id"], apps["name"], strict=True)}
 
 
+#: within one instant (an approval and the stage event it causes) the consequence is the newer
+_KIND_ORDER = {"proposal": 0, "approval": 1, "rejection": 1, "stage": 2}
+
+
 def _newest_first(frame: pd.DataFrame) -> pd.DataFrame:
     order = pd.to_datetime(frame["at"], utc=True, errors="coerce")
-    return frame.assign(_order=order).sort_values(["_order", "id"], ascending=[False, True]).drop(columns="_order")
+    rank = frame["kind"].map(_KIND_ORDER).fillna(3)
+    return (
+        frame.assign(_order=order, _rank=rank)
+        .sort_values(["_order", "_rank", "id"], ascending=[False, False, True])
+        .drop(columns=["_order", "_rank"])
+    )
 
 
 def stage_history(facts: Facts, app_id: str | None = None) -> pd.DataFrame:

@@ -341,6 +341,7 @@ def review_queue(facts: Facts, cfg: Config, books: Books | None = None, due_with
     due = _review_due(ctx)
     snooze = snoozed_until(facts)
     today = facts.today
+    in_table = set(facts.apps["app_id"]) if not facts.apps.empty else set()
     rows = []
     for a in ctx.apps.index:
         d = due.get(str(a))
@@ -355,7 +356,7 @@ def review_queue(facts: Facts, cfg: Config, books: Books | None = None, due_with
         rows.append({
             "app_id": str(a), "name": ctx.apps.at[a, "name"], "team": ctx.apps.at[a, "team"],
             "owner": None if owner is None or (isinstance(owner, float) and pd.isna(owner)) else owner,
-            "stage": lifecycle.current_stage(facts, str(a), today) if str(a) in set(facts.apps["app_id"]) else ctx.apps.at[a, "stage"],
+            "stage": lifecycle.current_stage(facts, str(a), today) if str(a) in in_table else ctx.apps.at[a, "stage"],
             "review_due": d, "days_left": left, "status": status, "snoozed_until": until,
         })  # fmt: skip
     if not rows:

@@ -79,6 +79,7 @@ _ALLOWED: dict[type[SQLModel], dict[str, tuple[str, ...]]] = {
     records.OutcomeRecord: {"kind": records.OUTCOME_KINDS, "evidence": records.EVIDENCE},
     records.MaintenanceRecord: {"kind": records.MAINTENANCE_KINDS},
     records.Decision: {"decision": records.DECISIONS},
+    records.LifecycleEvent: {"kind": records.LIFECYCLE_EVENTS},
 }
 
 

@@ -16,6 +16,7 @@ from portfolio.errors import ConfigError
 AUTH = Auth(
     enabled=True,
     admins=["boss@example.com"],
+    approvers=["carl@finance.example.com", "risk-committee"],
     editors=["@finance.example.com", "ml-leads"],
     viewers=["@example.com"],
     default_role="none",
@@ -28,6 +29,8 @@ AUTH = Auth(
         pytest.param({"email": "boss@example.com"}, "admin", id="exact-email-admin"),
         pytest.param({"email": "Boss@Example.com "}, "admin", id="case-and-space-insensitive"),
         pytest.param({"email": "ann@finance.example.com"}, "editor", id="domain-editor"),
+        pytest.param({"email": "carl@finance.example.com"}, "approver", id="approver-beats-editor-domain"),
+        pytest.param({"email": "bob@example.com", "groups": ["risk-committee"]}, "approver", id="approver-group"),
         pytest.param({"email": "bob@example.com", "groups": ["ml-leads"]}, "editor", id="group-beats-viewer-domain"),
         pytest.param({"email": "bob@example.com"}, "viewer", id="domain-viewer"),
         pytest.param({"email": "eve@evil.example.org"}, "none", id="unknown-gets-default"),
@@ -147,6 +150,15 @@ def test_is_loopback(ip, local):
         ("editor", "record_decision", True),
         ("editor", "upload_ledger", True),
         ("editor", "admin", False),
+        ("editor", "propose", True),
+        ("editor", "change_stage", True),
+        ("editor", "approve", False),
+        ("viewer", "propose", False),
+        ("approver", "approve", True),
+        ("approver", "propose", True),
+        ("approver", "record_decision", True),
+        ("approver", "admin", False),
+        ("admin", "approve", True),
         ("admin", "admin", True),
         ("none", "view", False),
     ],
@@ -159,3 +171,10 @@ def test_display_name_prefers_email():
     assert display_name({"email": "a@b.c", "name": "A"}) == "a@b.c"
     assert display_name({"name": "A"}) == "A"
     assert display_name({}) == "local user"
+
+
+def test_approvers_are_mapped_like_the_other_roles_and_may_be_the_default():
+    cfg = config.loads('[auth]\nenabled = true\napprovers = ["@risk.example.com"]\ndefault_role = "approver"\n')
+    assert cfg.auth.approvers == ["@risk.example.com"]
+    assert role_for({"email": "x@elsewhere.org", "email_verified": True}, cfg.auth) == "approver"
+    assert auth.ROLES.index("editor") < auth.ROLES.index("approver") < auth.ROLES.index("admin")

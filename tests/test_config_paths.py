@@ -53,3 +53,13 @@ def test_cli_from_another_directory_opens_the_database_beside_the_config(tmp_pat
     assert proc.returncode == 0, proc.stderr
     assert (conf / "portfolio.db").is_file()
     assert not (elsewhere / "portfolio.db").exists()
+
+
+def test_an_apps_retired_on_goes_with_stage_retired() -> None:
+    from portfolio.config import loads
+    from portfolio.errors import ConfigError
+
+    ok = loads('[[apps]]\nid = "old"\nteam = "ml"\nstage = "retired"\nretired_on = 2025-03-31\n')
+    assert ok.apps[0].retired_on is not None and ok.apps[0].retired_on.isoformat() == "2025-03-31"
+    with pytest.raises(ConfigError, match='retired_on goes with stage = "retired"'):
+        loads('[[apps]]\nid = "live"\nteam = "ml"\nretired_on = 2025-03-31\n')

@@ -265,7 +265,8 @@ def test_oidc_round_trip_viewer_then_editor(deployment: dict[str, Any]) -> None:
             _assert_clean(page)
             by = page.get_by_label("Decided by")
             by.wait_for(timeout=WAIT_MS)  # widgets mount a moment after the script has finished
-            assert page.locator('[data-testid="stForm"]').count() == 1  # what the viewer's page lacks
+            # what the viewer's page lacks: the lifecycle proposal form and the decision form
+            assert page.locator('[data-testid="stForm"]').count() == 2
             assert by.input_value() == "ann@finance.example.com" and by.is_disabled()  # not free text
             page.get_by_label("Rationale").fill("OIDC round trip: recorded by the signed-in editor")
             page.get_by_role("button", name="Record decision").click()

@@ -86,7 +86,7 @@ def test_approved_retirement_is_retiring_then_retired_after_its_date(db):
     assert "agreed with the sponsor" in decision["rationale"]
     # history: newest first, the approval and the stage event after the proposal
     history = lifecycle.stage_history(facts, "churn")
-    assert list(history["kind"])[-1] == "proposal" and set(history["kind"][:2]) == {"approval", "stage"}
+    assert list(history["kind"]) == ["stage", "approval", "proposal"]  # one instant: the consequence is newer
 
     after = load_facts(db, today=PLANNED + timedelta(days=1))
     (r,) = lifecycle.retirements(after)
@@ -275,3 +275,24 @@ def test_current_stage_without_events_is_the_inventorys_and_unknown_apps_are_an_
     with pytest.raises(LifecycleError, match="'x' is not in the inventory"):
         lifecycle.current_stage(facts, "x", TODAY)
     assert lifecycle.stage_history(facts).empty and list(lifecycle.stage_history(facts).columns) == lifecycle.HISTORY_COLUMNS
+
+
+def test_review_queue_hand_computed():
+    """As of 2026-07-15: "late" is due 30 days after its launch (2026-07-01: 14 days overdue); "soon"
+    has a decision whose next review is 2026-07-25 (due in 10 days, snoozed until then); "later"
+    is snoozed until 2026-12-31 (169 days); "fine" is due 2027-07-01; "gone" is retired."""
+    facts = build.facts(
+        apps=[build.app("late", review_every_days=30), build.app("soon"), build.app("later"),
+              build.app("fine", launched=date(2026, 7, 1)), build.app("gone", stage="retired")],
+        decisions=[build.decision("soon", date(2026, 7, 1), date(2026, 7, 25)),
+                   build.decision("later", date(2026, 7, 1), date(2026, 12, 31))],
+    )  # fmt: skip
+    queue = retirement.review_queue(facts, CFG)
+    assert list(queue.columns) == retirement.QUEUE_COLUMNS
+    rows = queue[["app_id", "review_due", "days_left", "status", "snoozed_until"]].to_dict("records")
+    assert rows == [
+        {"app_id": "late", "review_due": date(2026, 7, 1), "days_left": -14, "status": "overdue", "snoozed_until": None},
+        {"app_id": "soon", "review_due": date(2026, 7, 25), "days_left": 10, "status": "due", "snoozed_until": date(2026, 7, 25)},
+        {"app_id": "later", "review_due": date(2026, 12, 31), "days_left": 169, "status": "snoozed",
+         "snoozed_until": date(2026, 12, 31)},
+    ]  # fmt: skip
