@@ -56,7 +56,7 @@ class Rejected(Exception):
 @dataclass(frozen=True)
 class Alert:
     key: str  # what makes it "the same event": sent once per key
-    kind: str  # candidate | review_due | connector_failing
+    kind: str  # candidate | review_due | connector_failing | leftover_spend
     text: str
 
 
@@ -142,12 +142,38 @@ def failing_connector_alerts(runs: pd.DataFrame, threshold: int) -> list[Alert]:
     return out
 
 
+def leftover_alerts(leftover: pd.DataFrame, currency: str = "USD") -> list[Alert]:
+    """One alert per retired app's resource (source, service) still billing after the grace period,
+    once per month it bills in (:func:`portfolio.verify.leftover_spend`): the endpoint nobody deleted."""
+    out = []
+    for row in leftover.to_dict("records"):
+        esc = safe.slack
+        month = f"{row['last_day']:%Y-%m}"
+        out.append(
+            Alert(
+                key=f"leftover:{row['app_id']}:{row['source']}:{row['service']}:{month}",
+                kind="leftover_spend",
+                text=(
+                    f":money_with_wings: *{esc(row['app_id'])}* was retired on {row['retired_on']} but "
+                    f"{esc(row['category'])}/{esc(row['service'])} from {esc(row['source'])} still bills: "
+                    f"{money.fmt(row['leftover_spend'], currency, 2)} since {row['grace_until']} (the end of the "
+                    f"grace period), about {money.fmt(row['daily_rate'], currency, 2)} a day, last on {row['last_day']}."
+                ),
+            )
+        )
+    return out
+
+
 def pending(facts: Facts, cfg: Config, findings: pd.DataFrame) -> list[Alert]:
     """Every alert the current facts call for (before de-duplication against what was sent)."""
+    from portfolio import verify  # the domain; imported here to keep this module light to import
+    from portfolio.books import Books
+
     return (
         candidate_alerts(findings, cfg.currency)
         + review_due_alerts(facts.decisions, facts.today)
         + failing_connector_alerts(facts.runs, cfg.alerts.connector_failures)
+        + leftover_alerts(verify.leftover_spend(Books(facts, cfg)), cfg.currency)
     )
 
 

@@ -601,6 +601,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.kind == "tokens" and period is not None:
         sys.stdout.write(_tokens_report(facts, cfg, period, args.format, args.team))
         return 0
+    if args.kind in SAVINGS_REPORTS and period is not None:
+        sys.stdout.write(_savings_report(args.kind, facts, cfg, period, args.format, args.team))
+        return 0
     if period is None:
         frame = report.retirement_report(facts, cfg, args.team, include_snoozed=args.include_snoozed)
         header = f"retirement findings as of {today.isoformat()}"
@@ -772,6 +775,72 @@ def _tokens_report(facts: Any, cfg: config_mod.Config, period: Any, fmt: str, te
             h[f"{side}_tokens"] = [f"{v:,.0f}" for v in h[f"{side}_tokens"]]
             h[f"{side}_per_1m"] = [None if v != v else f"{v:,.4f}" for v in h[f"{side}_per_1m"]]
         out.append(report.to_table(h, ["scope", "key", "self_hosted_tokens", "self_hosted_per_1m", "api_tokens", "api_per_1m"]))
+    return "\n".join(out) + "\n"
+
+
+#: issue 13's reports: value lost to downtime, plan vs actual, leftover spend, the retirement ledger
+SAVINGS_REPORTS = ("downtime", "plan", "leftover", "retirements")
+_SAVINGS_TABLES = {
+    "downtime": ["app_id", "month", "availability", "slo", "shortfall", "value", "value_lost"],
+    "plan": ["app_id", "months", "expected_annual_value", "actual_annual_value", "value_variance", "value_pct_of_plan",
+             "expected_annual_run_cost", "actual_annual_run_cost", "run_cost_variance", "net_variance", "status"],
+    "leftover": ["app_id", "retired_on", "grace_until", "source", "category", "service", "leftover_spend", "days",
+                 "last_day", "daily_rate"],
+    "retirements": ["app_id", "retired_on", "projected_annual_savings", "realised_annual_savings", "savings_variance",
+                    "freed_hours_per_month", "value_gone_annual", "leftover_spend", "status"],
+}  # fmt: skip
+
+
+def _savings_report(kind: str, facts: Any, cfg: config_mod.Config, period: Any, fmt: str, team: str | None) -> str:
+    """``report downtime|plan|leftover|retirements`` (portfolio.verify and portfolio.plan): a table
+    with its totals, or the exact rows as CSV / JSON."""
+    from portfolio import money, plan, report, verify
+    from portfolio.books import Books
+
+    books = Books(facts, cfg)
+    end = min(period.end, facts.last_complete_day)
+    if kind == "downtime":
+        frame = verify.downtime_loss(books, period.start, end)
+        header = f"value lost to downtime (months below the availability SLO: value x shortfall), {period.label} ({cfg.currency})"
+        sums = ["value_lost"]
+    elif kind == "plan":
+        frame = plan.plan_vs_actual(books, end)
+        header = f"business cases: actual (last 12 full months to {end}) against plan, a year ({cfg.currency})"
+        sums = ["expected_annual_value", "actual_annual_value", "value_variance", "expected_annual_run_cost",
+                "actual_annual_run_cost", "run_cost_variance", "net_variance"]  # fmt: skip
+    elif kind == "leftover":
+        frame = verify.leftover_spend(books)
+        header = (f"leftover spend: cost of retired apps from {cfg.savings.grace_days} days after the retirement date, "
+                  f"to {facts.last_complete_day} ({cfg.currency})")  # fmt: skip
+        sums = ["leftover_spend"]
+    else:
+        frame = verify.retirement_ledger(books)
+        header = (f"retirement ledger: savings projected at approval against realised on the bill (run-rate "
+                  f"{cfg.savings.before_days} days before against up to {cfg.savings.after_days} days after the grace "
+                  f"period, a year; {cfg.currency})")  # fmt: skip
+        sums = ["projected_annual_savings", "realised_annual_savings", "leftover_spend"]
+    if team and not frame.empty:
+        ids = set(books.inventory().loc[lambda f: f["team"] == team, "app_id"])
+        frame = frame[frame["app_id"].isin(ids)].reset_index(drop=True)
+    if fmt == "csv":
+        return report.to_csv(frame)
+    if fmt == "json":
+        return report.to_json(frame) + "\n"
+    out = [f"{header}{' — team ' + team if team else ''}", "", report.to_table(frame, _SAVINGS_TABLES[kind])]
+    if not frame.empty:
+        out.append(report.totals_line(frame, sums))
+    if kind == "retirements":
+        t = verify.year_totals(frame, facts.last_complete_day.year)
+        out.append(
+            f"{t['year']}: {t['retirements']} retirement(s) carried out; savings realised {money.fmt(t['realised'], cfg.currency)}"
+            f"/yr of {money.fmt(t['projected_verified'], cfg.currency)}/yr projected for the {t['verified']} verified "
+            f"({money.fmt(t['projected'], cfg.currency)}/yr projected in all; {t['pending']} not verifiable yet)"
+        )
+    if kind == "plan":
+        flagged = plan.flagged_assumptions(books, period.start, end)
+        if not flagged.empty:
+            out += ["", "value assumptions expired, unapproved or undeclared (soft value):",
+                    report.to_table(flagged, ["assumption", "app_id", "owner", "approver", "expires", "status", "value"])]
     return "\n".join(out) + "\n"
 
 
@@ -947,8 +1016,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--full", action="store_true", help="ignore the cursor and re-read the full history")
     p.set_defaults(func=cmd_sync)
 
-    p = sub.add_parser("report", parents=[common], help="print a report: pnl, maintenance, retirement, review or tokens")
-    p.add_argument("kind", choices=["pnl", "maintenance", "retirement", "review", "tokens"])
+    p = sub.add_parser("report", parents=[common], help="print a report: pnl, maintenance, retirement, review, tokens, downtime, plan, leftover or retirements")
+    p.add_argument("kind", choices=["pnl", "maintenance", "retirement", "review", "tokens", *SAVINGS_REPORTS])
     p.add_argument("--quarter", metavar="YYYYQn", help="review: the quarter, e.g. 2026Q3 (default: the last complete quarter)")
     p.add_argument(
         "--period", choices=list(periods.PRESETS), default=None,

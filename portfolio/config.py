@@ -387,6 +387,64 @@ class Finance(BaseModel):
     )
 
 
+class Savings(BaseModel):
+    """How a retirement is verified on the bill (see :mod:`portfolio.verify`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    grace_days: int = Field(7, ge=0, description="spend of a retired app from this many days after its retirement date on is leftover spend")
+    before_days: int = Field(90, gt=0, description="run-rate before retirement: the days just before the retirement date")
+    after_days: int = Field(90, gt=0, description="run-rate after retirement: at most this many days from the end of the grace period")
+    min_after_days: int = Field(30, gt=0, description="fewer days than this after the grace period: realised savings are not claimed yet")
+
+
+class BusinessCase(BaseModel):
+    """An app's business case: what it was expected to earn and cost a year, as approved (plan vs actual)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    expected_annual_value: float | None = Field(None, ge=0, description="value a year the plan expects")
+    expected_annual_run_cost: float | None = Field(None, ge=0, description="run cost a year the plan expects (people included)")
+    build_cost: float | None = Field(None, ge=0, description="build cost in the plan")
+    approved_by: str | None = None
+    approved_on: date | None = None
+
+    @model_validator(mode="after")
+    def _something_planned(self) -> BusinessCase:
+        if self.expected_annual_value is None and self.expected_annual_run_cost is None:
+            raise ValueError("a business case needs expected_annual_value or expected_annual_run_cost")
+        return self
+
+
+class Assumption(BaseModel):
+    """A named value assumption: the estimate rows it stands behind, who owns it, who approved it, until when."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    app: str = Field(min_length=1, description="the app whose estimate rows it covers")
+    kind: Literal["revenue_capture", "cost_avoidance"] | None = Field(None, description="only this value kind (default both)")
+    first_month: date | None = Field(None, description="first month covered (default: all)")
+    last_month: date | None = Field(None, description="last month covered (default: all)")
+    owner: str | None = None
+    approver: str | None = Field(None, description="who approved it; missing = unapproved (flagged)")
+    expires: date | None = Field(None, description="the assumption must be re-approved after this day (flagged once past)")
+    note: str | None = None
+
+
+class Plan(BaseModel):
+    """Plan versus actual: business cases and value assumptions (see :mod:`portfolio.plan`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    business_case_file: str | None = Field(
+        None,
+        description="CSV/xlsx ledger of business cases (app_id, expected_annual_value, expected_annual_run_cost, "
+        "build_cost, approved_by, approved_on), relative to the config file",
+    )
+    business_case: dict[str, BusinessCase] = Field(default_factory=dict, description="business cases by app id")
+    assumptions: dict[str, Assumption] = Field(default_factory=dict, description="value assumptions by name")
+
+
 class Config(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -405,10 +463,13 @@ class Config(BaseModel):
     value: Value = Field(default_factory=Value)
     uploads: Uploads = Field(default_factory=Uploads)
     finance: Finance = Field(default_factory=Finance)
+    savings: Savings = Field(default_factory=Savings)
+    plan: Plan = Field(default_factory=Plan)
     discover_apps: bool = Field(
         False, description="treat app ids met in the facts but registered nowhere as apps (a first look at a bill)"
     )
     source_path: str | None = Field(None, exclude=True)
+    base_dir: str = Field(".", exclude=True)
 
     @field_validator("apps")
     @classmethod
@@ -459,6 +520,7 @@ def parse(data: dict[str, Any], *, where: str = "portfolio.toml", base_dir: str 
         conn.base_dir = base_dir
     _validate_connector_settings(cfg, where)
     cfg.source_path = where
+    cfg.base_dir = base_dir
     return cfg
 
 

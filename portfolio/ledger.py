@@ -3,7 +3,9 @@
 One row per app, month and value kind::
 
     app_id, month (YYYY-MM), kind (revenue_capture | cost_avoidance), amount, currency,
-    attribution (0..1), evidence (experiment | observational | estimate), low, high, note
+    attribution (0..1), evidence (experiment | observational | estimate), low, high, note,
+    assumption (an estimate row: the name of the value assumption behind it, declared with its
+    owner, approver and expiry in portfolio.toml [plan.assumptions.<name>])
 
 Shared by the ``outcomes_file`` and ``sql`` connectors and the dashboard's upload page, so a
 ledger is validated the same way wherever it comes from. Validation is all-or-nothing and
@@ -37,7 +39,7 @@ from portfolio import records, storage
 from portfolio.errors import PortfolioError, unknown_app_reason
 from portfolio.precedence import amount_text
 
-COLUMNS = ["app_id", "month", "kind", "amount", "currency", "attribution", "evidence", "low", "high", "note"]
+COLUMNS = ["app_id", "month", "kind", "amount", "currency", "attribution", "evidence", "low", "high", "note", "assumption"]
 #: columns a ledger must have; the others may be left out (defaults below)
 REQUIRED = ["app_id", "month", "kind", "amount"]
 DEFAULT_CURRENCY = "USD"
@@ -55,14 +57,15 @@ MIN_YEAR, MAX_YEAR = 1900, 2199
 DEFAULT_MAX_BYTES = 20_000_000
 DEFAULT_MAX_ROWS = 200_000
 MAX_TEXT = 4000  # characters in one cell (a note); longer is a pasted document, not a ledger entry
+MAX_ASSUMPTION = 200  # characters in an assumption's name (it names a [plan.assumptions.<name>] entry)
 
 TEMPLATE_CSV = (
     ",".join(COLUMNS)
     + "\n"
     + "churn-predictor,2026-01,revenue_capture,125000.00,USD,0.6,experiment,100000.00,150000.00,"
-    + "A/B test: retained customers x margin\n"
+    + "A/B test: retained customers x margin,\n"
     + "defect-detector,2026-01,cost_avoidance,48250.50,USD,1,observational,,,"
-    + "scrap avoided vs same month last year\n"
+    + "scrap avoided vs same month last year,\n"
 )
 
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
@@ -526,6 +529,13 @@ def _validate_row(
         if high is not None and high < amount:
             fail("high", f"high bound is below the amount {amount}")
 
+    assumption = cell.get("assumption")
+    if assumption is not None:
+        if evidence != "estimate":
+            fail("assumption", f"an assumption stands behind estimate rows only; this row's evidence is {evidence}")
+        elif len(assumption) > MAX_ASSUMPTION:
+            fail("assumption", f"{len(assumption)} characters: an assumption's name has at most {MAX_ASSUMPTION}")
+
     if bad or not app_id or month is None or not kind or amount is None:
         return None, bad
     record = records.OutcomeRecord(
@@ -540,6 +550,7 @@ def _validate_row(
         low=low,
         high=high,
         note=cell["note"],
+        assumption=assumption,
     )
     return record, bad
 

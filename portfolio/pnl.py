@@ -31,7 +31,6 @@ import pandas as pd
 from portfolio import retirement
 from portfolio.books import (
     INVENTORY_COLUMNS,
-    MONTHLY_COLUMNS,
     RUN_RATE_FACTOR,
     RUN_RATE_MONTHS,
     SHARED_TEAM,
@@ -40,15 +39,23 @@ from portfolio.books import (
     Books,
     in_currency,
 )
+from portfolio.books import (
+    MONTHLY_COLUMNS as _BOOKS_MONTHLY,
+)
 from portfolio.config import Config
 from portfolio.facts import Facts
 from portfolio.frames import as_dates, by_app, empty_frame, flat, month_of, nan_to_none, ratio, to_ts
 from portfolio.periods import Period, month_start
 from portfolio.records import UNALLOCATED
 
+#: hard value = experiment + observational evidence; soft value = estimate (shown apart in every total)
+HARD_SOFT = ["value_hard", "value_soft"]
+_AT = _BOOKS_MONTHLY.index("value_estimate") + 1
+MONTHLY_COLUMNS = [*_BOOKS_MONTHLY[:_AT], *HARD_SOFT, *_BOOKS_MONTHLY[_AT:]]
 APP_COLUMNS = [
     "app_id", "name", "team", "stage", "value_kind", "owner", "revenue_capture", "cost_avoidance", "value",
-    "value_low", "value_high", "value_experiment", "value_observational", "value_estimate", "infra_cost",
+    "value_low", "value_high", "value_experiment", "value_observational", "value_estimate", "value_hard",
+    "value_soft", "infra_cost",
     "vendor_cost", "other_cost", "people_cost", "maintenance_hours", "cost", "net", "roi", "requests",
     "cost_per_1k_requests", "value_per_request", "prev_value", "prev_cost", "prev_net", "net_change",
     "cumulative_net", "cumulative_since", "payback_month", "lifetime_roi", "npv", "run_rate_cost",
@@ -56,7 +63,7 @@ APP_COLUMNS = [
 ]  # fmt: skip
 ROLLUP_SUMS = [
     "revenue_capture", "cost_avoidance", "value", "value_low", "value_high", "value_experiment",
-    "value_observational", "value_estimate", "infra_cost", "vendor_cost", "other_cost", "people_cost",
+    "value_observational", "value_estimate", "value_hard", "value_soft", "infra_cost", "vendor_cost", "other_cost", "people_cost",
     "maintenance_hours", "cost", "net", "requests", "prev_value", "prev_cost", "prev_net", "net_change",
     "cumulative_net", "npv", "run_rate_cost", "run_rate_value", "run_rate_net",
 ]  # fmt: skip
@@ -94,13 +101,20 @@ def monthly_pnl(facts: Facts, cfg: Config, books: Books | None = None) -> pd.Dat
     claims, and spend naming no registered app, is the row ``app_id = "_unallocated"``, team ``"_shared"``.
 
     Columns: app_id, month, team, revenue_capture, cost_avoidance, value, value_low, value_high,
-    value_experiment, value_observational, value_estimate, infra_cost, vendor_cost, other_cost
-    (vendor + "other" category), people_cost (maintenance hours × team rate + "people" spend),
+    value_experiment, value_observational, value_estimate, value_hard (experiment + observational),
+    value_soft (estimate), infra_cost, vendor_cost, other_cost (vendor + "other" category), people_cost (maintenance hours × team rate + "people" spend),
     maintenance_hours, cost (= infra_cost + other_cost + people_cost), net, roi (NaN when cost is 0),
     requests.
     """
-    frame = _books(facts, cfg, books).monthly().copy()
+    frame = _hard_soft(_books(facts, cfg, books).monthly().copy())
     frame["month"] = as_dates(frame["month"]) if not frame.empty else frame["month"].astype("object")
+    return frame[MONTHLY_COLUMNS]
+
+
+def _hard_soft(frame: pd.DataFrame) -> pd.DataFrame:
+    """value_hard (experiment + observational) and value_soft (estimate) beside the evidence columns."""
+    frame["value_hard"] = frame["value_experiment"] + frame["value_observational"]
+    frame["value_soft"] = frame["value_estimate"]
     return frame
 
 
@@ -175,6 +189,7 @@ def app_pnl(
     frame["value_per_request"] = ratio(frame["value"], frame["requests"])
     frame["net_change"] = frame["net"] - frame["prev_net"]
     frame["slo"] = frame["slo_availability"]
+    frame = _hard_soft(frame)
     if frame.empty:
         return empty_frame(APP_COLUMNS)
     return frame[APP_COLUMNS].sort_values(["net", "app_id"], ascending=[False, True]).reset_index(drop=True)
@@ -185,12 +200,13 @@ def kpis(
 ) -> dict[str, Any]:
     """The portfolio's headline numbers over ``period`` and the previous one (KPI row of the overview).
 
-    Keys: value, cost, net, roi, apps (non-retired apps, not counting ``_unallocated``), candidates
+    Keys: value, hard_value (experiment + observational), soft_value (estimate), cost, net, roi, apps (non-retired apps, not counting ``_unallocated``), candidates
     (apps with active, i.e. not snoozed, retirement findings), prev_value, prev_cost, prev_net, prev_roi.
     """
     b = _books(facts, cfg, books)
     frame = app_pnl(facts, cfg, period, team, books=b)
     value, cost = float(frame["value"].sum()), float(frame["cost"].sum())
+    hard = float(frame["value_hard"].sum()) if not frame.empty else 0.0
     prev_value, prev_cost = float(frame["prev_value"].sum()), float(frame["prev_cost"].sum())
     apps = b.inventory()
     apps = apps[(apps["app_id"] != UNALLOCATED) & (apps["stage"] != "retired")]
@@ -201,6 +217,8 @@ def kpis(
         cands = cands[cands["team"] == team]
     return {
         "value": value,
+        "hard_value": hard,
+        "soft_value": value - hard,
         "cost": cost,
         "net": value - cost,
         "roi": (value - cost) / cost if cost else float("nan"),

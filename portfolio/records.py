@@ -207,6 +207,9 @@ class OutcomeRecord(SQLModel, table=True):
     low: Decimal | None = _money(nullable=True, default=None)
     high: Decimal | None = _money(nullable=True, default=None)
     note: str | None = None
+    # estimate rows: the value assumption behind the figure (its owner, approver and expiry are in
+    # portfolio.toml [plan.assumptions.<name>]; see portfolio/plan.py)
+    assumption: str | None = None
 
 
 class MaintenanceRecord(SQLModel, table=True):

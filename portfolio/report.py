@@ -60,12 +60,19 @@ MONEY = {
     "run_rate_net", "amount", "low", "high", "allocated", "unallocated", "recorded", "billed", "difference",
     "before", "after", "delta", "net_effect", "total", "npv", "lifetime_cost", "unregistered", "counted_amount",
     "build_cost", "opening_net",
+    # hard and soft value; plan vs actual; downtime; retirements verified on the bill (portfolio.plan, portfolio.verify)
+    "value_hard", "value_soft", "expected_annual_value", "actual_annual_value", "value_variance",
+    "expected_annual_run_cost", "actual_annual_run_cost", "run_cost_variance", "expected_annual_net",
+    "actual_annual_net", "net_variance", "value_lost", "projected_annual_savings", "before_annual_cost",
+    "after_annual_cost", "realised_annual_savings", "savings_variance", "value_before_annual", "value_after_annual",
+    "value_gone_annual", "leftover_spend", "daily_rate",
 }  # fmt: skip
 HOURS = {
+    "projected_freed_hours_per_month", "freed_hours_per_month",
     "maintenance_hours", "klo_hours", "incident_hours", "improvement_hours", "hours", "mttr_hours", "freed_hours",
     "ttr_hours", "capacity_hours",
 }  # fmt: skip
-RATIOS = {"roi", "prev_roi"}
+RATIOS = {"roi", "prev_roi", "value_pct_of_plan", "run_cost_pct_of_plan", "realised_pct", "shortfall", "availability", "slo"}
 #: derived money column -> (plus, minus): recomputed from the exact parts so every row foots
 FOOTINGS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "cost": (("infra_cost", "other_cost", "people_cost"), ()),
@@ -77,6 +84,16 @@ FOOTINGS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "difference": (("recorded",), ("billed",)),
     "delta": (("after",), ("before",)),
     "net_effect": (("annual_savings",), ("value_at_risk",)),
+    "value_hard": (("value_experiment", "value_observational"), ()),
+    "value_soft": (("value_estimate",), ()),
+    "actual_annual_net": (("actual_annual_value",), ("actual_annual_run_cost",)),
+    "expected_annual_net": (("expected_annual_value",), ("expected_annual_run_cost",)),
+    "value_variance": (("actual_annual_value",), ("expected_annual_value",)),
+    "run_cost_variance": (("actual_annual_run_cost",), ("expected_annual_run_cost",)),
+    "net_variance": (("actual_annual_net",), ("expected_annual_net",)),
+    "realised_annual_savings": (("before_annual_cost",), ("after_annual_cost",)),
+    "savings_variance": (("realised_annual_savings",), ("projected_annual_savings",)),
+    "value_gone_annual": (("value_before_annual",), ("value_after_annual",)),
 }
 
 #: the columns each report must have (the domain may add more; all are written, in the domain's order)
@@ -92,8 +109,8 @@ REQUIRED = {
 #: what the human-readable table shows
 TABLE_COLUMNS = {
     "pnl": [
-        "app_id", "month", "team", "revenue_capture", "cost_avoidance", "value", "infra_cost",
-        "other_cost", "people_cost", "cost", "net", "roi",
+        "app_id", "month", "team", "revenue_capture", "cost_avoidance", "value", "value_hard", "value_soft",
+        "infra_cost", "other_cost", "people_cost", "cost", "net", "roi",
     ],
     "maintenance": ["app_id", "month", "team", "klo_hours", "improvement_hours", "incidents", "mttr_hours", "people_cost"],
     "retirement": ["app_id", "rule", "annual_savings", "value_at_risk", "reason"],
@@ -320,6 +337,6 @@ def render(frame: pd.DataFrame, kind: str, fmt: str) -> str:
         return to_json(frame) + "\n"
     text = to_table(frame, TABLE_COLUMNS[kind])
     if kind in ("pnl", "maintenance") and not frame.empty:
-        keys = ["value", "cost", "net"] if kind == "pnl" else ["klo_hours", "people_cost"]
+        keys = ["value", "value_hard", "value_soft", "cost", "net"] if kind == "pnl" else ["klo_hours", "people_cost"]
         text += "\n" + totals_line(frame, keys)
     return text + "\n"

@@ -2,7 +2,9 @@
 
 ``mlportfolio report review --quarter 2026Q3 --format html|md`` and the dashboard's download
 render the same :class:`Review`: the quarter's P&L by app with the change against the previous
-quarter, retirement candidates with reasons and savings, and the decisions taken in the quarter.
+quarter (hard and soft value apart), retirement candidates with reasons and savings, the decisions
+taken in the quarter, the retirements carried out in it (projected against realised savings,
+leftover spend), proposals pending, plan against actual and value lost to downtime.
 
 Without ``--quarter`` it is the last **complete** quarter (:func:`last_complete_quarter`). A
 quarter still in progress can be asked for, and then the document says so at its top: its numbers
@@ -20,7 +22,8 @@ from typing import Any
 
 import pandas as pd
 
-from portfolio import money, pnl, retirement, safe
+from portfolio import lifecycle, money, plan, pnl, retirement, safe, verify
+from portfolio.books import Books
 from portfolio.config import Config
 from portfolio.facts import Facts
 from portfolio.periods import Period
@@ -70,6 +73,14 @@ class Review:
     decisions: pd.DataFrame  # decisions taken in the quarter
     active_apps: int = 0
     retired_apps: int = 0
+    # issue 13: retirements carried out in the quarter (retirement ledger rows), their leftover spend,
+    # proposals waiting, plan against actual as of the quarter's end, value lost to downtime in it
+    retirements: pd.DataFrame | None = None
+    leftover: pd.DataFrame | None = None
+    proposals: pd.DataFrame | None = None
+    plan: pd.DataFrame | None = None
+    plan_error: str | None = None
+    downtime: pd.DataFrame | None = None
 
     @property
     def in_progress(self) -> bool:
@@ -106,9 +117,21 @@ def build(facts: Facts, cfg: Config, quarter: str | None = None) -> Review:
     inventory = pnl.inventory(facts, cfg)
     inventory = inventory[inventory["app_id"] != pnl.UNALLOCATED]
     retired = int((inventory["stage"] == "retired").sum())
+    books = Books(facts, cfg)
+    ledger = verify.retirement_ledger(books)
+    if not ledger.empty:
+        ledger = ledger[[d is not None and period.start <= d <= period.end for d in ledger["retired_on"]]]
+    left = verify.leftover_spend(books)
+    left = left[left["app_id"].isin(set(ledger["app_id"]))] if not left.empty else left
+    try:
+        plan_frame, plan_error = plan.plan_vs_actual(books, period.end), None
+    except plan.PlanError as exc:
+        plan_frame, plan_error = None, str(exc)
     return Review(
         quarter.upper().replace(" ", "").replace("-", ""), period, cfg.currency,
         {k: float(v) for k, v in kpis.items()}, apps, cands, dec, len(inventory) - retired, retired,
+        retirements=ledger.reset_index(drop=True), leftover=left, proposals=lifecycle.open_proposals(facts),
+        plan=plan_frame, plan_error=plan_error, downtime=verify.downtime_loss(books, period.start, period.end),
     )  # fmt: skip
 
 
@@ -168,12 +191,66 @@ def _tables(r: Review) -> list[tuple[str, list[str], list[list[str]]]]:
         ]
         for d in r.decisions.to_dict("records")
     ]
+    summary.insert(1, ["Hard value (experiment, observational)", _m(k.get("hard_value")), ""])
+    summary.insert(2, ["Soft value (estimates)", _m(k.get("soft_value")), ""])
     return [
         ("Summary (this quarter vs previous)", ["", "This quarter", "Previous quarter"], summary),
         ("P&L by app", ["App", "Team", "Value", "Cost", "Net", "Net prev. quarter", "Change", "ROI"], app_rows),
         ("Retirement candidates", ["App", "Team", "Rules", "Reasons", "Annual savings", "Value at risk"], cand_rows),
         ("Decisions taken this quarter", ["Date", "App", "Decision", "By", "Rationale", "Next review"], dec_rows),
+        *_savings_tables(r),
     ]
+
+
+def _opt(frame: pd.DataFrame | None) -> list[dict[Any, Any]]:
+    return [] if frame is None or frame.empty else frame.to_dict("records")
+
+
+def _savings_tables(r: Review) -> list[tuple[str, list[str], list[list[str]]]]:
+    """Issue 13's sections: retirements carried out, leftover spend, proposals pending, plan variance, downtime."""
+    _m = r.money
+    ret_rows = [
+        [_u(x["app_id"]), str(x["retired_on"]), _u(x["approved_by"] or "–"), _m(x["projected_annual_savings"]),
+         _m(x["realised_annual_savings"]), _pct(x["realised_pct"]), _m(x["leftover_spend"]), _u(x["status"])]
+        for x in _opt(r.retirements)
+    ]  # fmt: skip
+    left_rows = [
+        [_u(x["app_id"]), _u(x["source"]), _u(x["category"]), _u(x["service"]), _m(x["leftover_spend"]),
+         str(x["last_day"]), _m(x["daily_rate"])]
+        for x in _opt(r.leftover)
+    ]  # fmt: skip
+    prop_rows = [
+        [f"{x['at']:%Y-%m-%d}", _u(x["app_id"]), _u(x["action"]), _u(x["actor"]), str(x["planned"] or x["next_review"] or "–"),
+         _m(x["projected_annual_savings"]), _m(x["value_at_risk"]), _u(x["rationale"])]
+        for x in _opt(r.proposals)
+    ]  # fmt: skip
+    plan_rows = [
+        [_u(x["app_id"]), _m(x["expected_annual_value"]), _m(x["actual_annual_value"]), _pct(x["value_pct_of_plan"]),
+         _m(x["expected_annual_run_cost"]), _m(x["actual_annual_run_cost"]), _m(x["net_variance"]), _u(x["status"])]
+        for x in _opt(r.plan)
+    ]  # fmt: skip
+    if r.plan_error:
+        plan_rows = [[_u(f"business cases not read: {r.plan_error}"), "", "", "", "", "", "", ""]]
+    down_rows = [
+        [_u(x["app_id"]), f"{x['month']:%Y-%m}", f"{x['availability']:.2%}", f"{x['slo']:.2%}", _m(x["value"]),
+         _m(x["value_lost"])]
+        for x in _opt(r.downtime)
+    ]  # fmt: skip
+    return [
+        ("Retirements carried out this quarter (savings projected at approval against realised on the bill)",
+         ["App", "Retired on", "Approved by", "Projected / yr", "Realised / yr", "% of projected", "Leftover spend",
+          "Status"], ret_rows),
+        ("Leftover spend of those retirements (billing after the grace period)",
+         ["App", "Source", "Category", "Service", "Leftover spend", "Last billed", "Per day"], left_rows),
+        ("Proposals pending approval",
+         ["Proposed", "App", "Action", "By", "Planned / review", "Projected savings / yr", "Value at risk / yr",
+          "Rationale"], prop_rows),
+        ("Plan versus actual (last 12 full months to the quarter's end, a year)",
+         ["App", "Plan value", "Actual value", "% of plan", "Plan run cost", "Actual run cost", "Net variance", "Status"],
+         plan_rows),
+        ("Value lost to downtime (months below the availability SLO)",
+         ["App", "Month", "Availability", "SLO", "Value", "Value lost"], down_rows),
+    ]  # fmt: skip
 
 
 def _title(r: Review) -> str:

@@ -170,3 +170,18 @@ def test_review_due_only_after_the_date():
     )
     keys = [a.key for a in alerts.review_due_alerts(decisions, date(2026, 3, 15))]
     assert keys == ["review_due:a:2026-03-01"]
+
+
+def test_leftover_spend_is_announced_once_a_month(demo_copy_url, receiver, monkeypatch):
+    """Issue 13: the demo's visual-search-v1 was retired on 2026-04-01 and its GPU endpoint still bills."""
+    monkeypatch.setenv("PORTFOLIO_TEST_HOOK", receiver.url + "/hook")
+    cfg = _cfg(demo_copy_url)
+    engine = storage.make_engine(demo_copy_url)
+    sent = [a for a in alerts.check_and_send(cfg, engine, today=TODAY) if a.kind == "leftover_spend"]
+    assert [a.key for a in sent] == ["leftover:visual-search-v1:demo:gpu:2026-06"]
+    assert "*visual-search-v1* was retired on 2026-04-01 but infra/gpu from demo still bills" in sent[0].text
+    texts = [json.loads(body)["text"] for _, _, _, body in receiver.requests]
+    assert sent[0].text in texts
+    assert alerts.check_and_send(cfg, engine, today=TODAY) == []  # deduped: once per resource and month
+    later = [a.key for a in alerts.check_and_send(cfg, engine, today=date(2026, 7, 2)) if a.kind == "leftover_spend"]
+    assert later == []  # the demo's data ends 2026-06-14: no July spend, nothing new

@@ -9,6 +9,7 @@ real PostgreSQL on the suite's PostgreSQL pass (tests/conftest.py). Sync sources
 from __future__ import annotations
 
 import contextlib
+import csv
 import io
 import json
 import os
@@ -698,3 +699,55 @@ def test_no_sign_in_refuses_a_public_address() -> None:
     cfg = config.loads("[auth]\nenabled = false\n")
     with pytest.raises(ConfigError, match="localhost only"):
         cli.bind_address(cfg, "0.0.0.0")
+
+
+# ----------------------------------------------------------------------------- issue 13 reports
+
+
+def test_report_retirements_and_leftover_are_the_domains(cli_demo: tuple[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    from decimal import Decimal as D
+
+    from portfolio import verify
+    from portfolio.books import Books
+    from portfolio.facts import load_facts
+
+    url, _ = cli_demo
+    books = Books(load_facts(storage.make_engine(url), today=TODAY), config.demo_config(url))
+    ledger = verify.retirement_ledger(books).set_index("app_id")
+    code, out, err = run_cli(capsys, "report", "retirements", "--demo", "--db", url, "--today", TODAY.isoformat(), "--format", "csv")
+    assert code == 0, err
+    rows = {r["app_id"]: r for r in csv.DictReader(io.StringIO(out))}
+    assert set(rows) == {"spam-filter-v1", "visual-search-v1"}
+    for app_id, r in rows.items():  # exact, and footed: realised = before - after
+        assert D(r["realised_annual_savings"]) == D(r["before_annual_cost"]) - D(r["after_annual_cost"])
+        assert D(r["realised_annual_savings"]).quantize(D("0.01")) == ledger.loc[app_id, "realised_annual_savings"].quantize(D("0.01"))
+    code, out, err = run_cli(capsys, "report", "leftover", "--demo", "--db", url, "--today", TODAY.isoformat())
+    assert code == 0, err
+    assert "visual-search-v1" in out and " gpu " in out and "spam-filter-v1" not in out
+    left = verify.leftover_spend(books)
+    assert f"total: leftover_spend {left['leftover_spend'].sum():,.2f}" in out
+    code, out, err = run_cli(capsys, "report", "retirements", "--demo", "--db", url, "--today", TODAY.isoformat())
+    assert code == 0, err
+    assert "2026: 2 retirement(s) carried out; savings realised $" in out
+
+
+def test_report_plan_and_downtime(cli_demo: tuple[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    url, _ = cli_demo
+    code, out, err = run_cli(capsys, "report", "plan", "--demo", "--db", url, "--today", TODAY.isoformat())
+    assert code == 0, err
+    assert "ahead of plan" in out and "behind plan" in out
+    assert "send-time-uplift" in out and "expired" in out  # the expired assumption, flagged under the table
+    code, out, err = run_cli(capsys, "report", "downtime", "--demo", "--db", url, "--today", TODAY.isoformat(), "--format", "json")
+    assert code == 0, err
+    rows = json.loads(out)
+    assert rows and all(r["availability"] < r["slo"] for r in rows)
+    # shortfall is written to 6 decimals: value x shortfall agrees within value x 5e-7
+    assert all(abs(r["value_lost"] - r["value"] * r["shortfall"]) <= r["value"] * 5e-7 + 0.005 for r in rows)
+
+
+def test_a_bad_business_case_file_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str], db_url: str) -> None:
+    (tmp_path / "cases.csv").write_text("app_id,expected_annual_value\nchurn,12,5\n", encoding="utf-8")
+    cfg_path = write_config(tmp_path, '[plan]\nbusiness_case_file = "cases.csv"\n', db_url)
+    code, out, err = run_cli(capsys, "report", "plan", "--config", str(cfg_path), "--today", TODAY.isoformat())
+    assert code != 0 and out == ""
+    assert "cases.csv" in err and "row 2" in err and "Traceback" not in err

@@ -141,7 +141,7 @@ def test_csv_rows_sum_exactly_to_the_cli_total(tmp_path: Path, engine: Engine, d
     table = capsys.readouterr().out
     total = next(line for line in table.splitlines() if line.startswith("total: "))
     assert f"cost {sum(D(r['cost']) for r in rows).quantize(D('0.01'))}" in total
-    assert total == "total: value 0.00  cost 20.52  net -20.52"
+    assert total == "total: value 0.00  value_hard 0.00  value_soft 0.00  cost 20.52  net -20.52"  # issue 13: hard and soft value in every total
 
 
 # ----------------------------------------------------------------------------- a EUR portfolio
@@ -251,7 +251,7 @@ def test_eur_cli_report_says_what_it_left_out(eur: tuple[config.Config, Any], tm
     out, err = capsys.readouterr()
     assert code == 0, err
     assert out.startswith("P&L per app and month, 2026-07 – 2026-09 (EUR)")
-    assert "total: value 5,000.00  cost 1,200.40  net 3,799.60" in out
+    assert "total: value 5,000.00  value_hard 5,000.00  value_soft 0.00  cost 1,200.40  net 3,799.60" in out  # issue 13
     assert "warning: 1 row(s) from bill in USD ($77.00) are left out: this report is in EUR" in err
 
 

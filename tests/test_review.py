@@ -46,3 +46,33 @@ def test_review_renders_the_domain_numbers(demo_copy_url):
     for section in ("P&L by app", "Retirement candidates", "Decisions taken this quarter"):
         assert section in md
     assert html_doc.startswith("<!doctype html>")
+
+
+def test_review_adds_retirements_proposals_plan_and_downtime(demo_copy_url):
+    """Issue 13: the review's sections come from portfolio.verify, portfolio.plan and portfolio.lifecycle."""
+    from portfolio import lifecycle, plan, verify
+    from portfolio.books import Books
+
+    url = demo_copy_url
+    cfg = config.demo_config(url)
+    facts = load_facts(storage.make_engine(url), TODAY)
+    r = review.build(facts, cfg, "2026Q2")
+    books = Books(facts, cfg)
+    assert list(r.retirements["app_id"]) == ["visual-search-v1"]  # retired 2026-04-01, in Q2; spam-filter-v1 was 2025
+    row = verify.retirement_ledger(books).set_index("app_id").loc["visual-search-v1"]
+    md = review.to_markdown(r)
+    assert "## Retirements carried out this quarter" in md
+    line = next(x for x in md.splitlines() if x.startswith("| visual-search-v1 | 2026-04-01"))
+    assert r.money(row["projected_annual_savings"]) in line and r.money(row["realised_annual_savings"]) in line
+    assert r.money(row["leftover_spend"]) in line
+    assert "## Leftover spend of those retirements" in md and "| visual-search-v1 | demo | infra | gpu |" in md
+    waiting = lifecycle.open_proposals(facts).iloc[0]
+    assert "| email-send-time | retire | nina.petrova" in md and r.money(waiting["projected_annual_savings"]) in md
+    for p in plan.plan_vs_actual(books, r.period.end).itertuples():
+        assert f"| {p.app_id} | {r.money(p.expected_annual_value)} | {r.money(p.actual_annual_value)} |" in md
+    assert "ahead of plan" in md and "behind plan" in md
+    loss = verify.downtime_loss(books, r.period.start, r.period.end)
+    assert not loss.empty and all(r.money(v) in md for v in loss["value_lost"])
+    assert f"| Hard value (experiment, observational) | {r.money(r.kpis['hard_value'])} |" in md
+    html_doc = review.to_html(r)
+    assert "<h2>Proposals pending approval</h2>" in html_doc and "nina.petrova@example.com" in html_doc

@@ -1,4 +1,4 @@
-"""Demo portfolio: 23 synthetic ML apps with two years of cost, usage, uptime, value and tickets.
+"""Demo portfolio: 24 synthetic ML apps with two years of cost, usage, uptime, value and tickets.
 
 The embedded demo (``mlportfolio demo``) runs on this connector. It generates a realistic,
 deterministic portfolio relative to an as-of date (param ``as_of``, ``YYYY-MM-DD``, default today
@@ -14,8 +14,12 @@ What is in it, so every page and every retirement rule has something to show:
   moved away), underwater (``email-send-time``), decaying (``promo-uplift``), a maintenance sink
   (``eta-predictor``), unreliable (``kyc-doc-check``), and two orphans (``social-sentiment`` has no
   owner, ``warehouse-slotting`` was never reviewed);
-* a retired app (``spam-filter-v1``), a pilot, an app launched inside the window (no data before
-  its launch), shared ``_unallocated`` spend, and a bill total per month that reconciles to the cent;
+* two retired apps: ``spam-filter-v1`` (its bill stopped: realised savings match the projection)
+  and ``visual-search-v1`` (retired two months ago, its GPU endpoint still bills: leftover spend),
+  each with its lifecycle trail (proposal with the projection it froze, approval, retiring, retired),
+  and a retire proposal for ``email-send-time`` waiting for an approver;
+  a pilot, an app launched inside the window (no data before its launch), shared ``_unallocated``
+  spend, and a bill total per month that reconciles to the cent;
 * two LLM apps, so every view shows token economics: ``support-copilot`` buys ``gpt-4o-mini``
   through an LLM gateway (tokens per model, the bill, and the gateway's estimate of it beside it:
   the drift, flagged on about one day in twelve; estimates are never counted in the P&L nor
@@ -40,13 +44,14 @@ from pydantic import Field
 
 from connectors.base import ConnectorConfig, Replace, Rows
 from connectors.demo.apps import APPS
-from connectors.demo.generate import _add_months, _generate
+from connectors.demo.generate import _add_months, _generate, lifecycle
 from connectors.settings import ConnectorParams
 from portfolio.records import (
     App,
     BillingTotal,
     CostRecord,
     Decision,
+    LifecycleEvent,
     MaintenanceRecord,
     OutcomeRecord,
     UptimeRecord,
@@ -55,7 +60,9 @@ from portfolio.records import (
 
 NAME = "demo"
 #: the record types this connector yields (checked by the standard connector suite)
-RECORDS: tuple[type, ...] = (App, CostRecord, UsageRecord, UptimeRecord, OutcomeRecord, MaintenanceRecord, BillingTotal, Decision)
+RECORDS: tuple[type, ...] = (
+    App, CostRecord, UsageRecord, UptimeRecord, OutcomeRecord, MaintenanceRecord, BillingTotal, Decision, LifecycleEvent,
+)
 
 DEFAULT_SEED = 7
 DEFAULT_MONTHS = 24
@@ -83,6 +90,7 @@ def pull(config: ConnectorConfig, since: datetime | None) -> Iterator[Any]:
     frames, totals, apps, decisions = _generate(seed, as_of, months, start)
     yield from apps
     yield from decisions
+    yield from lifecycle(as_of)
     yield Rows(
         CostRecord,
         pd.DataFrame(

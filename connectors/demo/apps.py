@@ -70,7 +70,10 @@ class _Spec:
     availability: float = 0.9994  # typical daily availability
     degraded_k: int | None = None  # from this month on, availability is ``degraded``
     degraded: float = 0.98
-    retired_k: int | None = None  # no data from this month on
+    retired_k: int | None = None  # no data from this month on (retired on its first day)
+    # services that keep billing after retirement (monthly USD): a resource nobody deleted (leftover spend)
+    leftover: dict[str, float] = field(default_factory=dict)
+    assumption: str | None = None  # the value assumption its estimate rows name (portfolio/demo.toml [plan.assumptions])
     decisions: tuple[_Decision, ...] = ()
     llm: tuple[_Llm, ...] = ()  # an LLM app's models: tokens per model, and each model's cost tagged with it
 
@@ -183,6 +186,32 @@ APPS: tuple[_Spec, ...] = (
         review_every_days=180,
         decisions=_reviewed_late(
             "tom.becker@example.com", "Check whether anything still calls the old tagger."
+        ),
+    ),
+    _Spec(
+        "visual-search-v1",
+        "Visual search v1",
+        "search",
+        "tom.becker@example.com",
+        "VP Commerce",
+        "revenue_capture",
+        "Retired: shop-the-look search moved to the new vision pipeline; its GPU endpoint was never deleted.",
+        launched_k=-30,
+        stage="retired",
+        value=14_000,
+        evidence="observational",
+        attribution=0.5,
+        requests=35_000,
+        predictions_per_request=4,
+        weekend=0.9,
+        infra={"compute": 1_400, "gpu": 5_500, "storage": 300},
+        klo_hours=12,
+        incidents=0.2,
+        improvement_hours=0,
+        retired_k=-2,
+        leftover={"gpu": 5_500},
+        decisions=(
+            _Decision("retire", 75, None, "director.ml@example.com", "The new vision pipeline serves shop-the-look; retire."),
         ),
     ),
     # ---------------------------------------------------------------- risk
@@ -432,6 +461,7 @@ APPS: tuple[_Spec, ...] = (
         stage="pilot",
         value=30_000,
         evidence="estimate",
+        assumption="markdown-elasticity",
         attribution=0.5,
         growth=0.03,
         requests=3_000,
@@ -454,6 +484,7 @@ APPS: tuple[_Spec, ...] = (
         launched_k=-27,
         value=5_000,
         evidence="estimate",
+        assumption="send-time-uplift",
         attribution=0.5,
         growth=0.0,
         requests=45_000,
@@ -608,6 +639,40 @@ APPS: tuple[_Spec, ...] = (
         ),
     ),
 )
+
+#: loaded hourly rates of the demo's teams (as portfolio/demo.toml's [teams]): the people cost in the
+#: projections the demo's proposals froze
+TEAM_RATES = {"search": 125.0, "risk": 135.0, "supply-chain": 110.0, "growth": 105.0, "support": 95.0}
+
+
+@dataclass(frozen=True)
+class _Proposal:
+    """A lifecycle proposal of the demo. ``approved_by`` None: waiting for an approver. A retirement
+    carried out is planned for, and stopped on, its app's ``retired_k`` month's first day."""
+
+    app_id: str
+    action: str
+    by: str
+    rationale: str
+    evidence: str
+    approved_by: str | None = None
+    comment: str = ""
+    days_ago: int = 0  # a waiting proposal: made this many days before as_of ...
+    planned_in: int = 30  # ... for a retirement planned this many days after as_of
+
+
+#: the lifecycle: two retirements carried out (one whose bill stopped, one whose GPU endpoint still bills)
+#: and a proposal waiting for approval
+PROPOSALS = (
+    _Proposal("spam-filter-v1", "retire", "grace.okafor@example.com", "The ticket router covers spam; retire v1.",
+              f"{TRACKER}/SUP-1870", approved_by="vp.support@example.com", comment="Agreed; delete the endpoint."),
+    _Proposal("visual-search-v1", "retire", "tom.becker@example.com",
+              "Shop-the-look traffic is on the new vision pipeline; retire v1.", f"{TRACKER}/SRCH-4410",
+              approved_by="director.ml@example.com", comment="Approved. Make sure the GPU endpoint goes too."),
+    _Proposal("email-send-time", "retire", "nina.petrova@example.com",
+              "Underwater for a year; the ESP's built-in send-time feature does the same.", f"{TRACKER}/GRO-2231",
+              days_ago=4, planned_in=30),
+)  # fmt: skip
 
 #: shared spend no app claims: (category, service, monthly USD)
 SHARED = (

@@ -16,8 +16,10 @@ from connectors.demo.apps import (
     APPS,
     CURRENCY,
     PROJECTS,
+    PROPOSALS,
     SAMPLES_PER_DAY,
     SHARED,
+    TEAM_RATES,
     TRACKER,
     _Llm,
     _Spec,
@@ -27,6 +29,7 @@ from portfolio.records import (
     App,
     BillingTotal,
     Decision,
+    LifecycleEvent,
     MaintenanceRecord,
     OutcomeRecord,
 )
@@ -181,6 +184,7 @@ def _generate(
                 cost_tags=app.app_id,
                 description=app.description,
                 last_model_version_at=datetime.combine(last_model, time(9, 30), tzinfo=UTC),
+                retired_on=None if app.retired_k is None else _add_months(anchor, app.retired_k),
                 source="",
             )
         )
@@ -202,7 +206,8 @@ def _generate(
             month = _add_months(window_start, m)
             k = m - (months - 1)
             if app.retired_k is not None and k >= app.retired_k:
-                break
+                _leftover(app, month, last, seed, add_cost)
+                continue
             first = max(month, launched)
             month_last = min(month + timedelta(days=_days_in(month) - 1), last)
             if first > month_last:
@@ -222,6 +227,55 @@ def _generate(
         if period >= f"{start:%Y-%m}"
     ]
     return frames, totals, apps, decisions
+
+
+def _money(x: float) -> Decimal:
+    return Decimal(f"{x:.2f}")
+
+
+def lifecycle(as_of: date) -> list[LifecycleEvent]:
+    """The demo's lifecycle trail (stable ids): each retirement carried out (proposal, approval, the
+    "retiring" stage, the "retired" stage on the day it stopped) and each proposal still waiting.
+
+    A proposal freezes a projection as :func:`portfolio.lifecycle.project` would have made it from the
+    spec's run-rate then: infra + vendor + other + (KLO + improvement hours) x the team's rate, a year.
+    """
+    anchor = _add_months(as_of - timedelta(days=1), 0)
+    specs = {a.app_id: a for a in APPS}
+    out: list[LifecycleEvent] = []
+    for p in PROPOSALS:
+        app = specs[p.app_id]
+        if p.approved_by is not None and app.retired_k is not None:
+            planned = _add_months(anchor, app.retired_k)
+            made = planned - timedelta(days=45)
+            level = _usage_level(app, app.retired_k - 1)
+        else:
+            planned = as_of + timedelta(days=p.planned_in)
+            made = as_of - timedelta(days=p.days_ago)
+            level = _usage_level(app, 0)
+        monthly_cost = sum(app.infra.values()) + sum(app.vendor.values()) + sum(app.other.values())
+        hours = app.klo_hours + app.improvement_hours
+        savings = _money((monthly_cost + hours * TEAM_RATES.get(app.team, 100.0)) * 12)
+        at_risk = _money(app.value * app.attribution * level * 12)
+        base: dict[str, Any] = {"app_id": app.app_id, "currency": CURRENCY}
+        pid = f"demo-{app.app_id}-proposal"
+        out.append(LifecycleEvent(
+            id=pid, kind="proposal", at=datetime.combine(made, time(9, 0), tzinfo=UTC), actor=p.by, action=p.action,
+            planned=planned, rationale=p.rationale, evidence=p.evidence, projected_annual_savings=savings,
+            value_at_risk=at_risk, net_effect=savings - at_risk, freed_hours_per_year=hours * 12, **base,
+        ))  # fmt: skip
+        if p.approved_by is None:
+            continue
+        approved = datetime.combine(made + timedelta(days=5), time(11, 0), tzinfo=UTC)
+        out.append(LifecycleEvent(id=f"demo-{app.app_id}-approval", kind="approval", at=approved, actor=p.approved_by,
+                                  proposal_id=pid, rationale=p.comment, **base))  # fmt: skip
+        out.append(LifecycleEvent(id=f"demo-{app.app_id}-retiring", kind="stage", at=approved, actor=p.approved_by,
+                                  proposal_id=pid, stage="retiring", effective=approved.date(), planned=planned,
+                                  rationale=p.rationale, evidence=p.evidence, **base))  # fmt: skip
+        out.append(LifecycleEvent(id=f"demo-{app.app_id}-retired", kind="stage",
+                                  at=datetime.combine(planned, time(16, 0), tzinfo=UTC), actor=p.by, stage="retired",
+                                  effective=planned, rationale="Traffic switched off and the service stopped.", **base))  # fmt: skip
+    return out
 
 
 def _one_month(
@@ -304,6 +358,18 @@ def _llm_day(frames: _Frames, app_id: str, llm: _Llm, day: date, requests: float
         )
 
 
+def _leftover(app: _Spec, month: date, last: date, seed: int, add_cost: Any) -> None:
+    """A retired app's resources that still bill (``leftover``): every day of ``month`` up to ``last``."""
+    if not app.leftover:
+        return
+    rng = random.Random(f"{seed}:{app.app_id}:{month:%Y-%m}:leftover")
+    day, end = month, min(_add_months(month, 1) - timedelta(days=1), last)
+    while day <= end:
+        for service, monthly in app.leftover.items():
+            add_cost(app.app_id, day, "infra", service, _cents(monthly * 12 / 365 * (0.98 + 0.04 * rng.random())))
+        day += timedelta(days=1)
+
+
 def _outcomes(
     frames: _Frames, app: _Spec, month: date, k: int, first: date, last: date, start: date, seed: int
 ) -> None:
@@ -347,6 +413,7 @@ def _outcomes(
                 low=_cents(amount * spread[0]),
                 high=_cents(amount * spread[1]),
                 note=note,
+                assumption=app.assumption if evidence == "estimate" else None,
             )
         )
 

@@ -169,7 +169,8 @@ def test_editor_proposes_approver_approves_then_retiring_then_retired(deployment
                 _wait_rendered(page, "Retirement")
                 approve = page.get_by_role("button", name=f"Approve ({app_id})")
                 approve.wait_for(timeout=WAIT_MS)
-                page.get_by_label("Comment").first.fill("Approved in the browser test")
+                # the newest proposal's box: the demo's own waiting proposal (issue 13) is listed first, oldest first
+                page.get_by_label("Comment").last.fill("Approved in the browser test")
                 approve.click()
                 page.get_by_text(re.compile(rf"^Approved: retire .* by carl\u2060?@approve\.example\.com; .* is retiring, planned {PLANNED}")).wait_for(timeout=WAIT_MS)
                 _idle(page)

@@ -37,6 +37,7 @@ TABLES = (
     records.MaintenanceRecord,
     records.BillingTotal,
     records.Decision,
+    records.LifecycleEvent,  # issue 13: the demo's lifecycle trail
 )
 
 #: the apps built to trip one rule each (the zombie also runs underwater and has lost its value)

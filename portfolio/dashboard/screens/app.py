@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from portfolio import genai, safe
-from portfolio.dashboard import actions, cache, charts, filters, fmt, sections, signin, views
+from portfolio.dashboard import actions, cache, charts, filters, fmt, savings, sections, signin, views
 from portfolio.errors import PortfolioError
 from portfolio.records import UNALLOCATED
 
@@ -141,6 +141,8 @@ st.caption(
     f"cost {fmt.money(r['run_rate_cost'], cur)}, net {fmt.money(r['run_rate_net'], cur)} · "
     f"cost per 1,000 requests {fmt.money(r['cost_per_1k_requests'], cur, decimals=2)}"
 )
+
+savings.app_sections(src, app_id, cur, f.start, min(f.end, src.today))  # issue 13: plan, downtime, retirement on the bill
 
 st.subheader("P&L over time")
 monthly = cache.monthly_pnl(src)

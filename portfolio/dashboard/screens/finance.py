@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from portfolio import safe
-from portfolio.dashboard import cache, charts, filters, fmt, sections, views
+from portfolio.dashboard import cache, charts, filters, fmt, savings, sections, views
 
 st.title("Finance")
 src = cache.source_or_stop()
@@ -57,6 +57,8 @@ else:
 st.subheader("App P&L")
 st.dataframe(apps, hide_index=True, column_config=fmt.columns(apps, cur))
 st.download_button("Download app P&L (CSV)", views.to_csv(apps), f"app-pnl-{f.period.label}.csv", "text/csv", on_click="ignore")
+
+savings.finance_sections(src, cur, f.start, f.end)  # issue 13: plan vs actual, assumptions, downtime
 
 st.subheader("Infrastructure cost reconciliation")
 st.caption("Per bill: cost allocated to apps + unallocated spend must equal what the bill itself totals, to the cent.")

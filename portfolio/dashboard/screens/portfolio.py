@@ -3,7 +3,7 @@
 import streamlit as st
 
 from portfolio import review, safe
-from portfolio.dashboard import cache, charts, filters, fmt, page, views
+from portfolio.dashboard import cache, charts, filters, fmt, page, savings, views
 from portfolio.periods import last_complete_day
 from portfolio.records import UNALLOCATED
 
@@ -58,6 +58,8 @@ c[2].metric(
 c[3].metric("ROI", fmt.percent(k["roi"]), fmt.percent_delta(k["roi"] - k["prev_roi"]) if compared else None)
 c[4].metric("Apps", f"{int(k['apps'])} active", help=f"{int(k['apps'])} active apps ({retired} retired)")
 c[5].metric("Retirement candidates", f"{int(k['candidates'])}", help="Apps with active retirement findings")
+
+savings.portfolio_sections(src, k, cur, f.start, f.end)  # issue 13: hard/soft value, downtime, savings realised
 
 apps = cache.app_pnl(src, f.start, f.end, f.team, f.vs)
 left, right = st.columns(2)

@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from portfolio import safe
-from portfolio.dashboard import actions, cache, charts, filters, fmt, sections, signin, views
+from portfolio.dashboard import actions, cache, charts, filters, fmt, savings, sections, signin, views
 from portfolio.errors import PortfolioError
 from portfolio.records import DECISIONS, PROPOSALS, UNALLOCATED
 
@@ -219,6 +219,8 @@ if not log.empty:
     with st.expander(f"Decision log ({len(log)})"):
         st.dataframe(log, hide_index=True, column_config=fmt.columns(log, cur))
         st.download_button("Download decision log (CSV)", views.to_csv(log), "decisions.csv", "text/csv", on_click="ignore")
+
+savings.retirement_sections(src, cur)  # issue 13: the retirement ledger and leftover spend
 
 st.subheader("What if we retire…")
 st.caption("Annual run-rate (trailing 3 full months × 4) of the whole portfolio, before and after.")
