@@ -2,7 +2,7 @@
 second unique index, no day index
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 Create Date: 2026-12-02 07:30:00
 
 Issue 15. A bill's millions of rows were written into a rowid table plus a five-column unique index
@@ -25,7 +25,7 @@ from alembic import op
 import portfolio.records
 
 revision = '0007'
-down_revision = '0005'
+down_revision = '0006'
 branch_labels = None
 depends_on = None
 
