@@ -46,3 +46,48 @@ def test_review_renders_the_domain_numbers(demo_copy_url):
     for section in ("P&L by app", "Retirement candidates", "Decisions taken this quarter"):
         assert section in md
     assert html_doc.startswith("<!doctype html>")
+
+
+def test_review_puts_the_portfolio_first_and_caps_the_rows_per_app(demo_copy_url, monkeypatch):
+    """Issue 15: a 1,000-app review was 1,759 lines, a row per app. The summary (totals, by team,
+    candidates and decisions in short) comes first; each details table lists DETAIL_ROWS rows and
+    one "and K others" row that sums the rest, so the money columns still add up to the totals."""
+    from portfolio import money, retirement
+
+    monkeypatch.setattr(review, "DETAIL_ROWS", 5)
+    url = demo_copy_url
+    cfg = config.demo_config(url)
+    facts = load_facts(storage.make_engine(url), TODAY)
+    md = review.render(facts, cfg, "2026Q1", "md")
+    html_doc = review.render(facts, cfg, "2026Q1", "html")
+    lines = md.split("\n")
+    headings = [line for line in lines if line.startswith("#")]
+    details = headings.index("## Details")
+    assert headings[1:details] == [
+        "## Summary (this quarter vs previous)", "## By team", "## Retirement candidates in short", "## Decisions in short",
+    ]
+    assert [h.split(" (")[0] for h in headings[details + 1 :]] == [
+        "### P&L by app", "### Retirement candidates", "### Decisions taken this quarter",
+    ]
+
+    apps = pnl.app_pnl(facts, cfg, Period(date(2026, 1, 1), date(2026, 3, 31))).sort_values(
+        ["net", "app_id"], ascending=[False, True]
+    )
+    start = lines.index(next(h for h in headings if h.startswith("### P&L by app")))
+    rows = [line for line in lines[start + 1 :] if line.startswith("| ")][1:]  # no header
+    rows = rows[: next(i for i, r in enumerate(rows) if r.startswith("| and "))]
+    shown = [r.split(" | ")[0][2:] for r in rows]
+    assert shown == list(apps["app_id"].head(5))
+    rest = apps.iloc[5:]
+    others = f"| and {len(rest)} other apps |  | {money.fmt(rest['value'].sum())} | {money.fmt(rest['cost'].sum())} | {money.fmt(rest['net'].sum())} |"
+    assert others in md, [line for line in lines if line.startswith("| and")]
+    assert f"<td>and {len(rest)} other apps</td>" in html_doc
+
+    cands = retirement.candidates(retirement.retirement_findings(facts, cfg))
+    assert len(cands) > 5
+    crest = cands.iloc[5:]
+    assert (f"| and {len(crest)} other candidates |  |  |  | {money.fmt(crest['annual_savings'].sum())} | "
+            f"{money.fmt(crest['value_at_risk'].sum())} |") in md  # fmt: skip
+    teams = apps[apps["app_id"] != pnl.UNALLOCATED].groupby("team")["net"].sum()
+    best = teams.sort_values(ascending=False).index[0]
+    assert f"| {best} | " in md.split("## By team")[1].split("##")[0]
