@@ -58,8 +58,12 @@ def _team_color(teams: list[str], others: bool) -> alt.Scale:
     return alt.Scale(domain=domain, range=[*TEAM_COLORS[: len(teams)], OTHER_COLOR][: len(domain)])
 
 
+#: apps the value-vs-cost chart names (more labels overlap on a chart that size)
+QUADRANT_LABELS = 10
+
+
 def value_cost_quadrant(
-    apps: pd.DataFrame, currency: str = "USD", top: int = views.TOP_N
+    apps: pd.DataFrame, currency: str = "USD", top: int = QUADRANT_LABELS
 ) -> alt.LayerChart | alt.FacetChart:
     """Value (y) against cost (x) per app; bubble size = maintenance hours; the diagonal is break-even.
 
@@ -107,13 +111,11 @@ def value_cost_quadrant(
         .encode(x="cost:Q", y="value:Q", text="label:N")
     )
     line = alt.Chart(diagonal).mark_line(strokeDash=[4, 4], color="#888").encode(x="cost:Q", y="value:Q")
-    shown = f"the {min(top, len(df))} largest apps (value + cost) labelled" + (
-        f", {len(df) - top:,} others faded" if len(df) > top else ""
-    )
+    shown = f"{min(top, len(df))} largest named" + (f", {len(df) - top:,} others faded" if len(df) > top else "")
     chart = alt.layer(line, points, labels).properties(
         title=alt.TitleParams(
             "Value vs cost",
-            subtitle=f"above the dashed line = earns its keep · bubble size = maintenance hours · {shown}",
+            subtitle=f"above the line = earns its keep · size = maintenance hours · {shown}",
         )
     )
     return _in_currency(chart, currency)

@@ -74,14 +74,14 @@ def test_klo_chart_at_1000_apps_shows_the_top_15_and_all_others_with_the_same_to
     assert shown == set(top["app_id"])
 
 
-def test_quadrant_at_1000_apps_labels_the_top_15_and_names_at_most_8_teams_without_repeating_a_colour() -> None:
+def test_quadrant_at_1000_apps_labels_the_top_10_and_names_at_most_8_teams_without_repeating_a_colour() -> None:
     apps = many_apps(1000, teams=20)
     s = charts.value_cost_quadrant(apps).to_dict()
     _, points, labels = s["layer"]
     rows = data_of(s, points)
     assert len(rows) == 1000  # every app is still there (faded), none lost
-    assert sum(r["top"] for r in rows) == 15 and len(data_of(s, labels)) == 15
-    assert len({r["label"] for r in data_of(s, labels)}) == 15  # labels unique even where names repeat
+    assert sum(r["top"] for r in rows) == 10 and len(data_of(s, labels)) == 10
+    assert len({r["label"] for r in data_of(s, labels)}) == 10  # labels unique even where names repeat
     scale = points["encoding"]["color"]["scale"]
     assert len(scale["domain"]) == 9 and scale["domain"][-1] == charts.OTHER_TEAMS
     assert len(set(scale["range"])) == len(scale["range"]) == 9  # one colour per legend entry
