@@ -210,7 +210,7 @@ def value_by_evidence(frame: pd.DataFrame, currency: str = "USD") -> alt.Chart:
     named = top_teams(df, df["value"].abs().fillna(0.0), n=views.TOP_N)
     if df["team"].nunique() > len(named) + 1:  # many teams: the largest by value, then "Other teams" summed
         df["team"] = df["team"].where(df["team"].isin(named), OTHER_TEAMS)
-        df = df.groupby(["team", "kind", "evidence"], as_index=False, sort=False)["value"].sum()
+        df = df.groupby(["team", "kind", "evidence"], as_index=False, sort=False).agg(value=("value", "sum"))
     order = ["experiment", "observational", "estimate"]
     chart = (
         alt.Chart(df)
