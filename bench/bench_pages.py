@@ -21,10 +21,10 @@ has stayed "notRunning" for 3 polls 50 ms apart; the time is taken at the first 
 
     python3 bench/bench_pages.py                          # 22 apps vs 1,000 x 36, best of 2
     python3 bench/bench_pages.py --apps 200 --months 24   # a smaller scale
-    python3 bench/bench_pages.py --shots /tmp/shots       # also a full-page screenshot of each large page
+    python3 bench/bench_pages.py --shots /tmp/shots       # also a full-page screenshot of each large page (round 1)
 
-Prints a table (seconds, ratio to the reference, target) and writes it as JSON to
-``bench/out/bench_pages.json``.
+Prints a table (seconds, ratio to the reference, target) after every round (best so far) and
+writes it as JSON to ``bench/out/bench_pages.json``. Progress goes to stderr.
 """
 
 from __future__ import annotations
@@ -353,16 +353,19 @@ def main() -> None:
     for i in range(args.rounds):
         for p in portfolios:  # interleaved: both see the same machine load
             print(f"round {i + 1}: {p.label}", file=sys.stderr, flush=True)
-            shots = args.shots if (p is big and i == args.rounds - 1) else None
+            shots = args.shots if (p is big and i == 0) else None
             rounds[p.label].append(one_round(p, apps[p.label], idle, shots))
-    ref_best = best(rounds[ref.label])
-    big_best = best(rounds[big.label]) if not args.only_reference else {}
-    rows = table(ref_best, big_best, ref.label, big.label)
-    print_table(rows, ref_best, big_best, ref.label, big.label)
-    OUT.mkdir(parents=True, exist_ok=True)
-    result = {"reference": ref.label, "large": big.label, "rows": rows, "rss_mib": {ref.label: ref_best.get("rss"),
-              big.label: big_best.get("rss")}, "rounds": rounds, "idle_s": idle}  # fmt: skip
-    (OUT / "bench_pages.json").write_text(json.dumps(result, indent=2, default=str))
+        # the table so far after every round: a run cut short still says what it measured
+        ref_best = best(rounds[ref.label])
+        big_best = best(rounds[big.label]) if not args.only_reference else {}
+        rows = table(ref_best, big_best, ref.label, big.label)
+        print(f"\nbest of {i + 1} round(s):")
+        print_table(rows, ref_best, big_best, ref.label, big.label)
+        OUT.mkdir(parents=True, exist_ok=True)
+        result = {"reference": ref.label, "large": big.label, "rows": rows, "rss_mib": {ref.label: ref_best.get("rss"),
+                  big.label: big_best.get("rss")}, "rounds": rounds, "idle_s": idle}  # fmt: skip
+        (OUT / "bench_pages.json").write_text(json.dumps(result, indent=2, default=str))
+        sys.stdout.flush()
 
 
 if __name__ == "__main__":
