@@ -253,7 +253,13 @@ def one_round(p: Portfolio, app_id: str, idle: float, shots: Path | None) -> dic
 
     paths = {("app?app=" + app_id if path == "app" else path): title for path, title in PAGES.items()}
     dash = Dashboard(p)
-    out: dict[str, float] = {}
+
+    class Progress(dict[str, float]):
+        def __setitem__(self, key: str, value: float) -> None:  # each measure on stderr as it is taken
+            print(f"  {p.label}: {key} {value:,.2f}", file=sys.stderr, flush=True)
+            super().__setitem__(key, value)
+
+    out: dict[str, float] = Progress()
     try:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
@@ -280,7 +286,7 @@ def one_round(p: Portfolio, app_id: str, idle: float, shots: Path | None) -> dic
         out["rss"] = dash.peak_rss()
     finally:
         dash.stop()
-    return out
+    return dict(out)
 
 
 def best(rounds: list[dict[str, float]]) -> dict[str, float]:
