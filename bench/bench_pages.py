@@ -268,13 +268,15 @@ def one_round(p: Portfolio, app_id: str, idle: float, shots: Path | None) -> dic
                 out["cold"] = open_page(page, dash.base, "", "Portfolio")
                 for path, title in paths.items():
                     out[f"first {title}"] = open_page(page, dash.base, path, title) if path else out["cold"]
-                for path, title in paths.items():
-                    out[f"warm {title}"] = open_page(page, dash.base, path, title)
-                    if shots is not None:
+                    if shots is not None:  # on the first visit: the screenshots are there even if a round is cut short
+                        if not path:
+                            open_page(page, dash.base, path, title)
                         shots.mkdir(parents=True, exist_ok=True)
                         page.wait_for_timeout(1500)  # charts draw after the script has finished
                         page.screenshot(path=str(shots / f"{path.split('?')[0] or 'portfolio'}.png"), full_page=True)
                         out[f"height {title}"] = float(page.evaluate("document.scrollingElement.scrollHeight"))
+                for path, title in paths.items():
+                    out[f"warm {title}"] = open_page(page, dash.base, path, title)
                 open_page(page, dash.base, "", "Portfolio")
                 out["filter"] = change_period(page)
                 if idle > 0:
