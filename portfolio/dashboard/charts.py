@@ -231,38 +231,50 @@ def value_by_evidence(frame: pd.DataFrame, currency: str = "USD") -> alt.Chart:
     return _in_currency(chart, currency)
 
 
-def klo_by_app(load: pd.DataFrame, top: int = views.TOP_N) -> alt.Chart:
+def klo_by_app(load: pd.DataFrame, top: int = views.TOP_N) -> alt.Chart | alt.VConcatChart:
     """Horizontal stacked bars of KLO vs improvement hours per app, most KLO first.
 
     ``load`` is :func:`portfolio.maintenance.maintenance_load`. One bar per app **id** (two apps
     that share a name stay two bars, labelled ``name (id)``); the ``top`` apps by KLO hours, then
     one bar for all the others, so the hours on the chart add up to the page's totals and the
-    chart keeps its height at any number of apps.
+    chart keeps its height at any number of apps. The others' bar sits below on its own scale:
+    985 apps together would otherwise flatten the 15 bars above it to nothing.
     """
     df = _frame(load, ["app_id", "name", "klo_hours", "improvement_hours"])
     df["name"] = df["name"].fillna(df["app_id"])
     df = views.top_and_others(df, "klo_hours", ["klo_hours", "improvement_hours"], n=top)
     df["label"] = views.app_labels(df)
-    order = df["label"].tolist()  # top_and_others: most KLO first, the others last
     long = df.melt(
         id_vars=["app_id", "label"], value_vars=["klo_hours", "improvement_hours"], var_name="kind", value_name="hours"
     )
     long["kind"] = long["kind"].map({"klo_hours": "KLO (incl. incidents)", "improvement_hours": "Improvement"})
-    return (
-        alt.Chart(long)
-        .mark_bar()
-        .encode(
-            y=alt.Y("label:N", title="App", sort=order, axis=alt.Axis(labelLimit=260)),
-            x=alt.X("hours:Q", title="Hours", stack="zero"),
-            color=alt.Color(
-                "kind:N",
-                title="",
-                scale=alt.Scale(domain=["KLO (incl. incidents)", "Improvement"], range=["#ef6c00", "#42a5f5"]),
-            ),
-            tooltip=[alt.Tooltip("label:N", title="App"), alt.Tooltip("app_id:N", title="App id"), "kind:N",
-                     alt.Tooltip("hours:Q", format=",.1f")],  # fmt: skip
+    color = alt.Color(
+        "kind:N", title="", scale=alt.Scale(domain=["KLO (incl. incidents)", "Improvement"], range=["#ef6c00", "#42a5f5"])
+    )
+    tooltip = [alt.Tooltip("label:N", title="App"), alt.Tooltip("app_id:N", title="App id"), "kind:N",
+               alt.Tooltip("hours:Q", format=",.1f")]  # fmt: skip
+
+    def bars(rows: pd.DataFrame, x_title: str) -> alt.Chart:
+        order = list(dict.fromkeys(rows["label"]))  # top_and_others: most KLO first
+        return (
+            alt.Chart(rows)
+            .mark_bar()
+            .encode(
+                y=alt.Y("label:N", title="App", sort=order, axis=alt.Axis(labelLimit=260)),
+                x=alt.X("hours:Q", title=x_title, stack="zero"),
+                color=color,
+                tooltip=tooltip,
+            )
         )
-        .properties(title="Where the hours go: KLO vs new work")
+
+    title = "Where the hours go: KLO vs new work"
+    others = long["app_id"] == views.OTHERS_ID
+    if not others.any():
+        return bars(long, "Hours").properties(title=title)
+    return (
+        alt.vconcat(bars(long[~others], "Hours"), bars(long[others], "Hours, all others together").properties(height=24))
+        .resolve_scale(x="independent")
+        .properties(title=title)
     )
 
 

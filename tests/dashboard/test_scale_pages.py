@@ -82,7 +82,7 @@ def test_the_klo_chart_shows_the_top_15_and_all_others_adding_up_to_the_page_tot
     rows = klo_chart(at)
     klo = rows[rows["kind"] == "KLO (incl. incidents)"]
     assert len(klo) == views.TOP_N + 1
-    assert klo["label"].iloc[-1] == f"All others ({len(load) - views.TOP_N} apps)"
+    assert f"All others ({len(load) - views.TOP_N} apps)" in set(klo["label"])
     assert klo["hours"].sum() == pytest.approx(load["klo_hours"].sum())
     assert metrics(at)["KLO hours"][0] == fmt.hours(klo["hours"].sum())
     improvement = rows[rows["kind"] == "Improvement"]
