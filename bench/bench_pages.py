@@ -70,6 +70,7 @@ PAGES = {
 }
 PAGE_TIMEOUT = 900.0  # seconds: today's 1,000-app first page takes minutes
 POLL = 0.05
+CONTENT_HEIGHT = "Math.max(...Array.from(document.querySelectorAll('section, main, div')).map((e) => e.scrollHeight))"
 TARGETS = {"cold": 2.0, "warm": 1.5, "filter": 2.0, "idle": 2.0}
 
 
@@ -273,8 +274,13 @@ def one_round(p: Portfolio, app_id: str, idle: float, shots: Path | None) -> dic
                             open_page(page, dash.base, path, title)
                         shots.mkdir(parents=True, exist_ok=True)
                         page.wait_for_timeout(1500)  # charts draw after the script has finished
+                        # Streamlit scrolls its main block, not the document: the page's height is that block's
+                        height = float(page.evaluate(CONTENT_HEIGHT))
+                        out[f"height {title}"] = height
+                        page.set_viewport_size({"width": 1600, "height": int(min(max(height, 1200), 16_000))})
+                        page.wait_for_timeout(500)
                         page.screenshot(path=str(shots / f"{path.split('?')[0] or 'portfolio'}.png"), full_page=True)
-                        out[f"height {title}"] = float(page.evaluate("document.scrollingElement.scrollHeight"))
+                        page.set_viewport_size({"width": 1600, "height": 1200})
                 for path, title in paths.items():
                     out[f"warm {title}"] = open_page(page, dash.base, path, title)
                 open_page(page, dash.base, "", "Portfolio")
