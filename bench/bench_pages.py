@@ -33,6 +33,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -351,6 +352,8 @@ def main() -> None:
     parser.add_argument("--shots", type=Path, default=None, help="folder for full-page screenshots of the large portfolio")
     parser.add_argument("--only-reference", action="store_true", help="measure the 22-app demo only")
     args = parser.parse_args()
+    # SIGTERM (a run cut short) unwinds like Ctrl-C, so the dashboard processes are stopped too
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if not shutil.which(CHROMIUM):
         raise SystemExit(f"Debian's Chromium is required at {CHROMIUM}")
 
