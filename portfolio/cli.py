@@ -105,18 +105,26 @@ def database_location(url: str) -> str:
     return redact(url)
 
 
-def build_demo(url: str, today: date | None = None) -> tuple[Config, sync.Outcome]:
+def build_demo(
+    url: str, today: date | None = None, *, apps: int | None = None, months: int | None = None
+) -> tuple[Config, sync.Outcome]:
     """Create or refresh the demo database at ``url`` from the embedded demo portfolio.
 
     ``today`` (``--today`` / ``PORTFOLIO_TODAY``) is the demo's as-of date: its data ends the day before.
+    ``apps`` and ``months`` (``--apps`` / ``--months``) size it; default: the demo as shipped.
     """
     from portfolio import storage, sync  # imported where used: start-up time
 
     cfg = config_mod.demo_config(url)
-    if today is not None:
-        for conn in cfg.connectors.values():
-            if conn.type == "demo":
-                setattr(conn, "as_of", today.isoformat())  # noqa: B010 - an extra (connector) param
+    extra = {"as_of": None if today is None else today.isoformat(), "apps": apps, "months": months}
+    for conn in cfg.connectors.values():
+        if conn.type == "demo":
+            for key, value in extra.items():
+                if value is not None:
+                    # a connector param (validated by the connector); `apps` is also the name of the
+                    # registered-apps field, so write the param itself, not the attribute
+                    assert conn.__pydantic_extra__ is not None  # extra="allow"
+                    conn.__pydantic_extra__[key] = value
     engine = storage.make_engine(url)
     outcome = sync.sync(cfg, engine, full=True)
     failed = [r for r in outcome.runs if r.status != "success"]
@@ -351,7 +359,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     url = demo_database_url(args.db)
     today = _today(None) if os.environ.get("PORTFOLIO_TODAY") else None
     print(f"building the demo portfolio in {database_location(url)} ...", file=sys.stderr, flush=True)
-    _, outcome = build_demo(url, today)
+    _, outcome = build_demo(url, today, apps=args.apps, months=args.months)
     rows = sum(r.rows_written for r in outcome.runs)
     print(f"demo data ready ({rows} rows written)", file=sys.stderr, flush=True)
     if args.no_serve:
@@ -965,6 +973,16 @@ def _port(text: str) -> int:
     return port
 
 
+def _positive(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{n} must be at least 1")
+    return n
+
+
 def _month(text: str) -> str:
     try:
         datetime.strptime(text, "%Y-%m")
@@ -1006,6 +1024,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=_port, default=DEFAULT_PORT, help=f"dashboard port (default {DEFAULT_PORT})")
     p.add_argument("--no-browser", action="store_true", help="do not open a browser (headless server)")
     p.add_argument("--no-serve", action="store_true", help="only build the demo database and print its path")
+    p.add_argument("--apps", type=_positive, metavar="N", help="size: this many apps (default: the demo's 22); more adds derived variants")
+    p.add_argument("--months", type=_positive, metavar="N", help="months of history (default 24)")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("check", parents=[common], help="validate the config; list apps and connectors")

@@ -343,8 +343,10 @@ class ConnectorConfig(BaseModel):
     timeout_minutes: float = Field(
         30, gt=0, description="a run still pulling after this long fails and the next connector runs"
     )
-    # filled by Config so connectors can map spend / tickets to apps without touching the DB
-    apps: list[AppConfig] = Field(default_factory=list, exclude=True)
+    # filled by Config so connectors can map spend / tickets to apps without touching the DB; never read
+    # from the table (the alias no TOML key can spell), so a connector may have its own `apps` setting
+    # (the demo's size)
+    apps: list[AppConfig] = Field(default_factory=list, exclude=True, validation_alias="\x00registered-apps")
     base_dir: str = Field(".", exclude=True)
 
     @property

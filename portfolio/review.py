@@ -1,10 +1,14 @@
 """The quarterly portfolio review: the document a director takes to the meeting.
 
 ``mlportfolio report review --quarter 2026Q3 --format html|md`` and the dashboard's download
-render the same :class:`Review`: the quarter's P&L by app with the change against the previous
-quarter (hard and soft value apart), retirement candidates with reasons and savings, the decisions
-taken in the quarter, the retirements carried out in it (projected against realised savings,
-leftover spend), proposals pending, plan against actual and value lost to downtime.
+render the same :class:`Review`. The portfolio comes first: its totals against the previous
+quarter (hard and soft value apart), the same by team, the retirement candidates and decisions in a
+few lines. Details follow: the P&L by app with the change against the previous quarter, retirement
+candidates with reasons and savings, the decisions taken in the quarter, the retirements carried
+out in it (projected against realised savings, leftover spend), proposals pending, plan against
+actual and value lost to downtime, each capped at :data:`DETAIL_ROWS` rows and a last row "and K
+other apps" (which, in the P&L and the candidates, sums the rest, so every money column still adds
+up to the summary's totals, and a 1,000-app portfolio's review stays a document, not a listing).
 
 Without ``--quarter`` it is the last **complete** quarter (:func:`last_complete_quarter`). A
 quarter still in progress can be asked for, and then the document says so at its top: its numbers
@@ -151,18 +155,81 @@ def _u(value: object) -> str:
     return _Untrusted(value)
 
 
-def _tables(r: Review) -> list[tuple[str, list[str], list[list[str]]]]:
+#: rows per app (or team) a details table lists before one "and K others" row that sums the rest
+DETAIL_ROWS = 25
+
+Table = tuple[str, list[str], list[list[str]]]
+
+
+def _others(count: int, noun: str) -> _Untrusted:
+    return _Untrusted(f"and {count:,} other {noun}")  # plain text either way; marked so it is escaped like names
+
+
+def _team_rows(r: Review) -> list[list[str]]:
+    """Per team: apps, value, cost, net and the previous quarter's net, largest net first (capped, then the rest)."""
+    if r.apps.empty:
+        return []
+    apps = r.apps[r.apps["app_id"] != pnl.UNALLOCATED] if "app_id" in r.apps.columns else r.apps
+    teams = (
+        apps.assign(team=apps["team"].fillna("").astype(str))
+        .groupby("team", as_index=False)
+        .agg(apps=("app_id", "nunique"), value=("value", "sum"), cost=("cost", "sum"), net=("net", "sum"),
+             prev_net=("prev_net", lambda s: s.sum(min_count=1)))  # fmt: skip
+        .sort_values(["net", "team"], ascending=[False, True])
+    )
+    _m = r.money
+    rows: list[list[str]] = [
+        [_u(t["team"]), f"{t['apps']:,}", _m(t["value"]), _m(t["cost"]), _m(t["net"]), _m(t["prev_net"])]
+        for t in teams.head(DETAIL_ROWS).to_dict("records")
+    ]
+    rest = teams.iloc[DETAIL_ROWS:]
+    if not rest.empty:
+        rows.append([_others(len(rest), "teams"), f"{int(rest['apps'].sum()):,}", _m(rest["value"].sum()),
+                     _m(rest["cost"].sum()), _m(rest["net"].sum()), _m(rest["prev_net"].sum(min_count=1))])  # fmt: skip
+    return rows
+
+
+def _summary(r: Review) -> list[Table]:
+    """The portfolio first: totals against the previous quarter, by team, candidates and decisions in a line each."""
     k = r.kpis
     _m = r.money
+    cands = r.candidates
     summary = [
         ["Value", _m(k.get("value")), _m(k.get("prev_value"))],
+        ["Hard value (experiment, observational)", _m(k.get("hard_value")), ""],
+        ["Soft value (estimates)", _m(k.get("soft_value")), ""],
         ["Cost", _m(k.get("cost")), _m(k.get("prev_cost"))],
         ["Net", _m(k.get("net")), _m(k.get("prev_net"))],
         ["ROI", _pct(k.get("roi")), _pct(k.get("prev_roi"))],
         ["Apps", f"{r.active_apps} active apps ({r.retired_apps} retired)", ""],
         ["Retirement candidates", f"{k.get('candidates', 0):.0f}", ""],
     ]
-    apps: list[dict[Any, Any]] = r.apps.sort_values("net", ascending=False).to_dict("records")
+    retire = []
+    if not cands.empty:
+        retire = [
+            ["Candidates", f"{len(cands):,}"],
+            ["Annual savings if all retired", _m(cands["annual_savings"].sum())],
+            ["Value at risk a year", _m(cands["value_at_risk"].sum())],
+            ["Net effect a year if all retired", _m(cands["annual_savings"].sum() - cands["value_at_risk"].sum())],
+        ]
+        by_rule = pd.Series([rule.strip() for rules in cands["rules"] for rule in str(rules).split(",")]).value_counts()
+        retire += [[_u(f"Apps the rule {rule} fires for"), f"{int(n):,}"] for rule, n in sorted(by_rule.items())]
+    return [
+        ("Summary (this quarter vs previous)", ["", "This quarter", "Previous quarter"], summary),
+        ("By team", ["Team", "Apps", "Value", "Cost", "Net", "Net prev. quarter"], _team_rows(r)),
+        ("Retirement candidates in short", ["", ""], retire),
+        ("Decisions in short", ["", ""], [["Decisions taken this quarter", f"{len(r.decisions):,}"]] if len(r.decisions) else []),
+    ]
+
+
+def _details(r: Review) -> list[Table]:
+    """Row by row, after the summary: each table lists at most DETAIL_ROWS rows, then one row for the rest.
+
+    P&L by app: the apps with the largest net first; the last row sums the others, so every money
+    column still adds up to the summary's totals. Candidates: by net effect of retiring them.
+    """
+    _m = r.money
+    apps = r.apps.sort_values(["net", "app_id"], ascending=[False, True]) if not r.apps.empty else r.apps
     app_rows = [
         [
             _u(a["app_id"]),
@@ -174,12 +241,25 @@ def _tables(r: Review) -> list[tuple[str, list[str], list[list[str]]]]:
             "–" if pd.isna(a["prev_net"]) else _m(a["net"] - a["prev_net"]),
             _pct(a["roi"]),
         ]
-        for a in apps
+        for a in apps.head(DETAIL_ROWS).to_dict("records")
     ]
+    rest = apps.iloc[DETAIL_ROWS:]
+    if not rest.empty:
+        prev = rest["prev_net"].sum(min_count=1)
+        app_rows.append([
+            _others(len(rest), "apps"), "", _m(rest["value"].sum()), _m(rest["cost"].sum()), _m(rest["net"].sum()),
+            _m(prev), "–" if pd.isna(prev) else _m(rest["net"].sum() - prev), "",
+        ])  # fmt: skip
+    cands = r.candidates
     cand_rows = [
         [_u(c["app_id"]), _u(c["team"]), _u(c["rules"]), _u(c["reasons"]), _m(c["annual_savings"]), _m(c["value_at_risk"])]
-        for c in r.candidates.to_dict("records")
+        for c in cands.head(DETAIL_ROWS).to_dict("records")
     ]
+    crest = cands.iloc[DETAIL_ROWS:]
+    if not crest.empty:
+        cand_rows.append([_others(len(crest), "candidates"), "", "", "", _m(crest["annual_savings"].sum()),
+                          _m(crest["value_at_risk"].sum())])  # fmt: skip
+    decisions = r.decisions
     dec_rows = [
         [
             f"{d['decided_at']:%Y-%m-%d}",
@@ -189,21 +269,35 @@ def _tables(r: Review) -> list[tuple[str, list[str], list[list[str]]]]:
             _u(d["rationale"]),
             str(d["next_review"] or ""),
         ]
-        for d in r.decisions.to_dict("records")
+        for d in decisions.head(DETAIL_ROWS).to_dict("records")
     ]
-    summary.insert(1, ["Hard value (experiment, observational)", _m(k.get("hard_value")), ""])
-    summary.insert(2, ["Soft value (estimates)", _m(k.get("soft_value")), ""])
+    if len(decisions) > DETAIL_ROWS:
+        dec_rows.append(["", _others(len(decisions) - DETAIL_ROWS, "decisions"), "", "", "", ""])
     return [
-        ("Summary (this quarter vs previous)", ["", "This quarter", "Previous quarter"], summary),
-        ("P&L by app", ["App", "Team", "Value", "Cost", "Net", "Net prev. quarter", "Change", "ROI"], app_rows),
-        ("Retirement candidates", ["App", "Team", "Rules", "Reasons", "Annual savings", "Value at risk"], cand_rows),
+        (f"P&L by app (largest net first, {DETAIL_ROWS} at most)",
+         ["App", "Team", "Value", "Cost", "Net", "Net prev. quarter", "Change", "ROI"], app_rows),
+        (f"Retirement candidates (by net effect of retiring them, {DETAIL_ROWS} at most)",
+         ["App", "Team", "Rules", "Reasons", "Annual savings", "Value at risk"], cand_rows),
         ("Decisions taken this quarter", ["Date", "App", "Decision", "By", "Rationale", "Next review"], dec_rows),
         *_savings_tables(r),
-    ]
+    ]  # fmt: skip
+
+
+def _tables(r: Review) -> list[tuple[int, str, list[str], list[list[str]]]]:
+    """Every section in order, with its heading level: the summary first, then "Details" row by row."""
+    return [(2, *t) for t in _summary(r)] + [(2, "Details", [], [])] + [(3, *t) for t in _details(r)]
 
 
 def _opt(frame: pd.DataFrame | None) -> list[dict[Any, Any]]:
     return [] if frame is None or frame.empty else frame.to_dict("records")
+
+
+def _capped(rows: list[list[str]], what: str) -> list[list[str]]:
+    """At most DETAIL_ROWS rows, then one row saying how many more there are (see the CLI reports)."""
+    if len(rows) <= DETAIL_ROWS:
+        return rows
+    width = len(rows[0])
+    return [*rows[:DETAIL_ROWS], [_u(f"and {len(rows) - DETAIL_ROWS:,} other {what} (mlportfolio report)"), *[""] * (width - 1)]]
 
 
 def _savings_tables(r: Review) -> list[tuple[str, list[str], list[list[str]]]]:
@@ -236,6 +330,11 @@ def _savings_tables(r: Review) -> list[tuple[str, list[str], list[list[str]]]]:
          _m(x["value_lost"])]
         for x in _opt(r.downtime)
     ]  # fmt: skip
+    ret_rows, left_rows, prop_rows, plan_rows, down_rows = (
+        _capped(rows, what) for rows, what in ((ret_rows, "retirements"), (left_rows, "leftover lines"),
+                                               (prop_rows, "proposals"), (plan_rows, "business cases"),
+                                               (down_rows, "months below the SLO"))
+    )  # fmt: skip
     return [
         ("Retirements carried out this quarter (savings projected at approval against realised on the bill)",
          ["App", "Retired on", "Approved by", "Projected / yr", "Realised / yr", "% of projected", "Leftover spend",
@@ -261,8 +360,10 @@ def to_markdown(r: Review) -> str:
     out = [f"# {_title(r)}", ""]
     if r.notice:
         out += [f"> **In progress.** {r.notice}", ""]
-    for title, header, rows in _tables(r):
-        out += [f"## {title}", ""]
+    for level, title, header, rows in _tables(r):
+        out += [f"{'#' * level} {title}", ""]
+        if not header:  # a heading over the sections that follow
+            continue
         if not rows:
             out += ["None.", ""]
             continue
@@ -286,8 +387,10 @@ def to_html(r: Review) -> str:
     ]
     if r.notice:
         parts.append(f"<p class='in-progress'><strong>In progress.</strong> {e(r.notice)}</p>")
-    for title, header, rows in _tables(r):
-        parts.append(f"<h2>{e(title)}</h2>")
+    for level, title, header, rows in _tables(r):
+        parts.append(f"<h{level}>{e(title)}</h{level}>")
+        if not header:  # a heading over the sections that follow
+            continue
         if not rows:
             parts.append("<p>None.</p>")
             continue

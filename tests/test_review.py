@@ -61,11 +61,11 @@ def test_review_adds_retirements_proposals_plan_and_downtime(demo_copy_url):
     assert list(r.retirements["app_id"]) == ["visual-search-v1"]  # retired 2026-04-01, in Q2; spam-filter-v1 was 2025
     row = verify.retirement_ledger(books).set_index("app_id").loc["visual-search-v1"]
     md = review.to_markdown(r)
-    assert "## Retirements carried out this quarter" in md
+    assert "### Retirements carried out this quarter" in md  # under Details (issue 15: the portfolio first)
     line = next(x for x in md.splitlines() if x.startswith("| visual-search-v1 | 2026-04-01"))
     assert r.money(row["projected_annual_savings"]) in line and r.money(row["realised_annual_savings"]) in line
     assert r.money(row["leftover_spend"]) in line
-    assert "## Leftover spend of those retirements" in md and "| visual-search-v1 | demo | infra | gpu |" in md
+    assert "### Leftover spend of those retirements" in md and "| visual-search-v1 | demo | infra | gpu |" in md
     waiting = lifecycle.open_proposals(facts).iloc[0]
     assert "| email-send-time | retire | nina.petrova" in md and r.money(waiting["projected_annual_savings"]) in md
     for p in plan.plan_vs_actual(books, r.period.end).itertuples():
@@ -75,4 +75,51 @@ def test_review_adds_retirements_proposals_plan_and_downtime(demo_copy_url):
     assert not loss.empty and all(r.money(v) in md for v in loss["value_lost"])
     assert f"| Hard value (experiment, observational) | {r.money(r.kpis['hard_value'])} |" in md
     html_doc = review.to_html(r)
-    assert "<h2>Proposals pending approval</h2>" in html_doc and "nina.petrova@example.com" in html_doc
+    assert "<h3>Proposals pending approval</h3>" in html_doc and "nina.petrova@example.com" in html_doc
+
+
+def test_review_puts_the_portfolio_first_and_caps_the_rows_per_app(demo_copy_url, monkeypatch):
+    """Issue 15: a 1,000-app review was 1,759 lines, a row per app. The summary (totals, by team,
+    candidates and decisions in short) comes first; each details table lists DETAIL_ROWS rows and
+    one "and K others" row that sums the rest, so the money columns still add up to the totals."""
+    from portfolio import money, retirement
+
+    monkeypatch.setattr(review, "DETAIL_ROWS", 5)
+    url = demo_copy_url
+    cfg = config.demo_config(url)
+    facts = load_facts(storage.make_engine(url), TODAY)
+    md = review.render(facts, cfg, "2026Q1", "md")
+    html_doc = review.render(facts, cfg, "2026Q1", "html")
+    lines = md.split("\n")
+    headings = [line for line in lines if line.startswith("#")]
+    details = headings.index("## Details")
+    assert headings[1:details] == [
+        "## Summary (this quarter vs previous)", "## By team", "## Retirement candidates in short", "## Decisions in short",
+    ]
+    assert [h.split(" (")[0] for h in headings[details + 1 :]] == [
+        "### P&L by app", "### Retirement candidates", "### Decisions taken this quarter",
+        "### Retirements carried out this quarter", "### Leftover spend of those retirements",
+        "### Proposals pending approval", "### Plan versus actual", "### Value lost to downtime",
+    ]
+
+    apps = pnl.app_pnl(facts, cfg, Period(date(2026, 1, 1), date(2026, 3, 31))).sort_values(
+        ["net", "app_id"], ascending=[False, True]
+    )
+    start = lines.index(next(h for h in headings if h.startswith("### P&L by app")))
+    rows = [line for line in lines[start + 1 :] if line.startswith("| ")][1:]  # no header
+    rows = rows[: next(i for i, r in enumerate(rows) if r.startswith("| and "))]
+    shown = [r.split(" | ")[0][2:] for r in rows]
+    assert shown == list(apps["app_id"].head(5))
+    rest = apps.iloc[5:]
+    others = f"| and {len(rest)} other apps |  | {money.fmt(rest['value'].sum())} | {money.fmt(rest['cost'].sum())} | {money.fmt(rest['net'].sum())} |"
+    assert others in md, [line for line in lines if line.startswith("| and")]
+    assert f"<td>and {len(rest)} other apps</td>" in html_doc
+
+    cands = retirement.candidates(retirement.retirement_findings(facts, cfg))
+    assert len(cands) > 5
+    crest = cands.iloc[5:]
+    assert (f"| and {len(crest)} other candidates |  |  |  | {money.fmt(crest['annual_savings'].sum())} | "
+            f"{money.fmt(crest['value_at_risk'].sum())} |") in md  # fmt: skip
+    teams = apps[apps["app_id"] != pnl.UNALLOCATED].groupby("team")["net"].sum()
+    best = teams.sort_values(ascending=False).index[0]
+    assert f"| {best} | " in md.split("## By team")[1].split("##")[0]

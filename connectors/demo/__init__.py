@@ -3,7 +3,10 @@
 The embedded demo (``mlportfolio demo``) runs on this connector. It generates a realistic,
 deterministic portfolio relative to an as-of date (param ``as_of``, ``YYYY-MM-DD``, default today
 UTC; data ends at the last complete day, ``as_of - 1``) from ``random.Random`` seeded by ``seed``
-(default 7). ``months`` (default 24) is how many calendar months of history it covers.
+(default 7). ``months`` (default 24) is how many calendar months of history it covers; ``apps``
+(default: the 22 written specs) is how many apps: a larger portfolio adds derived variants of the
+specs (own ids, 20 teams, varied sizes; see :func:`connectors.demo.generate.portfolio_specs`), so
+``apps = 1000`` and ``months = 36`` reproduce the scale the benchmarks measure.
 
 What is in it, so every page and every retirement rule has something to show:
 
@@ -44,7 +47,7 @@ from pydantic import Field
 
 from connectors.base import ConnectorConfig, Replace, Rows
 from connectors.demo.apps import APPS
-from connectors.demo.generate import _add_months, _generate, lifecycle
+from connectors.demo.generate import _add_months, _generate, lifecycle, portfolio_specs
 from connectors.settings import ConnectorParams
 from portfolio.records import (
     App,
@@ -66,6 +69,7 @@ RECORDS: tuple[type, ...] = (
 
 DEFAULT_SEED = 7
 DEFAULT_MONTHS = 24
+MAX_APPS = 5000
 
 
 class Params(ConnectorParams):
@@ -74,23 +78,29 @@ class Params(ConnectorParams):
     seed: int = Field(DEFAULT_SEED, description="random seed: the same seed gives the same portfolio")
     as_of: date | None = Field(None, description="last day of the generated history (YYYY-MM-DD); default today")
     months: int = Field(DEFAULT_MONTHS, ge=1, le=120, description="months of history to generate (1 to 120)")
+    apps: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_APPS,
+        description=f"how many apps (1 to {MAX_APPS}); default: the demo's own specs; more adds derived variants",
+    )
 
 
-def _parse_params(config: ConnectorConfig) -> tuple[int, date, int]:
+def _parse_params(config: ConnectorConfig) -> tuple[int, date, int, int | None]:
     p = Params.of(config)  # types and ranges checked by the settings model
-    return p.seed, p.as_of or datetime.now(UTC).date(), p.months
+    return p.seed, p.as_of or datetime.now(UTC).date(), p.months, p.apps
 
 
 def pull(config: ConnectorConfig, since: datetime | None) -> Iterator[Any]:
     """Yield the demo portfolio: apps, decisions, and the facts from ``since`` (or the whole window)."""
-    seed, as_of, months = _parse_params(config)
+    seed, as_of, months, n_apps = _parse_params(config)
     last = as_of - timedelta(days=1)
     window_start = _add_months(last, -(months - 1))
     start = window_start if since is None else min(max(window_start, since.date()), last)
-    frames, totals, apps, decisions = _generate(seed, as_of, months, start)
+    frames, totals, apps, decisions = _generate(seed, as_of, months, start, n_apps)
     yield from apps
     yield from decisions
-    yield from lifecycle(as_of)
+    yield from lifecycle(as_of, portfolio_specs(n_apps, seed))
     yield Rows(
         CostRecord,
         pd.DataFrame(
@@ -118,4 +128,4 @@ def pull(config: ConnectorConfig, since: datetime | None) -> Iterator[Any]:
     yield Replace(OutcomeRecord, _add_months(start, 0), _add_months(last, 0), field="month")
 
 
-__all__ = ["APPS", "NAME", "RECORDS", "Params", "pull"]
+__all__ = ["APPS", "NAME", "RECORDS", "Params", "portfolio_specs", "pull"]

@@ -6,7 +6,7 @@ import calendar
 import math
 import random
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
@@ -61,6 +61,70 @@ def _usage_level(app: _Spec, k: int) -> float:
     return level
 
 
+#: suffixes of the derived teams: each of the five demo teams gets regional siblings (20 teams in all)
+REGIONS = ("emea", "apac", "latam")
+#: name suffixes of derived apps; about a quarter of the derived apps keep their spec's display name
+#: as is, so a large demo has apps that share a display name (keyed apart by app id)
+_VARIANT_NAMES = ("EU", "US", "APAC", "v2", "lite", "B2B", "mobile", "batch", "realtime", "LATAM")
+
+
+def _scaled(value: dict[str, float], factor: float) -> dict[str, float]:
+    return {k: v * factor for k, v in value.items()}
+
+
+def portfolio_specs(n: int | None, seed: int) -> list[_Spec]:
+    """The specs of an ``n``-app demo portfolio (``None``: the specs as written, today's demo).
+
+    The first ``len(APPS)`` apps are the written specs themselves; each further app is a variant of
+    spec ``i % len(APPS)``: its own app id, a team among 20 (the five teams and their regional
+    siblings), its value and costs scaled together by one factor with a little jitter each (so an
+    underwater app stays underwater and a winner stays a winner), its traffic, launch month and
+    incident rate varied. Shapes, retirements, degradations and decisions follow the spec, so every
+    retirement and health rule trips in every cycle of ``len(APPS)`` apps. Deterministic by ``seed``.
+    Fewer than ``len(APPS)`` apps: the first ``n`` specs.
+    """
+    if n is None or n == len(APPS):
+        return list(APPS)
+    if n < len(APPS):
+        return list(APPS[:n])
+    out = list(APPS)
+    used = {a.app_id for a in APPS}
+    for i in range(len(APPS), n):
+        base = APPS[i % len(APPS)]
+        cycle = i // len(APPS)
+        rng = random.Random(f"{seed}:variant:{i}")
+        app_id = f"{base.app_id}-{cycle + 1}"
+        while app_id in used:  # pragma: no cover - spec ids never end in a cycle number today
+            app_id += "x"
+        used.add(app_id)
+        region = cycle % (len(REGIONS) + 1)
+        team = base.team if region == 0 else f"{base.team}-{REGIONS[region - 1]}"
+        name = base.name if rng.random() < 0.25 else f"{base.name} ({rng.choice(_VARIANT_NAMES)} {cycle + 1})"
+        size = rng.choice((0.3, 0.5, 0.8, 1.0, 1.0, 1.3, 1.8, 2.5))  # apps come in different sizes
+        jitter = 0.9 + 0.2 * rng.random()
+        out.append(
+            replace(
+                base,
+                app_id=app_id,
+                name=name,
+                team=team,
+                owner=None if base.owner is None else base.owner.replace("@", f"+{cycle + 1}@"),
+                value=base.value * size * jitter,
+                infra=_scaled(base.infra, size),
+                vendor=_scaled(base.vendor, size * (0.9 + 0.2 * rng.random())),
+                other=_scaled(base.other, size),
+                requests=base.requests * size * (0.8 + 0.4 * rng.random()),
+                klo_hours=base.klo_hours * (0.7 + 0.6 * rng.random()),
+                improvement_hours=base.improvement_hours * (0.5 + rng.random()),
+                incidents=base.incidents * (0.8 + 0.4 * rng.random()),
+                growth=base.growth + rng.uniform(-0.01, 0.01) if base.shape == "steady" else base.growth,
+                launched_k=base.launched_k - rng.randrange(0, 7) if base.launched_k < -12 else base.launched_k,
+                launch_day=1 + rng.randrange(28),
+            )
+        )
+    return out
+
+
 def _poisson(rng: random.Random, mean: float) -> int:
     limit, n, p = math.exp(-mean), 0, rng.random()
     while p > limit and n < 50:
@@ -90,14 +154,17 @@ def _tickets(
     ndays = _days_in(month)
     serial = (month.year - 2000) * 12 + month.month  # keeps ticket numbers growing over time
     counter = iter(range(40))
-    project = PROJECTS.get(app.team, "ML")
+    project = PROJECTS.get(app.team) or PROJECTS.get(app.team.rsplit("-", 1)[0], "ML")  # regional teams too
     out: list[MaintenanceRecord] = []
     downtime: dict[date, float] = defaultdict(float)
     ramp = 1.6 if 0 <= k - app.launched_k < 2 else 1.0  # launch months need more care
 
     def ticket(kind: str, hours: float, title: str, prefix: str, **extra: Any) -> None:
         day = month + timedelta(days=rng.randrange(ndays))
-        number = serial * 1000 + idx * 40 + next(counter, 39)
+        if idx < len(APPS):
+            number = serial * 1000 + idx * 40 + next(counter, 39)
+        else:  # derived apps of a large demo: refs of their own (idx * 40 would reach the next month's)
+            number = serial * 10_000_000 + idx * 40 + next(counter, 39)
         ref = f"{prefix}-{number}"
         if first <= day <= last:
             out.append(
@@ -144,7 +211,7 @@ def _tickets(
 
 
 def _generate(
-    seed: int, as_of: date, months: int, start: date
+    seed: int, as_of: date, months: int, start: date, n_apps: int | None = None
 ) -> tuple[_Frames, list[BillingTotal], list[App], list[Decision]]:
     last = as_of - timedelta(days=1)  # the last complete day
     anchor = _add_months(last, 0)
@@ -163,7 +230,7 @@ def _generate(
 
     apps: list[App] = []
     decisions: list[Decision] = []
-    for idx, app in enumerate(APPS):
+    for idx, app in enumerate(portfolio_specs(n_apps, seed)):
         launched = _add_months(anchor, app.launched_k) + timedelta(days=app.launch_day - 1)
         # the last model version: a few days before this month (before retirement, if retired)
         last_model = _add_months(anchor, 0 if app.retired_k is None else app.retired_k - 1) - timedelta(
@@ -233,18 +300,26 @@ def _money(x: float) -> Decimal:
     return Decimal(f"{x:.2f}")
 
 
-def lifecycle(as_of: date) -> list[LifecycleEvent]:
+def lifecycle(as_of: date, specs: list[_Spec] | None = None) -> list[LifecycleEvent]:
     """The demo's lifecycle trail (stable ids): each retirement carried out (proposal, approval, the
     "retiring" stage, the "retired" stage on the day it stopped) and each proposal still waiting.
 
     A proposal freezes a projection as :func:`portfolio.lifecycle.project` would have made it from the
     spec's run-rate then: infra + vendor + other + (KLO + improvement hours) x the team's rate, a year.
+    ``specs`` (default: the written ones) are the portfolio's apps: a variant of a larger demo
+    (``<spec id>-<cycle>``, :func:`portfolio_specs`) gets its spec's trail with its own figures, and an
+    app the portfolio does not have gets none.
     """
     anchor = _add_months(as_of - timedelta(days=1), 0)
-    specs = {a.app_id: a for a in APPS}
+    by_spec = {p.app_id: p for p in PROPOSALS}
+    pairs = []
+    for spec in APPS if specs is None else specs:
+        spec_id, _, cycle = spec.app_id.rpartition("-")
+        found = by_spec.get(spec.app_id) or (by_spec.get(spec_id) if cycle.isdigit() else None)
+        if found is not None:
+            pairs.append((found, spec))
     out: list[LifecycleEvent] = []
-    for p in PROPOSALS:
-        app = specs[p.app_id]
+    for p, app in pairs:
         if p.approved_by is not None and app.retired_k is not None:
             planned = _add_months(anchor, app.retired_k)
             made = planned - timedelta(days=45)

@@ -17,6 +17,7 @@ import altair as alt
 import pandas as pd
 
 from portfolio import money
+from portfolio.dashboard import views
 
 MONEY_FORMAT = "$,.0f"  # "$" = the locale's currency affixes, not the dollar
 MONEY_AXIS = alt.Axis(format=MONEY_FORMAT)
@@ -39,26 +40,62 @@ def _in_currency(chart: Any, currency: str) -> Any:
     return chart.configure(locale={"number": money.vega_locale(currency)})
 
 
-def value_cost_quadrant(apps: pd.DataFrame, currency: str = "USD") -> alt.LayerChart | alt.FacetChart:
+TEAM_COLORS = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7"]
+OTHER_TEAMS = "Other teams"
+OTHER_COLOR = "#9e9e9e"
+
+
+def top_teams(frame: pd.DataFrame, weight: pd.Series, n: int = len(TEAM_COLORS)) -> list[str]:
+    """The ``n`` teams with the largest total ``weight``: the ones a legend names (each its own colour)."""
+    if frame.empty:
+        return []
+    totals = weight.groupby(frame["team"].fillna("").astype(str)).sum().sort_values(ascending=False, kind="stable")
+    return [t for t in totals.index[:n]]
+
+
+def _team_color(teams: list[str], others: bool) -> alt.Scale:
+    domain = [*teams, OTHER_TEAMS] if others else list(teams)
+    return alt.Scale(domain=domain, range=[*TEAM_COLORS[: len(teams)], OTHER_COLOR][: len(domain)])
+
+
+#: apps the value-vs-cost chart names (more labels overlap on a chart that size)
+QUADRANT_LABELS = 10
+
+
+def value_cost_quadrant(
+    apps: pd.DataFrame, currency: str = "USD", top: int = QUADRANT_LABELS
+) -> alt.LayerChart | alt.FacetChart:
     """Value (y) against cost (x) per app; bubble size = maintenance hours; the diagonal is break-even.
 
-    Apps above the line earn more than they cost. ``apps`` is :func:`portfolio.pnl.app_pnl`.
+    Apps above the line earn more than they cost. ``apps`` is :func:`portfolio.pnl.app_pnl`. At
+    scale it stays readable: the ``top`` apps by value + cost are drawn solid and labelled, every
+    other app is a faded dot (still there, with its tooltip); colour is the team for the teams that
+    weigh most (at most 8, each its own colour) and grey for the rest, so the legend is whole and
+    no colour repeats.
     """
     df = _frame(apps, ["app_id", "name", "team", "value", "cost", "net", "roi", "maintenance_hours"])
     df["name"] = df["name"].fillna(df["app_id"])
-    top = float(pd.concat([df["value"], df["cost"]]).max()) if len(df) else 0.0
-    top = top if top > 0 else 1.0
-    diagonal = pd.DataFrame({"cost": [0.0, top], "value": [0.0, top]})
+    df["label"] = views.app_labels(df)
+    weight = df["value"].abs().fillna(0.0) + df["cost"].abs().fillna(0.0)
+    order = weight.sort_values(ascending=False, kind="stable").index
+    df["top"] = df.index.isin(order[:top])
+    teams = top_teams(df, weight)
+    df["team_group"] = df["team"].where(df["team"].isin(teams), OTHER_TEAMS)
+    biggest = float(pd.concat([df["value"], df["cost"]]).max()) if len(df) else 0.0
+    biggest = biggest if biggest > 0 else 1.0
+    diagonal = pd.DataFrame({"cost": [0.0, biggest], "value": [0.0, biggest]})
     points = (
         alt.Chart(df)
-        .mark_circle(opacity=0.75, stroke="white", strokeWidth=1)
+        .mark_circle(stroke="white", strokeWidth=1)
         .encode(
             x=alt.X("cost:Q", title="Cost", axis=MONEY_AXIS),
             y=alt.Y("value:Q", title="Value", axis=MONEY_AXIS),
-            size=alt.Size("maintenance_hours:Q", scale=alt.Scale(range=[40, 1600]), legend=None),
-            color=alt.Color("team:N", title="Team"),
+            size=alt.Size("maintenance_hours:Q", scale=alt.Scale(range=[30, 1200]), legend=None),
+            color=alt.Color("team_group:N", title="Team", scale=_team_color(teams, bool((df["team_group"] == OTHER_TEAMS).any()))),
+            opacity=alt.condition(alt.datum.top, alt.value(0.85), alt.value(0.2)),
             tooltip=[
-                alt.Tooltip("name:N", title="App"),
+                alt.Tooltip("label:N", title="App"),
+                alt.Tooltip("app_id:N", title="App id"),
                 alt.Tooltip("team:N", title="Team"),
                 alt.Tooltip("value:Q", title="Value", format=MONEY_FORMAT),
                 alt.Tooltip("cost:Q", title="Cost", format=MONEY_FORMAT),
@@ -68,10 +105,17 @@ def value_cost_quadrant(apps: pd.DataFrame, currency: str = "USD") -> alt.LayerC
             ],
         )
     )
+    labels = (
+        alt.Chart(df[df["top"]])
+        .mark_text(align="left", dx=7, dy=-7, fontSize=11, color="#333")
+        .encode(x="cost:Q", y="value:Q", text="label:N")
+    )
     line = alt.Chart(diagonal).mark_line(strokeDash=[4, 4], color="#888").encode(x="cost:Q", y="value:Q")
-    chart = alt.layer(line, points).properties(
+    shown = f"{min(top, len(df))} largest named" + (f", {len(df) - top:,} others faded" if len(df) > top else "")
+    chart = alt.layer(line, points, labels).properties(
         title=alt.TitleParams(
-            "Value vs cost", subtitle="above the dashed line = earns its keep · bubble size = maintenance hours"
+            "Value vs cost",
+            subtitle=f"above the line = earns its keep · size = maintenance hours · {shown}",
         )
     )
     return _in_currency(chart, currency)
@@ -162,12 +206,17 @@ def value_by_evidence(frame: pd.DataFrame, currency: str = "USD") -> alt.Chart:
     ``frame`` is :func:`portfolio.pnl.value_by_evidence`.
     """
     df = _frame(frame, ["team", "kind", "evidence", "value"])
+    df["team"] = df["team"].fillna("").astype(str)
+    named = top_teams(df, df["value"].abs().fillna(0.0), n=views.TOP_N)
+    if df["team"].nunique() > len(named) + 1:  # many teams: the largest by value, then "Other teams" summed
+        df["team"] = df["team"].where(df["team"].isin(named), OTHER_TEAMS)
+        df = df.groupby(["team", "kind", "evidence"], as_index=False, sort=False).agg(value=("value", "sum"))
     order = ["experiment", "observational", "estimate"]
     chart = (
         alt.Chart(df)
         .mark_bar()
         .encode(
-            x=alt.X("team:N", title="Team"),
+            x=alt.X("team:N", title="Team", sort=[*named, OTHER_TEAMS]),
             y=alt.Y("sum(value):Q", title="Value", axis=MONEY_AXIS),
             color=alt.Color(
                 "evidence:N",
@@ -182,32 +231,50 @@ def value_by_evidence(frame: pd.DataFrame, currency: str = "USD") -> alt.Chart:
     return _in_currency(chart, currency)
 
 
-def klo_by_app(load: pd.DataFrame) -> alt.Chart:
+def klo_by_app(load: pd.DataFrame, top: int = views.TOP_N) -> alt.Chart | alt.VConcatChart:
     """Horizontal stacked bars of KLO vs improvement hours per app, most KLO first.
 
-    ``load`` is :func:`portfolio.maintenance.maintenance_load`.
+    ``load`` is :func:`portfolio.maintenance.maintenance_load`. One bar per app **id** (two apps
+    that share a name stay two bars, labelled ``name (id)``); the ``top`` apps by KLO hours, then
+    one bar for all the others, so the hours on the chart add up to the page's totals and the
+    chart keeps its height at any number of apps. The others' bar sits below on its own scale:
+    985 apps together would otherwise flatten the 15 bars above it to nothing.
     """
     df = _frame(load, ["app_id", "name", "klo_hours", "improvement_hours"])
     df["name"] = df["name"].fillna(df["app_id"])
-    order = df.sort_values("klo_hours", ascending=False)["name"].tolist()
+    df = views.top_and_others(df, "klo_hours", ["klo_hours", "improvement_hours"], n=top)
+    df["label"] = views.app_labels(df)
     long = df.melt(
-        id_vars="name", value_vars=["klo_hours", "improvement_hours"], var_name="kind", value_name="hours"
+        id_vars=["app_id", "label"], value_vars=["klo_hours", "improvement_hours"], var_name="kind", value_name="hours"
     )
     long["kind"] = long["kind"].map({"klo_hours": "KLO (incl. incidents)", "improvement_hours": "Improvement"})
-    return (
-        alt.Chart(long)
-        .mark_bar()
-        .encode(
-            y=alt.Y("name:N", title="App", sort=order),
-            x=alt.X("hours:Q", title="Hours", stack="zero"),
-            color=alt.Color(
-                "kind:N",
-                title="",
-                scale=alt.Scale(domain=["KLO (incl. incidents)", "Improvement"], range=["#ef6c00", "#42a5f5"]),
-            ),
-            tooltip=["name:N", "kind:N", alt.Tooltip("hours:Q", format=",.1f")],
+    color = alt.Color(
+        "kind:N", title="", scale=alt.Scale(domain=["KLO (incl. incidents)", "Improvement"], range=["#ef6c00", "#42a5f5"])
+    )
+    tooltip = [alt.Tooltip("label:N", title="App"), alt.Tooltip("app_id:N", title="App id"), "kind:N",
+               alt.Tooltip("hours:Q", format=",.1f")]  # fmt: skip
+
+    def bars(rows: pd.DataFrame, x_title: str) -> alt.Chart:
+        order = list(dict.fromkeys(rows["label"]))  # top_and_others: most KLO first
+        return (
+            alt.Chart(rows)
+            .mark_bar()
+            .encode(
+                y=alt.Y("label:N", title="App", sort=order, axis=alt.Axis(labelLimit=260)),
+                x=alt.X("hours:Q", title=x_title, stack="zero"),
+                color=color,
+                tooltip=tooltip,
+            )
         )
-        .properties(title="Where the hours go: KLO vs new work")
+
+    title = "Where the hours go: KLO vs new work"
+    others = long["app_id"] == views.OTHERS_ID
+    if not others.any():
+        return bars(long, "Hours").properties(title=title)
+    return (
+        alt.vconcat(bars(long[~others], "Hours"), bars(long[others], "Hours, all others together").properties(height=24))
+        .resolve_scale(x="independent")
+        .properties(title=title)
     )
 
 

@@ -44,13 +44,23 @@ def recommendation_columns(cur: str) -> dict[str, Any]:
     }
 
 
-def reasons(recs: pd.DataFrame, title: str = "Why, app by app") -> None:
-    """The reasons behind each recommendation, as wrapped text (no wide table column)."""
+#: reasons written out one by one; past it, the table's search narrows them (the CSV has them all)
+REASONS_SHOWN = 25
+
+
+def reasons(recs: pd.DataFrame, title: str = "Why, app by app", limit: int = REASONS_SHOWN) -> None:
+    """The reasons behind each recommendation, as wrapped text (no wide table column).
+
+    At most ``limit`` apps, in the order given (the table's order), then how many more there are:
+    a page with 1,000 apps stays one page, not 1,000 paragraphs.
+    """
     if recs.empty:
         return
     with st.expander(title):
-        for r in recs.to_dict("records"):
+        for r in recs.head(limit).to_dict("records"):
             st.markdown(f"**{md(r['name'])}** (`{md(r['app_id'])}`) — **{r['action']}**: {md(r['reason'])}")
+        if len(recs) > limit:
+            st.caption(f"… and {len(recs) - limit:,} other apps: search the table above to read one, or download the CSV.")
 
 
 def recommendation_of(src: cache.Source, app_id: str) -> dict[str, Any] | None:
@@ -123,3 +133,53 @@ def unregistered(src: cache.Source, cur: str, where: str) -> None:
 def since_label(row: Any) -> str:
     since = row.get("cumulative_since") if hasattr(row, "get") else None
     return "since launch" if since in (None, "launch") else f"since {since}"
+
+
+#: rows per page of a long table (the first that fits the whole table is used when it is short)
+PAGE_SIZES = (10, 25, 50, 100, 250)
+PAGE_SIZE = 50
+AS_LISTED = "(as listed)"
+
+
+def table(
+    frame: pd.DataFrame,
+    key: str,
+    *,
+    column_config: dict[str, Any] | None = None,
+    search_in: list[str] | None = None,
+    noun: str = "rows",
+    **dataframe_args: Any,
+) -> pd.DataFrame:
+    """A table that stays usable at 1,000 rows: a search box, a sort over the whole table, pages.
+
+    ``search_in``: the columns the search box reads (default: every column); ``st.dataframe``'s
+    own header sort orders only the rows of the page shown, so "Sort by" orders the whole table
+    first. The page's rows are drawn with ``st.dataframe`` (``column_config`` and
+    ``dataframe_args`` as for it). Returns the rows that match the search, in the order shown.
+    Widget keys start with ``key``.
+    """
+    query_col, sort_col, desc_col, size_col, page_col = st.columns([3, 2, 1, 1, 1], vertical_alignment="bottom")
+    query = query_col.text_input(
+        "Search", key=f"{key}_search", placeholder="any part of a name, id, team…",
+        help="Rows with every word of the search in one of their cells (case does not matter)",
+    )  # fmt: skip
+    matched = views.search(frame, query, search_in)
+    sortable = [AS_LISTED, *map(str, frame.columns)]
+    by = sort_col.selectbox("Sort by", sortable, key=f"{key}_sort", format_func=lambda c: c if c == AS_LISTED else fmt.label(c))
+    descending = desc_col.toggle("Descending", value=True, key=f"{key}_desc")
+    ordered = views.sort_rows(matched, None if by == AS_LISTED else by, descending)
+    size = int(size_col.selectbox("Rows per page", PAGE_SIZES, index=PAGE_SIZES.index(PAGE_SIZE), key=f"{key}_size"))
+    pages = max(1, -(-len(ordered) // size))
+    page_key = f"{key}_page"
+    if int(st.session_state.get(page_key, 1)) > pages:  # a narrower search has fewer pages
+        st.session_state[page_key] = pages
+    page = page_col.number_input("Page", min_value=1, max_value=pages, step=1, key=page_key, disabled=pages == 1)
+    shown, pages = views.page_of(ordered, int(page), size)
+    st.dataframe(shown, hide_index=True, column_config=column_config, **dataframe_args)
+    first = (int(page) - 1) * size + 1 if len(ordered) else 0
+    st.caption(
+        f"{noun.capitalize()} {first:,}–{first + len(shown) - 1 if len(shown) else 0:,} of {len(ordered):,}"
+        + (f" matching “{md(query.strip())}” ({len(frame):,} in all)" if query and query.strip() else "")
+        + (f" · page {int(page)} of {pages}" if pages > 1 else "")
+    )
+    return ordered

@@ -267,3 +267,91 @@ def quarters(today: date, count: int = 8) -> list[str]:
         out.append(f"{year}Q{q}")
         year, q = (year - 1, 4) if q == 1 else (year, q - 1)
     return out
+
+
+# ---- many apps: top N and "all others", labels keyed by app id, search, paging ----------------
+
+#: how many apps (or teams) a chart shows by name; the rest are one "all others" mark
+TOP_N = 15
+OTHERS_ID = "_others"
+
+
+def app_labels(frame: pd.DataFrame) -> pd.Series:
+    """A display label per row that is unique per ``app_id``: the name, with the id where names repeat.
+
+    Charts group by what they plot on an axis: two apps named alike must stay two bars (an app is
+    its id, never its name), so a name shared by several ids is written ``name (id)``.
+    """
+    if frame.empty:
+        return pd.Series(dtype="object", index=frame.index)
+    ids = frame["app_id"].astype(str)
+    names = frame["name"].where(frame["name"].notna() & (frame["name"].astype(str) != ""), ids).astype(str)
+    labels = names.where(~names.duplicated(keep=False), names + " (" + ids + ")")
+    # an app literally named "Churn (b)" next to two "Churn" apps, one of them id "b": only ids are unique
+    clash = labels.duplicated(keep=False)
+    return labels.where(~clash, names + " (" + ids + ")")
+
+
+def top_and_others(
+    frame: pd.DataFrame,
+    by: str,
+    sums: list[str],
+    n: int = TOP_N,
+    key: str = "app_id",
+    label: str = "name",
+    noun: str = "apps",
+    absolute: bool = False,
+) -> pd.DataFrame:
+    """The ``n`` rows largest in ``by`` (by magnitude when ``absolute``), then one row for all the others.
+
+    The others' row has ``key`` = ``_others``, ``label`` = "All others (K apps)" and the sum of each
+    ``sums`` column over the rows it stands for, so every column in ``sums`` totals exactly what the
+    whole frame totals (other columns are left empty on it). ``others`` (a column added to every
+    row) says how many rows the row stands for: 1, or K. Fewer than ``n`` + 1 rows: the frame as it is.
+    """
+    out = frame.copy()
+    if out.empty:
+        return out.assign(others=pd.Series(dtype="int64"))
+    rank = out[by].abs() if absolute else out[by]
+    out = out.assign(_rank=rank.fillna(float("-inf"))).sort_values(["_rank", key], ascending=[False, True])
+    out = out.drop(columns="_rank").assign(others=1)
+    if len(out) <= n + 1:  # one "others" row standing for one app hides nothing
+        return out.reset_index(drop=True)
+    head, rest = out.iloc[:n], out.iloc[n:]
+    row: dict[str, object] = {c: None for c in out.columns}
+    row.update({c: rest[c].sum() for c in sums})
+    row.update({key: OTHERS_ID, label: f"All others ({len(rest):,} {noun})", "others": len(rest)})
+    return pd.concat([head, pd.DataFrame([row], columns=out.columns)], ignore_index=True)
+
+
+def search(frame: pd.DataFrame, query: str, columns: list[str] | None = None) -> pd.DataFrame:
+    """The rows in which any of ``columns`` (default: every text column) contains ``query``.
+
+    Case-insensitive plain text (no regular expression: a name such as ``c++`` is a literal); an
+    empty query keeps every row.
+    """
+    words = str(query or "").strip().lower().split()
+    if not words or frame.empty:
+        return frame
+    cols = [c for c in (columns or list(frame.columns)) if c in frame.columns]
+    text = pd.Series("", index=frame.index)
+    for col in cols:
+        text = text + " " + frame[col].map(lambda v: "" if v is None else str(v)).str.lower()
+    keep = pd.Series(True, index=frame.index)
+    for word in words:  # every word somewhere in the row: "search churn" finds the search team's churn app
+        keep &= text.str.contains(word, regex=False)
+    return frame[keep]
+
+
+def sort_rows(frame: pd.DataFrame, column: str | None, descending: bool) -> pd.DataFrame:
+    """``frame`` ordered by ``column`` (missing values last), stable for ties; as it is without one."""
+    if not column or column not in frame.columns or frame.empty:
+        return frame
+    return frame.sort_values(column, ascending=not descending, na_position="last", kind="stable")
+
+
+def page_of(frame: pd.DataFrame, page: int, size: int) -> tuple[pd.DataFrame, int]:
+    """The rows of page ``page`` (1-based, clamped to the pages there are) and the number of pages."""
+    pages = max(1, -(-len(frame) // size))
+    page = min(max(1, int(page)), pages)
+    return frame.iloc[(page - 1) * size : page * size], pages

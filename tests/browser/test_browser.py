@@ -222,3 +222,37 @@ def test_a_eur_chart_reads_euros_in_chromium() -> None:
         proc.wait(timeout=10)
     assert {"€1,000", "€2,000"} <= labels, sorted(labels)
     assert not any("$" in label for label in labels), sorted(labels)
+
+
+@pytest.mark.browser
+def test_search_and_pages_of_the_apps_table_in_chromium(dashboard: str) -> None:
+    """Issue 15 as a user does it: type in the Portfolio table's search box, the table narrows; the
+    Maintenance page keeps a sane height (its KLO chart shows the top 15 and all others)."""
+    if not Path(CHROMIUM).is_file():
+        pytest.fail(f"Debian's Chromium is required at {CHROMIUM} (apt-get install chromium); it is missing")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_context(viewport={"width": 1600, "height": 1200}).new_page()
+            page.goto(f"{dashboard}/", wait_until="domcontentloaded")
+            _wait_rendered(page, "Portfolio")
+            page.wait_for_selector("text=/Apps 1–\\d+ of \\d+/", timeout=60_000)
+            search = page.locator(".st-key-portfolio_apps_search input")
+            search.fill("fraud")
+            search.press("Enter")
+            page.wait_for_selector("text=/matching “fraud”/", timeout=60_000)
+            _wait_rendered(page, "Portfolio")
+            caption = page.locator("text=/matching “fraud”/").first.inner_text()
+            shown = int(caption.split(" of ")[1].split(" ")[0])
+            assert 0 < shown < 10, caption
+            page.goto(f"{dashboard}/maintenance", wait_until="domcontentloaded")
+            _wait_rendered(page, "Maintenance")
+            page.wait_for_selector(".vega-embed svg", timeout=60_000)
+            charts = page.locator(".vega-embed").all_inner_texts() + [page.locator(".vega-embed").first.inner_html()]
+            assert any("All others (" in c for c in charts)
+            height = page.evaluate("document.scrollingElement.scrollHeight")
+            assert height < 5000, f"the Maintenance page is {height} px tall"
+        finally:
+            browser.close()

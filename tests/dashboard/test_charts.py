@@ -39,18 +39,20 @@ APPS = pd.DataFrame(
 
 def test_quadrant_plots_value_against_cost_sized_by_hours_with_a_break_even_line() -> None:
     s = spec(charts.value_cost_quadrant(APPS))
-    line, points = s["layer"]
+    line, points, labels = s["layer"]
     enc = points["encoding"]
     assert points["mark"]["type"] == "circle"
+    # issue 15: colour is the team group (the teams that weigh most, then "Other teams")
     assert (enc["x"]["field"], enc["y"]["field"], enc["size"]["field"], enc["color"]["field"]) == (
         "cost",
         "value",
         "maintenance_hours",
-        "team",
+        "team_group",
     )
     rows = data_of(s, points)
     assert [r["name"] for r in rows] == ["Alpha", "b"]  # a missing name falls back to the id
     assert "extra" not in rows[0]
+    assert labels["mark"]["type"] == "text" and [r["label"] for r in data_of(s, labels)] == ["Alpha", "b"]
     # break-even diagonal from 0 to the largest of value and cost
     assert line["mark"]["type"] == "line"
     assert data_of(s, line) == [{"cost": 0.0, "value": 0.0}, {"cost": 1000.0, "value": 1000.0}]

@@ -25,12 +25,12 @@ FORGED = "ok\n| forged-app | x | $9,999,999 |\r\n<img src=x onerror=alert(1)> ![
 
 
 def _section(md: str, title: str) -> list[str]:
-    """The table lines of one section of the Markdown review."""
+    """The table lines of one section of the Markdown review (its heading starts with ``title``, at any level)."""
     lines = md.split("\n")
-    start = lines.index(f"## {title}")
+    start = next(i for i, line in enumerate(lines) if line.lstrip("#").strip().startswith(title) and line.startswith("##"))
     out = []
     for line in lines[start + 1 :]:
-        if line.startswith("## "):
+        if line.startswith("#"):
             break
         if line.startswith("|"):
             out.append(line)
@@ -59,6 +59,9 @@ def test_markdown_review_keeps_one_row_per_decision_and_escapes_html(demo_copy_u
     apps = _section(md, "P&L by app")
     assert not [r for r in apps if r.startswith("| forged-app")], "a newline in a team forged a row"
     assert all(r.count("|") - r.count("\\|") == 9 for r in apps), apps
+    teams = _section(md, "By team")  # issue 15: the summary by team carries the team's name too
+    assert len([r for r in teams if "forged-app" in r]) == 1 and not [r for r in teams if r.startswith("| forged-app")]
+    assert all(r.count("|") - r.count("\\|") == 7 for r in teams), teams
 
     page = review.render(facts, cfg, "2026Q2", "html")
     assert "<img" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page

@@ -51,11 +51,14 @@ if evidence.empty:
     st.info("No outcome recorded in this period.")
 else:
     st.altair_chart(charts.value_by_evidence(evidence, cur))
-    st.dataframe(evidence, hide_index=True, column_config=fmt.columns(evidence, cur))
+    sections.table(evidence, "finance_evidence", search_in=["team", "kind", "evidence"], column_config=fmt.columns(evidence, cur))
     st.download_button("Download value by evidence (CSV)", views.to_csv(evidence), "value-by-evidence.csv", "text/csv", on_click="ignore")
 
 st.subheader("App P&L")
-st.dataframe(apps, hide_index=True, column_config=fmt.columns(apps, cur))
+sections.table(
+    apps.sort_values(["net", "app_id"], ascending=[False, True]), "finance_apps", noun="apps",
+    search_in=["name", "app_id", "team", "stage", "value_kind"], column_config=fmt.columns(apps, cur),
+)  # fmt: skip
 st.download_button("Download app P&L (CSV)", views.to_csv(apps), f"app-pnl-{f.period.label}.csv", "text/csv", on_click="ignore")
 
 savings.finance_sections(src, cur, f.start, f.end)  # issue 13: plan vs actual, assumptions, downtime

@@ -5,6 +5,8 @@ import streamlit as st
 from portfolio import safe
 from portfolio.dashboard import actions, cache, fmt, sections, signin, views
 
+STALE_NAMED = 20  # apps named in the warning; the table lists every one
+
 st.title("Data health")
 src = cache.source_or_stop()
 st.caption(f"Database `{src.label}` · as of {src.today.isoformat()} (views end at the previous day)")
@@ -58,9 +60,14 @@ if fresh.empty:
 else:
     stale = fresh[fresh["stale"] == True]  # noqa: E712 - a bool column that may hold None
     if not stale.empty:
+        named = stale["app_id"].astype(str).head(STALE_NAMED)
         st.warning(f"{len(stale)} app(s) have cost or usage older than 3 days before the last complete day: "
-                   + ", ".join(stale["app_id"].astype(str).map(safe.md)))
-    st.dataframe(fresh, hide_index=True, column_config=fmt.columns(fresh, stale=st.column_config.CheckboxColumn("Stale")))
+                   + ", ".join(named.map(safe.md))
+                   + (f" and {len(stale) - len(named):,} more (sort the table below by Stale)" if len(stale) > len(named) else ""))
+    sections.table(
+        fresh, "health_freshness", noun="apps",
+        column_config=fmt.columns(fresh, stale=st.column_config.CheckboxColumn("Stale")),
+    )  # fmt: skip
     st.download_button("Download freshness (CSV)", views.to_csv(fresh), "freshness.csv", "text/csv", on_click="ignore")
 
 st.subheader("Overridden value rows")

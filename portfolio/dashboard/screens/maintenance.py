@@ -51,19 +51,22 @@ st.dataframe(
 st.download_button("Download team load (CSV)", views.to_csv(teams), "team-load.csv", "text/csv", on_click="ignore")
 
 st.subheader("Apps ranked by KLO hours, with a recommendation")
-ranked = load.sort_values("klo_hours", ascending=False)
+ranked = load.sort_values(["klo_hours", "app_id"], ascending=[False, True])
 st.caption(f"Recommendation: the app's one answer as of {src.today.isoformat()} (the same on the Retirement and App pages).")
-st.dataframe(
-    ranked[["name", "klo_hours", "incidents", "mttr_hours", "people_cost", "value", "klo_share_of_team", "recommendation"]],
-    hide_index=True,
+shown = sections.table(
+    ranked[["name", "app_id", "klo_hours", "incidents", "mttr_hours", "people_cost", "value", "klo_share_of_team",
+            "recommendation"]],
+    "maintenance_ranked", search_in=["name", "app_id", "team", "recommendation"], noun="apps",
     column_config={
         **sections.recommendation_columns(cur),
+        "app_id": st.column_config.TextColumn("App id"),
         "klo_hours": fmt.hours_column("KLO hours"),
         "mttr_hours": fmt.hours_column("MTTR"),
         "people_cost": fmt.money_column("People cost", cur),
         "value": fmt.money_column("Value", cur),
         "klo_share_of_team": fmt.percent_column("Share of team capacity"),
     },
-)
-sections.reasons(ranked.rename(columns={"recommendation": "action"}).dropna(subset=["action"]))
+)  # fmt: skip
+why = ranked[ranked["app_id"].isin(shown["app_id"])].rename(columns={"recommendation": "action"}).dropna(subset=["action"])
+sections.reasons(why)
 st.download_button("Download maintenance load (CSV)", views.to_csv(ranked), "maintenance-load.csv", "text/csv", on_click="ignore")

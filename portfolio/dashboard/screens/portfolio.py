@@ -3,7 +3,7 @@
 import streamlit as st
 
 from portfolio import review, safe
-from portfolio.dashboard import cache, charts, filters, fmt, page, savings, views
+from portfolio.dashboard import cache, charts, filters, fmt, page, savings, sections, views
 from portfolio.periods import last_complete_day
 from portfolio.records import UNALLOCATED
 
@@ -86,27 +86,31 @@ table = apps.assign(
     trend=apps["app_id"].map(lambda a: spark.get(a, [])),
     link=apps["app_id"].map(lambda a: f"app?app={a}&{query}"),
 )[
-    ["link", "name", "team", "stage", "value_kind", "value", "cost", "net", "roi", "trend", "maintenance_hours",
-     "run_rate_net", "payback_month"]
-].sort_values("net", ascending=False)
-st.dataframe(
-    table,
-    hide_index=True,
+    ["link", "name", "app_id", "team", "stage", "value_kind", "value", "cost", "net", "roi", "trend",
+     "maintenance_hours", "run_rate_net", "payback_month"]
+].sort_values("net", ascending=False)  # fmt: skip
+sections.table(
+    table, "portfolio_apps", search_in=["name", "app_id", "team", "stage", "value_kind"], noun="apps",
     column_config=fmt.columns(
         table, cur,
         link=st.column_config.LinkColumn("App page", display_text="Open", help="Open the App page"),
         trend=st.column_config.LineChartColumn("Monthly net", help="Net per month of the period"),
         payback_month=st.column_config.DateColumn("Payback month", format="YYYY-MM"),
     ),
-)
+)  # fmt: skip
 st.download_button(
     "Download apps (CSV)", views.to_csv(apps), f"apps-{f.period.label}.csv", "text/csv", on_click="ignore"
 )
 
-names = dict(zip(apps["app_id"], apps["name"].fillna(apps["app_id"]), strict=True))
+# sorted by name (then id) and searchable by typing: one entry per app id, "name (id)" where names repeat
+listed = apps.assign(label=views.app_labels(apps.assign(name=apps["name"].fillna(apps["app_id"])))).sort_values(["label", "app_id"])
+names = dict(zip(listed["app_id"], listed["label"], strict=True))
 pick, go = st.columns([3, 1], vertical_alignment="bottom")
-chosen = pick.selectbox("Open one app", list(names), format_func=lambda a: names[a], key="portfolio_open_app")
-if go.button("Open app page", type="primary"):
+chosen = pick.selectbox(
+    "Open one app", list(names), format_func=lambda a: names[a], key="portfolio_open_app",
+    placeholder="Type to search apps by name", help=f"{len(names):,} apps, sorted by name: type to search",
+)  # fmt: skip
+if go.button("Open app page", type="primary") and chosen is not None:
     st.switch_page(page("app"), query_params={"app": chosen, **link})
 
 st.subheader("Quarterly review")
@@ -123,11 +127,13 @@ if quarter > complete:
         f"{quarter} is in progress: the review runs to {last_complete_day(src.today).isoformat()} and says so at "
         f"its top. The last complete quarter is {complete}."
     )
+# rendered when a button is pressed (on its own thread), not on every load of the page: at 1,000
+# apps the review takes seconds and most visits never download it
 md_col.download_button(
-    "Download (Markdown)", cache.review(src, quarter, "md"), f"ml-portfolio-review-{quarter}.md", "text/markdown",
-    on_click="ignore",
+    "Download (Markdown)", lambda: cache.review(src, quarter, "md"), f"ml-portfolio-review-{quarter}.md",
+    "text/markdown", on_click="ignore",
 )
 html_col.download_button(
-    "Download (HTML)", cache.review(src, quarter, "html"), f"ml-portfolio-review-{quarter}.html", "text/html",
-    on_click="ignore",
+    "Download (HTML)", lambda: cache.review(src, quarter, "html"), f"ml-portfolio-review-{quarter}.html",
+    "text/html", on_click="ignore",
 )

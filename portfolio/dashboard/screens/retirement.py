@@ -30,20 +30,50 @@ money = {
     "net_effect": fmt.money_column("Net effect", cur, help=sections.NET_EFFECT_HELP),
     "freed_hours": fmt.hours_column("Freed hours / yr"),
 }
+shown_ids: list[str] = []
 if cands.empty:
     st.success("No app trips a retirement rule (snoozed findings are listed below).")
 else:
     st.subheader("Candidates, by net effect of retiring them")
     recs = cache.recommendations(src).set_index("app_id")
     table = cands.assign(action=cands["app_id"].map(recs["action"]))
-    order = ["name", "action", "net_effect", "annual_savings", "value_at_risk", "rules"]
-    st.dataframe(table[order], hide_index=True, column_config=sections.recommendation_columns(cur))
-    sections.reasons(recs.loc[list(cands["app_id"])].reset_index())
+    rules_of = {a: {r.strip() for r in str(rules).split(",")} for a, rules in zip(cands["app_id"], cands["rules"], strict=True)}
+    team_col, rule_col = st.columns(2)
+    pick_teams = team_col.multiselect(
+        "Teams", sorted({str(t) for t in cands["team"].dropna()}), key="retirement_teams", placeholder="All teams"
+    )
+    pick_rules = rule_col.multiselect(
+        "Rules", sorted(set().union(*rules_of.values())), key="retirement_rules", placeholder="Any rule",
+        help="Candidates for which at least one of these rules fires",
+    )  # fmt: skip
+    if pick_teams:
+        table = table[table["team"].isin(pick_teams)]
+    if pick_rules:
+        table = table[table["app_id"].map(lambda a: bool(rules_of[a] & set(pick_rules)))]
+    shown_ids = table["app_id"].tolist()
+    if pick_teams or pick_rules:
+        st.caption(
+            f"{len(table):,} of {len(cands):,} candidates: savings {safe.md(fmt.money(table['annual_savings'].sum(), cur))}, "
+            f"value at risk {safe.md(fmt.money(table['value_at_risk'].sum(), cur))}, net effect "
+            f"{safe.md(fmt.money(table['net_effect'].sum(), cur))} a year if all of them were retired"
+        )
+    order = ["name", "app_id", "action", "net_effect", "annual_savings", "value_at_risk", "rules"]
+    listed = sections.table(
+        table[order], "retirement_candidates", search_in=["name", "app_id", "action", "rules"], noun="candidates",
+        column_config={**sections.recommendation_columns(cur), "app_id": st.column_config.TextColumn("App id")},
+    )  # fmt: skip
+    sections.reasons(recs.loc[list(listed["app_id"])].reset_index())
     st.download_button("Download candidates (CSV)", views.to_csv(table), "retirement-candidates.csv", "text/csv", on_click="ignore")
     with st.expander("Findings, with the numbers behind them"):
         order = ["app_id", "name", "rule", "annual_savings", "value_at_risk", "net_effect", "reason", "numbers", "team", "freed_hours"]
-        shown = views.clean_for_display(found[[c for c in order if c in found.columns]])
-        st.dataframe(shown, hide_index=True, column_config={**money, "reason": st.column_config.TextColumn("Reason", width="large")})
+        mine = found[found["app_id"].isin(shown_ids)]
+        if pick_rules:
+            mine = mine[mine["rule"].isin(pick_rules)]
+        shown = views.clean_for_display(mine[[c for c in order if c in mine.columns]])
+        sections.table(
+            shown, "retirement_findings", search_in=["app_id", "name", "rule", "reason", "team"], noun="findings",
+            column_config={**money, "reason": st.column_config.TextColumn("Reason", width="large")},
+        )  # fmt: skip
         st.download_button("Download findings (CSV)", views.to_csv(shown), "retirement-findings.csv", "text/csv", on_click="ignore")
 
 everything = cache.findings(src, include_snoozed=True)
@@ -51,13 +81,15 @@ snoozed = everything[everything["snoozed_until"].notna()] if not everything.empt
 if not snoozed.empty:
     with st.expander(f"Snoozed by a decision ({snoozed['app_id'].nunique()} app(s))"):
         shown = views.clean_for_display(snoozed)
-        st.dataframe(shown, hide_index=True, column_config=fmt.columns(shown, cur, **money))
+        sections.table(shown, "retirement_snoozed", column_config=fmt.columns(shown, cur, **money), noun="findings")
         st.download_button("Download snoozed findings (CSV)", views.to_csv(shown), "snoozed-findings.csv", "text/csv", on_click="ignore")
 
 inventory = cache.apps(src)
 inventory = inventory[inventory["app_id"] != UNALLOCATED]
-names = dict(zip(inventory["app_id"], inventory["name"], strict=True))
-ordered = list(dict.fromkeys([*cands["app_id"].tolist(), *names])) if not cands.empty else list(names)
+# one entry per app id ("name (id)" where names repeat); candidates first (by net effect), then every app by name
+names = dict(zip(inventory["app_id"], views.app_labels(inventory), strict=True))
+by_name = sorted(names, key=lambda a: (names[a].lower(), a))
+ordered = list(dict.fromkeys([*cands["app_id"].tolist(), *by_name])) if not cands.empty else by_name
 
 user = signin.current_user(cache.config(src))
 stages = {a: cache.stage(src, a)[0] for a in names}
@@ -224,10 +256,18 @@ savings.retirement_sections(src, cur)  # issue 13: the retirement ledger and lef
 
 st.subheader("What if we retire…")
 st.caption("Annual run-rate (trailing 3 full months × 4) of the whole portfolio, before and after.")
-retire = st.multiselect(
-    "Apps to retire", ordered, format_func=lambda x: names.get(x, x), key="what_if_apps",
-    default=None,
-)
+scope = st.radio(
+    "Retire", ["chosen", "shown"], horizontal=True, key="what_if_scope",
+    format_func=lambda x: "the apps I choose" if x == "chosen" else f"every candidate shown above ({len(shown_ids):,})",
+)  # fmt: skip
+if scope == "shown":
+    retire = list(shown_ids)
+    st.caption(f"{len(retire):,} candidate(s): the Teams and Rules filters above choose them.")
+else:
+    retire = st.multiselect(
+        "Apps to retire", ordered, format_func=lambda x: names.get(x, x), key="what_if_apps", default=None,
+        placeholder="Type to search apps by name or id", help="Candidates first, then every app by name",
+    )  # fmt: skip
 result = cache.what_if(src, f.start, f.end, tuple(sorted(retire)))
 before, after, delta = result["before"], result["after"], result["delta"]
 c = st.columns(4)
