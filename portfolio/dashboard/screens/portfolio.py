@@ -121,11 +121,12 @@ if quarter > complete:
         f"{quarter} is in progress: the review runs to {last_complete_day(src.today).isoformat()} and says so at "
         f"its top. The last complete quarter is {complete}."
     )
+# the review is rendered when a download is asked for, not on every load of this page
 md_col.download_button(
-    "Download (Markdown)", cache.review(src, quarter, "md"), f"ml-portfolio-review-{quarter}.md", "text/markdown",
+    "Download (Markdown)", lambda: cache.review(src, quarter, "md"), f"ml-portfolio-review-{quarter}.md", "text/markdown",
     on_click="ignore",
 )
 html_col.download_button(
-    "Download (HTML)", cache.review(src, quarter, "html"), f"ml-portfolio-review-{quarter}.html", "text/html",
+    "Download (HTML)", lambda: cache.review(src, quarter, "html"), f"ml-portfolio-review-{quarter}.html", "text/html",
     on_click="ignore",
 )
