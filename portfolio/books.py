@@ -354,16 +354,15 @@ class Books:
             return pd.DataFrame({"app_id": pd.Categorical([]), "ts": pd.Series(dtype="datetime64[ns]"),
                                  "availability": pd.Series(dtype="float64"), "days": pd.Series(dtype="float64")})  # fmt: skip
         u = u[self.known_mask(u["app_id"])]
+        # aggregated facts (portfolio.facts): one row per app and month part, with the days it covers;
+        # daily rows: one day each (several sources on one day are averaged into that one day)
+        days = pd.to_numeric(u["days"], errors="coerce").fillna(0.0).to_numpy() if "days" in u.columns else 1.0
         frame = pd.DataFrame(
             {"app_id": u["app_id"].astype("category").to_numpy(), "ts": to_ts(u["day"]).to_numpy(),
-             "availability": pd.to_numeric(u["availability"], errors="coerce").to_numpy()}
+             "availability": pd.to_numeric(u["availability"], errors="coerce").to_numpy(), "days": days}
         )  # fmt: skip
-        out = frame.groupby(["app_id", "ts"], observed=True)["availability"].mean().reset_index()
-        if "days" in u.columns:  # aggregated facts: one row per app and month (or day), its days counted
-            out["days"] = pd.to_numeric(u["days"], errors="coerce").fillna(0.0).to_numpy()
-        else:
-            out["days"] = 1.0
-        return out
+        grouped = frame.groupby(["app_id", "ts"], observed=True)
+        return grouped.agg(availability=("availability", "mean"), days=("days", "max")).reset_index()
 
     # ---- the monthly P&L ------------------------------------------------------------------------
 

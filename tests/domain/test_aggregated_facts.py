@@ -86,7 +86,8 @@ def _same(a: pd.DataFrame, b: pd.DataFrame, keys: list[str]) -> None:
     for col in a.columns:
         x, y = a[col], b[col]
         if pd.api.types.is_float_dtype(x) or pd.api.types.is_float_dtype(y):
-            assert (x.astype(float).round(6).fillna(-1e18) == y.astype(float).round(6).fillna(-1e18)).all(), col
+            bad = ~((x.astype(float) - y.astype(float)).abs().fillna(0) < 1e-6) | (x.isna() != y.isna())
+            assert not bad.any(), (col, x[bad].head(3).tolist(), y[bad].head(3).tolist(), a.loc[bad, keys].head(3).values.tolist())
         else:
             assert x.tolist() == y.tolist(), col
 
