@@ -221,7 +221,7 @@ def check_and_send(cfg: Config, engine: Engine, *, today: date | None = None) ->
     url = os.environ.get(var) if var else None
     if not url:
         return []
-    facts = load_facts(engine, today=today)
+    facts = load_facts(engine, today=today, cfg=cfg)
     findings = retirement.retirement_findings(facts, cfg)
     alerts = pending(facts, cfg, findings)
     log_t = storage.table_of(records.AlertLog)

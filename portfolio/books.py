@@ -41,7 +41,7 @@ import pandas as pd
 
 from portfolio import genai, precedence
 from portfolio.config import AppConfig, Config, Opening
-from portfolio.facts import Facts
+from portfolio.facts import Facts, weights
 from portfolio.frames import as_dates, empty_frame, flat, month_of, ratio, to_ts
 from portfolio.periods import add_months, full_months, month_start
 from portfolio.records import UNALLOCATED
@@ -344,20 +344,25 @@ class Books:
         return out
 
     def uptime(self, end: date | None = None) -> pd.DataFrame:
-        """Mean daily availability per registered app and day up to ``end`` (several sources on one day averaged)."""
+        """Mean daily availability per registered app and day up to ``end`` (several sources on one day
+        averaged); ``days``: how many days the row's mean covers (an aggregated month, see :mod:`portfolio.facts`)."""
         return _until(self._once(("uptime",), self._build_uptime), self._end(end))
 
     def _build_uptime(self) -> pd.DataFrame:
         u = self.facts.uptime
         if u.empty:
             return pd.DataFrame({"app_id": pd.Categorical([]), "ts": pd.Series(dtype="datetime64[ns]"),
-                                 "availability": pd.Series(dtype="float64")})  # fmt: skip
+                                 "availability": pd.Series(dtype="float64"), "days": pd.Series(dtype="float64")})  # fmt: skip
         u = u[self.known_mask(u["app_id"])]
+        # aggregated facts (portfolio.facts): one row per app and month part, with the days it covers;
+        # daily rows: one day each (several sources on one day are averaged into that one day)
+        days = pd.to_numeric(u["days"], errors="coerce").fillna(0.0).to_numpy() if "days" in u.columns else 1.0
         frame = pd.DataFrame(
             {"app_id": u["app_id"].astype("category").to_numpy(), "ts": to_ts(u["day"]).to_numpy(),
-             "availability": pd.to_numeric(u["availability"], errors="coerce").to_numpy()}
+             "availability": pd.to_numeric(u["availability"], errors="coerce").to_numpy(), "days": days}
         )  # fmt: skip
-        return frame.groupby(["app_id", "ts"], observed=True)["availability"].mean().reset_index()
+        grouped = frame.groupby(["app_id", "ts"], observed=True)
+        return grouped.agg(availability=("availability", "mean"), days=("days", "max")).reset_index()
 
     # ---- the monthly P&L ------------------------------------------------------------------------
 
@@ -553,16 +558,18 @@ class Books:
                 "tag_value": odd["app_id"].astype(str),
                 "currency": odd["currency"].fillna(self.cfg.currency).astype(str),
                 "amount": pd.to_numeric(odd["amount"], errors="coerce").fillna(0.0),
+                "rows": weights(odd),
                 "source": odd["source"].fillna("").astype(str),
-                "ts": to_ts(odd["day"]),
+                "first": to_ts(odd["first_day"] if "first_day" in odd.columns else odd["day"]),
+                "last": to_ts(odd["last_day"] if "last_day" in odd.columns else odd["day"]),
             }
         )
         out = frame.groupby(["tag_value", "currency"], as_index=False).agg(
             amount=("amount", "sum"),
-            rows=("amount", "size"),
+            rows=("rows", "sum"),
             sources=("source", lambda s: ", ".join(sorted(set(s)))),
-            first_day=("ts", "min"),
-            last_day=("ts", "max"),
+            first_day=("first", "min"),
+            last_day=("last", "max"),
         )
         out["first_day"] = as_dates(out["first_day"])
         out["last_day"] = as_dates(out["last_day"])
@@ -588,8 +595,15 @@ class Books:
             odd = frame[~self.known_mask(frame["app_id"]) & frame["app_id"].notna()]
             if odd.empty:
                 continue
-            g = pd.DataFrame({"app_id": odd["app_id"].astype(str), "ts": to_ts(odd[day])}).groupby("app_id", as_index=False)
-            out = g.agg(rows=("ts", "size"), first_day=("ts", "min"), last_day=("ts", "max"))
+            g = pd.DataFrame(
+                {
+                    "app_id": odd["app_id"].astype(str),
+                    "rows": weights(odd),
+                    "first": to_ts(odd["first_day"] if "first_day" in odd.columns else odd[day]),
+                    "last": to_ts(odd["last_day"] if "last_day" in odd.columns else odd[day]),
+                }
+            ).groupby("app_id", as_index=False)
+            out = g.agg(rows=("rows", "sum"), first_day=("first", "min"), last_day=("last", "max"))
             out.insert(0, "kind", kind)
             frames.append(out)
         if not frames:

@@ -592,7 +592,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
         if args.format not in ("md", "html"):
             raise UsageError("report review: --format must be md or html")
-        facts = load_facts(storage.make_engine(cfg.database_url), today=today)
+        facts = load_facts(storage.make_engine(cfg.database_url), today=today, cfg=cfg)
         try:
             sys.stdout.write(review.render(facts, cfg, args.quarter, args.format))
         except ValueError as exc:
@@ -603,7 +603,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     period = None
     if args.kind != "retirement":
         period = _report_period(args, today)
-    facts = load_facts(storage.make_engine(cfg.database_url), today=today)
+    facts = load_facts(storage.make_engine(cfg.database_url), today=today, cfg=cfg)
     if args.team is not None:
         _check_team(args.team, facts, cfg)
     if args.kind == "tokens" and period is not None:

@@ -5,18 +5,39 @@ lifecycle's audit trail (``lifecycle``): its amounts were frozen when a proposal
 read back, never summed, so they stay ``Decimal``. The domain modules
 (:mod:`portfolio.pnl`, :mod:`portfolio.maintenance`, :mod:`portfolio.retirement`) are pure
 functions of a :class:`Facts` and the config, so they are tested without a database.
+
+**Aggregated where the data is.** The daily fact tables (cost, usage, uptime) are read through a
+SQL ``GROUP BY`` in the database (SQLite and PostgreSQL alike), not row by row: one row per app,
+month and the table's other keys, whose ``day`` is the month's first day. The month holding
+:attr:`Facts.split_at` (the start of the recent window the zombie rule reads, ``[rules]
+zombie_window_days``) is split there: its days before ``split_at`` are one row, its days from
+``split_at`` on another (``day`` = ``split_at``), so "the last N days" is exact too. Rows after the
+last complete day and GenAI rows (those naming a model, or a gateway's estimate, which the
+bill/estimate rules compare per day) stay daily. Money is summed exactly in the database (integer
+micro-units on SQLite, NUMERIC on PostgreSQL) and becomes a float once per aggregate. Each
+aggregated row carries ``rows`` (how many fact rows it sums), ``first_day`` and ``last_day``, so
+counts and freshness stay those of the daily rows; an uptime row carries ``days`` (how many days
+its mean availability covers), so a mean over a month or a period weighs each day once.
+
+Every view in whole months (the P&L, the reports, the rules) sees the same figures as it would
+from the daily rows; a view that needs one app's daily rows reads them with :func:`load_app_facts`.
+Maintenance rows stay one per ticket, without their ref, URL and title (only the App page shows those).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
+import numpy as np
 import pandas as pd
-from sqlalchemy.engine import Engine
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
 from sqlmodel import SQLModel
 
 from portfolio import records, storage
+from portfolio.config import Config
 
 MONEY_COLUMNS = {
     "CostRecord": ("amount",),
@@ -52,6 +73,8 @@ class Facts:
     today: date = field(default_factory=lambda: datetime.now(UTC).date())
     #: LifecycleEvent rows (proposals, approvals, stage changes); money stays Decimal (see above)
     lifecycle: pd.DataFrame = field(default_factory=lambda: empty(records.LifecycleEvent))
+    #: cost/usage/uptime are aggregated per month, split at this day (see the module doc); None: all daily
+    split_at: date | None = None
 
     @property
     def last_complete_day(self) -> date:
@@ -90,7 +113,7 @@ class Facts:
                         default = None if info is None or info.is_required() else info.get_default(call_default_factory=True)
                         frame[col] = default
                 full[name] = _to_float(model, frame)
-        return cls(today=today or datetime.now(UTC).date(), **full)
+        return cls(today=today or datetime.now(UTC).date(), **full)  # type: ignore[arg-type]
 
 
 def _to_float(model: type[SQLModel], frame: pd.DataFrame) -> pd.DataFrame:
@@ -100,22 +123,181 @@ def _to_float(model: type[SQLModel], frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def load_facts(engine: Engine, today: date | None = None) -> Facts:
-    """Read every table (money as float from here on)."""
+def load_facts(
+    engine: Engine,
+    today: date | None = None,
+    *,
+    cfg: Config | None = None,
+    aggregate: bool = True,
+    app_id: str | None = None,
+) -> Facts:
+    """Read the facts: small tables whole, the daily fact tables aggregated in SQL (see the module doc).
 
-    def read(model: type[SQLModel]) -> pd.DataFrame:
-        return _to_float(model, storage.read_frame(engine, model))
+    ``cfg``: the config whose ``[rules] zombie_window_days`` sets :attr:`Facts.split_at` (default
+    rules without it). ``aggregate=False``: every row as stored. ``app_id``: only that app's facts,
+    every row as stored (the App page); the inventory, decisions, bill totals and runs stay whole.
+    """
+    today = today or datetime.now(UTC).date()
+    last_day = today - timedelta(days=1)
+    window = (cfg or Config()).rules.zombie_window_days  # the one sub-month window a rule reads
+    split_at = None if app_id is not None or not aggregate else last_day - timedelta(days=max(window, 1) - 1)
+    with engine.connect() as conn:
 
-    return Facts(
-        apps=read(records.App),
-        costs=read(records.CostRecord),
-        usage=read(records.UsageRecord),
-        uptime=read(records.UptimeRecord),
-        outcomes=read(records.OutcomeRecord),
-        maintenance=read(records.MaintenanceRecord),
-        decisions=read(records.Decision),
-        billing_totals=read(records.BillingTotal),
-        runs=read(records.SyncRun),
-        lifecycle=storage.read_frame(engine, records.LifecycleEvent),
-        today=today or datetime.now(UTC).date(),
+        def read(model: type[SQLModel], *where: Any) -> pd.DataFrame:
+            return _to_float(model, storage.read_frame(conn, model, *where))
+
+        def of_app(model: type[SQLModel]) -> tuple[Any, ...]:
+            return () if app_id is None else (storage.table_of(model).c.app_id == app_id,)
+
+        if split_at is None:
+            costs = read(records.CostRecord, *of_app(records.CostRecord))
+            usage = read(records.UsageRecord, *of_app(records.UsageRecord))
+            uptime = read(records.UptimeRecord, *of_app(records.UptimeRecord))
+            maintenance = read(records.MaintenanceRecord, *of_app(records.MaintenanceRecord))
+        else:
+            costs = _costs(conn, split_at, last_day)
+            usage = _usage(conn, split_at, last_day)
+            uptime = _uptime(conn, split_at, last_day)
+            maintenance = _tickets(conn)
+        return Facts(
+            apps=read(records.App),
+            costs=costs,
+            usage=usage,
+            uptime=uptime,
+            outcomes=read(records.OutcomeRecord, *of_app(records.OutcomeRecord)),
+            maintenance=maintenance,
+            decisions=read(records.Decision),
+            billing_totals=read(records.BillingTotal),
+            runs=read(records.SyncRun),
+            lifecycle=storage.read_frame(conn, records.LifecycleEvent),
+            today=today,
+            split_at=split_at,
+        )
+
+
+def load_app_facts(engine: Engine, app_id: str, today: date | None = None) -> Facts:
+    """One app's facts, every row as stored (the App page's daily charts and ticket list)."""
+    return load_facts(engine, today, app_id=app_id)
+
+
+# ---- the aggregated reads -------------------------------------------------------------------------
+
+
+def _month_start(conn: Connection, day: Any) -> Any:
+    if conn.dialect.name == "sqlite":
+        return sa.func.date(day, "start of month")
+    return sa.cast(sa.func.date_trunc("month", day), sa.Date)
+
+
+def _bucket(conn: Connection, day: Any, split_at: date, last_day: date, daily: Any = None) -> Any:
+    """The aggregate a day belongs to (typed as a date): its month's first day; from ``split_at`` on,
+    the later of that and ``split_at``; the day itself after ``last_day`` or where ``daily`` holds."""
+    month = _month_start(conn, day)
+    split = sa.literal(split_at, sa.Date)
+    recent = sa.case((month > split, month), else_=split)
+    keep = day > sa.literal(last_day, sa.Date)
+    if daily is not None:
+        keep = sa.or_(keep, daily)
+    return sa.type_coerce(sa.case((keep, day), (day >= split, recent), else_=month), sa.Date)
+
+
+def _frame(conn: Connection, stmt: Any, columns: list[str]) -> pd.DataFrame:
+    rows = conn.execute(stmt).all()
+    return pd.DataFrame([tuple(r) for r in rows], columns=columns)
+
+
+def _span(day: Any) -> list[Any]:
+    return [
+        sa.func.count().label("rows"),
+        sa.type_coerce(sa.func.min(day), sa.Date).label("first_day"),
+        sa.type_coerce(sa.func.max(day), sa.Date).label("last_day"),
+    ]
+
+
+def _costs(conn: Connection, split_at: date, last_day: date) -> pd.DataFrame:
+    """Cost rows: per source, app, category, service, currency, billing period, model, estimated and
+    month part (GenAI rows daily); money summed exactly in the database."""
+    t = storage.table_of(records.CostRecord)
+    genai = sa.or_(sa.func.coalesce(t.c.model, "") != "", t.c.estimated == sa.true())
+    bucket = _bucket(conn, t.c.day, split_at, last_day, genai).label("day")
+    keys = [t.c.source, t.c.app_id, t.c.category, t.c.service, t.c.currency, t.c.billing_period, t.c.model, t.c.estimated]
+    total: Any
+    if conn.dialect.name == "sqlite":  # integer micro-units: SUM is exact, one division per aggregate
+        total = sa.type_coerce(sa.func.sum(t.c.amount), sa.BigInteger)
+    else:  # NUMERIC: SUM is exact; the one rounding to a float happens on the aggregate
+        total = sa.cast(sa.func.sum(t.c.amount), sa.Float)
+    stmt = sa.select(*keys, bucket, total.label("amount"), *_span(t.c.day)).group_by(*keys, bucket)
+    names = ["source", "app_id", "category", "service", "currency", "billing_period", "model", "estimated", "day",
+             "amount", "rows", "first_day", "last_day"]  # fmt: skip
+    frame = _frame(conn, stmt, names)
+    amount = pd.to_numeric(frame["amount"], errors="coerce").astype("float64")
+    if conn.dialect.name == "sqlite":
+        amount = amount / 1_000_000
+    frame["amount"] = amount.to_numpy()
+    frame["estimated"] = frame["estimated"].astype(object).where(frame["estimated"].notna(), None)
+    frame["id"] = None
+    return frame[[*(c.name for c in t.columns), "rows", "first_day", "last_day"]]
+
+
+def _usage(conn: Connection, split_at: date, last_day: date) -> pd.DataFrame:
+    """Usage rows: per source, app, metric, model and month part (rows naming a model daily)."""
+    t = storage.table_of(records.UsageRecord)
+    bucket = _bucket(conn, t.c.day, split_at, last_day, sa.func.coalesce(t.c.model, "") != "").label("day")
+    keys = [t.c.source, t.c.app_id, t.c.metric, t.c.model]
+    stmt = sa.select(*keys, bucket, sa.func.sum(t.c.value).label("value"), *_span(t.c.day)).group_by(*keys, bucket)
+    frame = _frame(conn, stmt, ["source", "app_id", "metric", "model", "day", "value", "rows", "first_day", "last_day"])
+    frame["value"] = pd.to_numeric(frame["value"], errors="coerce").astype("float64")
+    frame["id"] = None
+    return frame[[*(c.name for c in t.columns), "rows", "first_day", "last_day"]]
+
+
+def _uptime(conn: Connection, split_at: date, last_day: date) -> pd.DataFrame:
+    """Availability: first the mean over sources per app and day (as :meth:`Books.uptime` does), then
+    per app and month part its mean over the days (``days`` of them)."""
+    t = storage.table_of(records.UptimeRecord)
+    per_day = (
+        sa.select(
+            t.c.app_id,
+            t.c.day,
+            sa.func.avg(t.c.availability).label("availability"),
+            sa.func.sum(t.c.samples).label("samples"),
+            sa.func.max(t.c.source).label("source"),
+        )
+        .group_by(t.c.app_id, t.c.day)
+        .subquery()
     )
+    d = per_day.c
+    bucket = _bucket(conn, d.day, split_at, last_day).label("day")
+    stmt = sa.select(
+        sa.func.max(d.source),
+        d.app_id,
+        bucket,
+        sa.func.avg(d.availability),
+        sa.func.sum(d.samples),
+        sa.func.count(d.availability).label("days"),
+        *_span(d.day),
+    ).group_by(d.app_id, bucket)
+    frame = _frame(
+        conn, stmt, ["source", "app_id", "day", "availability", "samples", "days", "rows", "first_day", "last_day"]
+    )
+    frame["availability"] = pd.to_numeric(frame["availability"], errors="coerce").astype("float64")
+    frame["days"] = pd.to_numeric(frame["days"], errors="coerce").astype("float64")
+    frame["id"] = None
+    return frame[[*(c.name for c in t.columns), "days", "rows", "first_day", "last_day"]]
+
+
+def _tickets(conn: Connection) -> pd.DataFrame:
+    """Maintenance rows, one per ticket, without ref, URL and title (the App page reads those per app)."""
+    t = storage.table_of(records.MaintenanceRecord)
+    wanted = ["source", "app_id", "day", "hours", "kind", "incidents", "ttr_hours"]
+    frame = _frame(conn, sa.select(*(t.c[c] for c in wanted)), wanted)
+    for col in ("id", "ref", "url", "title"):
+        frame[col] = None
+    return frame[[c.name for c in t.columns]]
+
+
+def weights(frame: pd.DataFrame, column: str = "rows") -> pd.Series:
+    """How many daily facts each row stands for (1 for a daily frame)."""
+    if column in frame.columns:
+        return pd.to_numeric(frame[column], errors="coerce").fillna(1.0)
+    return pd.Series(np.ones(len(frame)), index=frame.index)

@@ -51,6 +51,11 @@ def _days(values: pd.Series) -> pd.Series:
     return pd.to_datetime(values).dt.date
 
 
+def _months(values: pd.Series) -> list[tuple[int, int]]:
+    days = pd.to_datetime(values)
+    return list(zip(days.dt.year, days.dt.month, strict=True))
+
+
 def _between(frame: pd.DataFrame, start: date | None, end: date | None) -> pd.DataFrame:
     if frame.empty:
         return frame
@@ -93,10 +98,11 @@ def pnl_requests(usage: pd.DataFrame, costs: pd.DataFrame) -> pd.DataFrame:
     """The "requests" usage rows the P&L counts (unit economics): one count per app and day.
 
     An app's own request count (a row without a model: Prometheus, the demo, a warehouse) is the
-    app's traffic; where it exists for an app and day, the model calls a vendor or a gateway
-    counted that day are left out (they are LLM calls made while serving those requests, not more
-    requests). Without it, the model calls are the app's traffic, counted once: a gateway's count
-    gives way to a billing source's for the same app and day, as in :func:`token_usage`.
+    app's traffic; where it exists for an app in a calendar month, the model calls a vendor or a
+    gateway counted in that month are left out (they are LLM calls made while serving those
+    requests, not more requests; a month, because the facts hold an app's own counts per month, see
+    :mod:`portfolio.facts`). Without it, the model calls are the app's traffic, counted once: a
+    gateway's count gives way to a billing source's for the same app and day, as in :func:`token_usage`.
     """
     if usage.empty:
         return usage
@@ -107,9 +113,10 @@ def pnl_requests(usage: pd.DataFrame, costs: pd.DataFrame) -> pd.DataFrame:
     if not has_model.any():
         return u
     own = u[~has_model]
-    own_keys = set(zip(own["app_id"].astype(str), _days(own["day"]), strict=True))
+    own_keys = set(zip(own["app_id"].astype(str), _months(own["day"]), strict=True))
     calls = u[has_model]
-    calls = calls[~_covered(calls, own_keys)]
+    in_own = [k in own_keys for k in zip(calls["app_id"].astype(str), _months(calls["day"]), strict=True)]
+    calls = calls[~pd.Series(in_own, index=calls.index, dtype=bool)]
     estimate_sources = set(costs.loc[_estimated(costs), "source"]) if not costs.empty else set()
     gateway = calls["source"].isin(estimate_sources)
     if gateway.any() and (~gateway).any():

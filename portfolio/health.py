@@ -85,7 +85,8 @@ def connector_status(
 def _last(frame: pd.DataFrame, column: str) -> pd.Series:
     if frame.empty:
         return pd.Series(dtype="object")
-    ts = frames.to_ts(frame[column])
+    # aggregated facts (portfolio.facts): a monthly row's own last day, not its month's first
+    ts = frames.to_ts(frame["last_day"] if "last_day" in frame.columns else frame[column])
     return frames.as_dates(ts.groupby(frame["app_id"].astype(str)).max())
 
 

@@ -43,7 +43,7 @@ from portfolio.books import (
     MONTHLY_COLUMNS as _BOOKS_MONTHLY,
 )
 from portfolio.config import Config
-from portfolio.facts import Facts
+from portfolio.facts import Facts, weights
 from portfolio.frames import as_dates, by_app, empty_frame, flat, month_of, nan_to_none, ratio, to_ts
 from portfolio.periods import Period, month_start
 from portfolio.records import UNALLOCATED
@@ -129,8 +129,11 @@ def run_rate(books: Books, end: date, cols: list[str]) -> pd.DataFrame:
 
 def _availability(books: Books, period: Period, end: date) -> pd.Series:
     up = books.uptime(end)
-    up = up[up["ts"] >= pd.Timestamp(period.start)]
-    return by_app(up.groupby("app_id", observed=True)["availability"].mean())
+    up = up[(up["ts"] >= pd.Timestamp(period.start)) & up["availability"].notna()]
+    # the mean over the days: a monthly aggregate row weighs as many days as it covers
+    weighted = (up["availability"] * up["days"]).groupby(up["app_id"], observed=True).sum()
+    days = up["days"].groupby(up["app_id"], observed=True).sum()
+    return by_app(weighted / days.where(days > 0))
 
 
 def app_pnl(
@@ -368,10 +371,12 @@ def currency_issues(facts: Facts, cfg: Config) -> pd.DataFrame:
         if not odd.empty:
             frames.append(
                 pd.DataFrame({"source": odd["source"].astype(str), "currency": odd["currency"].astype(str),
-                              "amount": pd.to_numeric(odd["amount"], errors="coerce").fillna(0.0)})
+                              "amount": pd.to_numeric(odd["amount"], errors="coerce").fillna(0.0),
+                              "rows": weights(odd)})
             )  # fmt: skip
     if not frames:
         return empty_frame(CURRENCY_COLUMNS)
     rows = pd.concat(frames, ignore_index=True)
-    out = rows.groupby(["source", "currency"], as_index=False).agg(amount=("amount", "sum"), rows=("amount", "size"))
+    out = rows.groupby(["source", "currency"], as_index=False).agg(amount=("amount", "sum"), rows=("rows", "sum"))
+    out["rows"] = out["rows"].astype("int64")
     return out[CURRENCY_COLUMNS]

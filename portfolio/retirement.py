@@ -199,7 +199,11 @@ def unreliable(ctx: Context) -> list[Finding]:
     up = up[(up["ts"] >= pd.Timestamp(months[0])) & (up["ts"] < pd.Timestamp(months[-1]) + pd.offsets.MonthBegin(1))]
     if up.empty:
         return []
-    monthly = flat(up.assign(month=month_of(up["ts"])).groupby(["app_id", "month"], observed=True)["availability"].mean())
+    # the mean over the month's days: an aggregated row (portfolio.facts) weighs the days it covers
+    up = up[up["availability"].notna()].assign(month=month_of(up["ts"]))
+    up = up.assign(weighted=up["availability"] * up["days"])
+    sums = up.groupby(["app_id", "month"], observed=True)[["weighted", "days"]].sum()
+    monthly = flat((sums["weighted"] / sums["days"].where(sums["days"] > 0)).rename("availability"))
     monthly = monthly[monthly["app_id"].isin(ctx.apps.index)]
     monthly["slo"] = monthly["app_id"].map(ctx.apps["slo_availability"])
     monthly = monthly[monthly["slo"].notna()]

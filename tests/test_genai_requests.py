@@ -13,7 +13,7 @@ from portfolio import config, pnl, records, storage
 from portfolio.books import Books
 from portfolio.facts import load_facts
 
-D1, D2 = date(2026, 10, 5), date(2026, 10, 6)
+D1, D2, D3 = date(2026, 10, 5), date(2026, 10, 6), date(2026, 11, 2)
 MINI = "gpt-4o-mini"
 
 
@@ -40,13 +40,15 @@ def test_requests_counted_once(engine: Engine) -> None:
             # search, day 1: its own 500 requests (Prometheus) made 120 LLM calls: 500 requests, not 620
             usage("prom", "search", D1, "requests", 500.0), usage("oai", "search", D1, "requests", 120.0, MINI),
             usage("oai", "search", D1, "input_tokens", 9000.0, MINI),
-            # search, day 2: no own count that day: the 7 model calls are its traffic
-            usage("oai", "search", D2, "requests", 7.0, MINI), usage("oai", "search", D2, "input_tokens", 70.0, MINI),
+            # search, day 2: its own count covers October (the facts hold it per month): 9 calls are not requests
+            usage("oai", "search", D2, "requests", 9.0, MINI), usage("oai", "search", D2, "input_tokens", 90.0, MINI),
+            # search in November: no own count: the 7 model calls are its traffic
+            usage("oai", "search", D3, "requests", 7.0, MINI), usage("oai", "search", D3, "input_tokens", 70.0, MINI),
         ])  # fmt: skip
     cfg = config.loads(f'database_url = "{engine.url}"\n[[apps]]\nid = "bot"\nteam = "cx"\n[[apps]]\nid = "search"\nteam = "core"\n')
     books = Books(load_facts(engine), cfg)
-    got = books.requests(end=D2).groupby("app_id", observed=True)["requests"].sum().to_dict()
-    # by hand: bot = 40 (day 1, once) + 30 (day 2) = 70; search = 500 (day 1) + 7 (day 2) = 507
+    got = books.requests(end=D3).groupby("app_id", observed=True)["requests"].sum().to_dict()
+    # by hand: bot = 40 (day 1, once) + 30 (day 2) = 70; search = 500 (October) + 7 (November) = 507
     assert got == {"bot": 70.0, "search": 507.0}
 
 

@@ -1,5 +1,5 @@
-"""The only place the dashboard caches: the engine (``st.cache_resource``) and every read of the
-facts and of the domain (``st.cache_data``), keyed by plain widget values.
+"""The only place the dashboard caches: the engine, the facts and the books (``st.cache_resource``,
+shared, never copied) and every read of the domain (``st.cache_data``), keyed by plain widget values.
 
 Where the data lives is a :class:`Source`, resolved from the environment on every run:
 
@@ -11,6 +11,15 @@ Where the data lives is a :class:`Source`, resolved from the environment on ever
 - else nothing: the pages show the first-run message instead of a traceback.
 
 ``PORTFOLIO_TODAY=YYYY-MM-DD`` fixes the as-of date (tests, reproducible screenshots).
+
+**Freshness without expiry.** :func:`source_or_stop` stamps the Source with the data's
+:func:`data_version` (a few indexed reads of the sync ledger and the decision log, plus the config
+file's modification time), and every cache is keyed by the Source. A sync, an upload, a decision or
+an edit of portfolio.toml changes the version, so the next run reads afresh; while nothing changes
+the cached facts stay, however long the dashboard sits idle (no time-to-live turns a click after a
+pause into a full rebuild). The facts are aggregated in the database (:func:`portfolio.facts.load_facts`)
+and held once per version in ``st.cache_resource`` (not pickled on every rerun); the App page reads
+its one app's daily rows on its own (:func:`app_view`).
 """
 
 from __future__ import annotations
@@ -48,6 +57,7 @@ from portfolio.dashboard import views
 from portfolio.errors import ConfigError, PortfolioError, redact
 from portfolio.periods import Period
 
+#: the config (a file an admin may edit) is re-read at most this often; everything else is keyed by the data version
 TTL = 60
 ENTRIES = 64
 
@@ -69,6 +79,7 @@ class Source(NamedTuple):
     config_path: str  # "" when there is no config file
     demo: bool
     today: date
+    version: tuple[Any, ...] = ()  # the data version (see data_version); () before it is read
 
     @property
     def label(self) -> str:
@@ -114,7 +125,8 @@ def source_or_stop() -> Source:
     try:
         src = resolve_source()
         config(src)  # a bad config shows here, once, as a readable error
-        data = facts(src)
+        src = src._replace(version=data_version(src))
+        empty = is_empty(src)
     except NotConfigured:
         st.info(FIRST_RUN)
         st.stop()
@@ -124,16 +136,51 @@ def source_or_stop() -> Source:
     except (PortfolioError, SQLAlchemyError) as exc:
         st.error(f"Cannot read the database: {safe.md(redact(str(exc))[:500])}")  # may quote stored values
         st.stop()
-    if data.is_empty:
+    if empty:
         st.info(FIRST_RUN + f"\n\nThe database `{src.label}` is empty: run a sync first.")
         st.stop()
     return src
 
 
 def clear() -> None:
-    """Forget every cached read (after a sync, a decision or a ledger commit). The engine stays."""
+    """Forget every cached read (after a sync, a decision or a ledger commit). The engine stays.
+
+    (The data version changes with each of those anyway; this frees the memory of the old version.)"""
     st.cache_data.clear()
     books.clear()
+    facts.clear()
+
+
+def data_version(src: Source) -> tuple[Any, ...]:
+    """What changes whenever the data does: the sync ledger (every sync and upload adds a run and
+    finishes it), the decision log (append-only) and the config file's modification time.
+
+    A handful of aggregate reads of two small tables: cheap enough for every run of every page."""
+    import sqlalchemy as sa
+
+    from portfolio import records
+
+    runs, made = storage.table_of(records.SyncRun), storage.table_of(records.Decision)
+    with engine(src.db_url).connect() as conn:
+        run = conn.execute(sa.select(sa.func.count(), sa.func.max(runs.c.id), sa.func.max(runs.c.finished))).one()
+        dec = conn.execute(sa.select(sa.func.count(), sa.func.max(made.c.decided_at))).one()
+    mtime = Path(src.config_path).stat().st_mtime_ns if src.config_path and Path(src.config_path).exists() else 0
+    return (*(str(x) for x in run), *(str(x) for x in dec), mtime)
+
+
+@st.cache_data(max_entries=ENTRIES, show_spinner=False)
+def is_empty(src: Source) -> bool:
+    """No app, no cost and no outcome in the database (one indexed probe each, no facts read)."""
+    import sqlalchemy as sa
+
+    from portfolio import records
+
+    with engine(src.db_url).connect() as conn:
+        for model in (records.App, records.CostRecord, records.OutcomeRecord):
+            table = storage.table_of(model)
+            if conn.execute(sa.select(sa.literal(1)).select_from(table).limit(1)).first() is not None:
+                return False
+    return True
 
 
 @st.cache_resource(show_spinner=False)
@@ -141,7 +188,7 @@ def engine(url: str) -> Engine:
     return storage.make_engine(url)
 
 
-@st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
+@st.cache_data(max_entries=ENTRIES, show_spinner=False)  # keep: version needs config path only
 def config(src: Source) -> Config:
     if src.demo:
         cfg = config_mod.demo_config(src.db_url)
@@ -156,12 +203,14 @@ def config(src: Source) -> Config:
     return Config(database_url=src.db_url)
 
 
-@st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner="Reading the portfolio…")
+@st.cache_resource(max_entries=2, show_spinner="Reading the portfolio…")
 def facts(src: Source) -> facts_mod.Facts:
-    return facts_mod.load_facts(engine(src.db_url), today=src.today)
+    """The facts of this data version, aggregated in the database; shared by every session and never
+    copied (callers must not mutate them), so a rerun costs nothing."""
+    return facts_mod.load_facts(engine(src.db_url), today=src.today, cfg=config(src))
 
 
-@st.cache_resource(ttl=TTL, max_entries=8, show_spinner=False)
+@st.cache_resource(max_entries=2, show_spinner=False)
 def books(src: Source) -> Books:
     """The books of the source: the facts read once and shared by every domain read below (not copied)."""
     return Books(facts(src), config(src))
@@ -179,44 +228,44 @@ def _period(start: date, end: date, vs: tuple[date, date] | None = None) -> Peri
 # ---- P&L -------------------------------------------------------------------------------------
 
 
-@st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
+@st.cache_data(max_entries=ENTRIES, show_spinner=False)
 def kpis(src: Source, start: date, end: date, team: str | None, vs: tuple[date, date] | None = None) -> dict[str, Any]:
     return pnl.kpis(facts(src), config(src), _period(start, end, vs), team=team, books=_b(src))
 
 
-@st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
+@st.cache_data(max_entries=ENTRIES, show_spinner=False)
 def app_pnl(src: Source, start: date, end: date, team: str | None, vs: tuple[date, date] | None = None) -> pd.DataFrame:
     return pnl.app_pnl(facts(src), config(src), _period(start, end, vs), team=team, books=_b(src))
 
 
-@st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
+@st.cache_data(max_entries=ENTRIES, show_spinner=False)
 def monthly_pnl(src: Source) -> pd.DataFrame:
     return pnl.monthly_pnl(facts(src), config(src), books=_b(src))
 
 
-@st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
+@st.cache_data(max_entries=ENTRIES, show_spinner=False)
 def rollup(
     src: Source, start: date, end: date, team: str | None, by: str, vs: tuple[date, date] | None = None
 ) -> pd.DataFrame:
     return pnl.rollup(app_pnl(src, start, end, team, vs), by)
 
 
-@st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
+@st.cache_data(max_entries=ENTRIES, show_spinner=False)
 def value_by_evidence(src: Source, start: date, end: date, team: str | None) -> pd.DataFrame:
     return pnl.value_by_evidence(facts(src), config(src), _period(start, end), team=team, books=_b(src))
 
 
-@st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
+@st.cache_data(max_entries=ENTRIES, show_spinner=False)
 def net_range(src: Source, start: date, end: date, team: str | None) -> dict[str, float]:
     return pnl.net_range(facts(src), config(src), _period(start, end), team=team, books=_b(src))
 
 
-@st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
+@st.cache_data(max_entries=ENTRIES, show_spinner=False)
 def reconciliation(src: Source) -> pd.DataFrame:
     return pnl.reconciliation(facts(src), config(src), books=_b(src))
 
 
-@st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
+@st.cache_data(max_entries=ENTRIES, show_spinner=False)
 def currency_issues(src: Source) -> pd.DataFrame:
     return pnl.currency_issues(facts(src), config(src))
 
@@ -224,17 +273,17 @@ def currency_issues(src: Source) -> pd.DataFrame:
 # ---- maintenance ------------------------------------------------------------------------------
 
 
-@st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
+@st.cache_data(max_entries=ENTRIES, show_spinner=False)
 def maintenance_monthly(src: Source) -> pd.DataFrame:
     return maintenance.maintenance_monthly(facts(src), config(src), books=_b(src))
 
 
-@st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
+@st.cache_data(max_entries=ENTRIES, show_spinner=False)
 def maintenance_load(src: Source, start: date, end: date, team: str | None) -> pd.DataFrame:
     return maintenance.maintenance_load(facts(src), config(src), _period(start, end), team=team, books=_b(src))
 
 
-@st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
+@st.cache_data(max_entries=ENTRIES, show_spinner=False)
 def team_load(src: Source, start: date, end: date) -> pd.DataFrame:
     return maintenance.team_load(facts(src), config(src), _period(start, end), books=_b(src))
 
@@ -242,34 +291,34 @@ def team_load(src: Source, start: date, end: date) -> pd.DataFrame:
 # ---- retirement & decisions -------------------------------------------------------------------
 
 
-@st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
+@st.cache_data(max_entries=ENTRIES, show_spinner=False)
 def findings(src: Source, include_snoozed: bool = False) -> pd.DataFrame:
     return retirement.retirement_findings(facts(src), config(src), include_snoozed=include_snoozed, books=_b(src))
 
 
-@st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
+@st.cache_data(max_entries=ENTRIES, show_spinner=False)
 def candidates(src: Source) -> pd.DataFrame:
     return retirement.candidates(findings(src))
 
 
-@st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
+@st.cache_data(max_entries=ENTRIES, show_spinner=False)
 def what_if(src: Source, start: date, end: date, retire: tuple[str, ...]) -> dict[str, dict[str, float]]:
     return retirement.what_if(facts(src), config(src), _period(start, end), list(retire), books=_b(src))
 
 
-@st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
+@st.cache_data(max_entries=ENTRIES, show_spinner=False)
 def recommendations(src: Source) -> pd.DataFrame:
     """One recommendation per app (the same on the Retirement, Maintenance and App pages and the CLI)."""
     return recommend.recommendations(facts(src), config(src), books=_b(src))
 
 
-@st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
+@st.cache_data(max_entries=ENTRIES, show_spinner=False)
 def review(src: Source, quarter: str, fmt: str) -> str:
     """The quarterly review document (md or html), the same as `mlportfolio report review`."""
     return review_mod.render(facts(src), config(src), quarter, fmt)
 
 
-@st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
+@st.cache_data(max_entries=ENTRIES, show_spinner=False)
 def decision_log(src: Source, app_id: str | None = None) -> pd.DataFrame:
     return decisions.decision_log(facts(src), app_id)
 
@@ -311,35 +360,35 @@ def stage(src: Source, app_id: str) -> tuple[str, Any]:
 # ---- data health ------------------------------------------------------------------------------
 
 
-@st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
+@st.cache_data(max_entries=ENTRIES, show_spinner=False)
 def connector_status(src: Source) -> pd.DataFrame:
     import connectors
 
     return health.connector_status(facts(src), config(src), connectors.describe)
 
 
-@st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
+@st.cache_data(max_entries=ENTRIES, show_spinner=False)
 def unregistered_spend(src: Source) -> pd.DataFrame:
     return _b(src).unregistered_spend().copy()
 
 
-@st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
+@st.cache_data(max_entries=ENTRIES, show_spinner=False)
 def unregistered_facts(src: Source) -> pd.DataFrame:
     return _b(src).unregistered_facts().copy()
 
 
-@st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
+@st.cache_data(max_entries=ENTRIES, show_spinner=False)
 def freshness(src: Source) -> pd.DataFrame:
     return health.freshness(facts(src))
 
 
-@st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
+@st.cache_data(max_entries=ENTRIES, show_spinner=False)
 def value_overrides(src: Source) -> pd.DataFrame:
     """Value rows that do not count: another source ranks higher for the same app, month and kind."""
     return precedence.resolve(facts(src).outcomes, precedence.order_of(config(src)))[1]
 
 
-@st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
+@st.cache_data(max_entries=ENTRIES, show_spinner=False)
 def sync_history(src: Source, limit: int = 50) -> pd.DataFrame:
     return views.sync_history(facts(src), limit)
 
@@ -347,43 +396,45 @@ def sync_history(src: Source, limit: int = 50) -> pd.DataFrame:
 # ---- views of one app and of the period (dashboard-only shapes) --------------------------------
 
 
-@st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
+@st.cache_data(max_entries=ENTRIES, show_spinner=False)
 def apps(src: Source) -> pd.DataFrame:
     return views.apps(facts(src))
 
 
-@st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
+@st.cache_data(max_entries=ENTRIES, show_spinner=False)
 def teams(src: Source) -> list[str]:
     return views.teams(facts(src), config(src))
 
 
-@st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
+@st.cache_data(max_entries=ENTRIES, show_spinner=False)
 def portfolio_monthly(src: Source, start: date, end: date, team: str | None) -> pd.DataFrame:
     return views.portfolio_monthly(monthly_pnl(src), _period(start, end), team)
 
 
-@st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
+@st.cache_data(max_entries=ENTRIES, show_spinner=False)
 def data_months(src: Source) -> list[str]:
     """``YYYY-MM`` of the months with any value or cost (what the month pickers offer)."""
     return views.data_months(monthly_pnl(src))
 
 
-@st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
+@st.cache_data(max_entries=ENTRIES, show_spinner=False)
 def has_data(src: Source, start: date, end: date, team: str | None) -> bool:
     """Whether any app (of ``team``) has value or cost in ``start .. end``."""
     return views.has_data(monthly_pnl(src), _period(start, end), team)
 
 
-@st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
+@st.cache_data(max_entries=ENTRIES, show_spinner=False)
 def sparklines(src: Source, start: date, end: date) -> dict[str, list[float]]:
     return views.sparklines(monthly_pnl(src), _period(start, end))
 
 
-@st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
+@st.cache_data(max_entries=ENTRIES, show_spinner=False)
 def app_view(src: Source, app_id: str, start: date, end: date) -> views.AppView:
-    return views.app_view(facts(src), config(src), app_id, _period(start, end))
+    """One app's daily facts, read for that app alone (the portfolio's facts are monthly aggregates)."""
+    one = facts_mod.load_app_facts(engine(src.db_url), app_id, today=src.today)
+    return views.app_view(one, config(src), app_id, _period(start, end))
 
 
-@st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
+@st.cache_data(max_entries=ENTRIES, show_spinner=False)
 def incidents_by_month(src: Source, start: date, end: date, team: str | None) -> pd.DataFrame:
     return views.incidents_by_month(maintenance_monthly(src), _period(start, end), team)

@@ -1,8 +1,9 @@
 """The demo connector: a deterministic, realistic portfolio in which every retirement rule fires.
 
 The portfolio is synced once per module through the real sync into a real database (a SQLite file,
-or PostgreSQL on the suite's PostgreSQL pass), then read back with load_facts, so these tests see
-exactly what the demo dashboard sees.
+or PostgreSQL on the suite's PostgreSQL pass), then read back with load_facts row by row as stored
+(``aggregate=False``), so these tests see the connector's own daily rows; that the aggregated read
+gives the same figures is tests/domain/test_aggregated_facts.py.
 """
 
 from __future__ import annotations
@@ -81,13 +82,13 @@ def counts(engine: Engine) -> dict[str, int]:
 
 @pytest.fixture(scope="module")
 def synced(make_db_url: Callable[[str], str]) -> Iterator[tuple[config.Config, Facts, dict[str, pd.DataFrame]]]:
-    """The demo synced once (24 months as of AS_OF); facts as the dashboard reads them, plus raw frames."""
+    """The demo synced once (24 months as of AS_OF); its facts row by row as stored (load_facts aggregate=False), plus raw frames."""
     url = make_db_url("demo")
     cfg = demo_cfg(url)
     engine = storage.make_engine(url)
     outcome = sync.sync(cfg, engine)
     assert [r.status for r in outcome.runs] == ["success"], outcome.runs[0].error
-    facts = load_facts(engine, today=AS_OF)
+    facts = load_facts(engine, today=AS_OF, aggregate=False)  # the connector's daily rows as stored
     raw = {m.__name__: storage.read_frame(engine, m) for m in (records.CostRecord, records.BillingTotal)}
     storage.dispose_all()
     yield cfg, facts, raw

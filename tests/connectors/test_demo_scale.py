@@ -38,7 +38,7 @@ def sized(make_db_url: Callable[[str], str]) -> Iterator[tuple[config.Config, Fa
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             code = cli.main(["demo", "--no-serve", "--db", url, "--apps", str(N_APPS), "--months", str(MONTHS)])
     assert code == 0, err.getvalue()
-    facts = load_facts(storage.make_engine(url), today=AS_OF)
+    facts = load_facts(storage.make_engine(url), today=AS_OF, aggregate=False)  # the rows as generated
     yield config.demo_config(url), facts
     storage.dispose_all()
 
