@@ -128,6 +128,8 @@ def app_view(facts: Facts, cfg: Config, app_id: str, period: Period) -> AppView:
     )
 
     usage = facts.usage[facts.usage["app_id"] == app_id] if not facts.usage.empty else facts.usage
+    if "model" in usage.columns:  # tokens and calls per model have the Tokens section (their scale is another)
+        usage = usage[usage["model"].fillna("") == ""]
     usage = _in_period(usage, "day", period)
     usage_frame = (
         usage.groupby(["day", "metric"], as_index=False)["value"].sum()

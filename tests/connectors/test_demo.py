@@ -394,3 +394,14 @@ def test_llm_apps(synced: tuple[config.Config, Facts, Any]) -> None:
     own = facts.usage[(facts.usage.app_id == "contract-clauses") & (facts.usage.metric == "requests") & (facts.usage.model == "")]
     got = books.requests()
     assert got[got.app_id == "contract-clauses"].requests.sum() == own[own.day <= books.last_day].value.sum()
+
+
+def test_app_usage_chart_leaves_tokens_to_the_tokens_section(synced: tuple[config.Config, Facts, Any]) -> None:
+    """The App page's daily usage chart plots the app's own metrics; tokens (billions a day) and calls
+    per model would flatten it and have their own section."""
+    from portfolio.dashboard import views
+    from portfolio.periods import Period
+
+    cfg, facts, _ = synced
+    view = views.app_view(facts, cfg, "contract-clauses", Period(WINDOW_START, LAST))
+    assert set(view.usage.metric) == {"requests", "predictions"}
