@@ -26,6 +26,7 @@ Maintenance rows stay one per ticket, without their ref, URL and title (only the
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -124,7 +125,7 @@ def _to_float(model: type[SQLModel], frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def load_facts(
-    engine: Engine,
+    engine: Engine | Connection,
     today: date | None = None,
     *,
     cfg: Config | None = None,
@@ -141,7 +142,8 @@ def load_facts(
     last_day = today - timedelta(days=1)
     window = (cfg or Config()).rules.zombie_window_days  # the one sub-month window a rule reads
     split_at = None if app_id is not None or not aggregate else last_day - timedelta(days=max(window, 1) - 1)
-    with engine.connect() as conn:
+    # a Connection too: a writer (portfolio.lifecycle) reads the facts inside its own transaction
+    with nullcontext(engine) if isinstance(engine, Connection) else engine.connect() as conn:
 
         def read(model: type[SQLModel], *where: Any) -> pd.DataFrame:
             return _to_float(model, storage.read_frame(conn, model, *where))
@@ -149,18 +151,20 @@ def load_facts(
         def of_app(model: type[SQLModel]) -> tuple[Any, ...]:
             return () if app_id is None else (storage.table_of(model).c.app_id == app_id,)
 
+        apps = read(records.App)
+        trail = storage.read_frame(conn, records.LifecycleEvent)
         if split_at is None:
             costs = read(records.CostRecord, *of_app(records.CostRecord))
             usage = read(records.UsageRecord, *of_app(records.UsageRecord))
             uptime = read(records.UptimeRecord, *of_app(records.UptimeRecord))
             maintenance = read(records.MaintenanceRecord, *of_app(records.MaintenanceRecord))
         else:
-            costs = _costs(conn, split_at, last_day)
+            costs = _costs(conn, split_at, last_day, _retirement_windows(apps, trail))
             usage = _usage(conn, split_at, last_day)
             uptime = _uptime(conn, split_at, last_day)
             maintenance = _tickets(conn)
         return Facts(
-            apps=read(records.App),
+            apps=apps,
             costs=costs,
             usage=usage,
             uptime=uptime,
@@ -169,7 +173,7 @@ def load_facts(
             decisions=read(records.Decision),
             billing_totals=read(records.BillingTotal),
             runs=read(records.SyncRun),
-            lifecycle=storage.read_frame(conn, records.LifecycleEvent),
+            lifecycle=trail,
             today=today,
             split_at=split_at,
         )
@@ -214,11 +218,38 @@ def _span(day: Any) -> list[Any]:
     ]
 
 
-def _costs(conn: Connection, split_at: date, last_day: date) -> pd.DataFrame:
+#: days before a retirement whose cost stays daily: the savings check's 90-day run-rate before the date
+RETIREMENT_DAYS_BEFORE = 100
+
+
+def _retirement_windows(apps: pd.DataFrame, trail: pd.DataFrame) -> dict[str, date]:
+    """Per app retiring or retired (a stage event, or ``retired_on`` in the inventory): the day from
+    which its cost stays daily, so leftover spend and realised savings (:mod:`portfolio.verify`),
+    which read days around the retirement date, see the daily rows of those few apps."""
+    dates: dict[str, date] = {}
+    if not trail.empty:
+        stages = trail[(trail["kind"] == "stage") & trail["stage"].isin(["retiring", "retired"])]
+        for app, eff, planned in zip(stages["app_id"], stages["effective"], stages["planned"], strict=True):
+            for d in (eff, planned):
+                if isinstance(d, date) and not pd.isna(d):
+                    dates[app] = min(d, dates.get(app, d))
+    if not apps.empty and "retired_on" in apps.columns:
+        for app, d in zip(apps["app_id"], apps["retired_on"], strict=True):
+            if isinstance(d, date) and not pd.isna(d):
+                dates[app] = min(d, dates.get(app, d))
+    return {app: d - timedelta(days=RETIREMENT_DAYS_BEFORE) for app, d in dates.items()}
+
+
+def _costs(conn: Connection, split_at: date, last_day: date, daily_from: dict[str, date] | None = None) -> pd.DataFrame:
     """Cost rows: per source, app, category, service, currency, billing period, model, estimated and
-    month part (GenAI rows daily); money summed exactly in the database."""
+    month part (GenAI rows daily, and a retiring or retired app's rows from ``daily_from`` on);
+    money summed exactly in the database."""
     t = storage.table_of(records.CostRecord)
-    genai = sa.or_(sa.func.coalesce(t.c.model, "") != "", t.c.estimated == sa.true())
+    genai = sa.or_(
+        sa.func.coalesce(t.c.model, "") != "",
+        t.c.estimated == sa.true(),
+        *(sa.and_(t.c.app_id == app, t.c.day >= sa.literal(d, sa.Date)) for app, d in (daily_from or {}).items()),
+    )
     bucket = _bucket(conn, t.c.day, split_at, last_day, genai).label("day")
     keys = [t.c.source, t.c.app_id, t.c.category, t.c.service, t.c.currency, t.c.billing_period, t.c.model, t.c.estimated]
     total: Any

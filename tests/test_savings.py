@@ -50,9 +50,13 @@ def _days(first: date, last: date) -> list[date]:
     return [first + timedelta(days=i) for i in range((last - first).days + 1)]
 
 
-def _app(app_id: str, launched: date = date(2024, 1, 1), slo: float = 0.99, stage: str = "production") -> App:
+def _app(
+    app_id: str, launched: date = date(2024, 1, 1), slo: float = 0.99, stage: str = "production",
+    retired_on: date | None = None,
+) -> App:
     return App(
         app_id=app_id,
+        retired_on=retired_on,
         name=app_id.title(),
         team="ml",
         stage=stage,
@@ -74,8 +78,10 @@ def _facts(engine: Engine) -> Books:
     items: list[object] = [
         _app("ahead"),
         _app("behind"),
-        _app("retired-a", stage="retired"),
-        _app("retired-b", stage="retired"),
+        # the inventory's retirement dates (as RETIRED below): the facts keep these apps' cost daily
+        # around them (portfolio.facts reads the rest per month)
+        _app("retired-a", stage="retired", retired_on=date(2026, 4, 1)),
+        _app("retired-b", stage="retired", retired_on=date(2026, 6, 20)),
     ]
     year = _months(date(2025, 7, 1), 12)  # July 2025 .. June 2026: the plan's 12 full months
     for m in year:

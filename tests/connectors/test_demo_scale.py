@@ -22,7 +22,7 @@ from portfolio.config import SettingsError
 from portfolio.facts import Facts, load_facts
 
 AS_OF = date(2026, 11, 23)
-N_APPS = 88  # four cycles of the 22 specs: every team and its three regional siblings
+N_APPS = 4 * len(demo.APPS)  # four cycles of the written specs: every team and its three regional siblings
 MONTHS = 14
 RULES = ("zombie", "underwater", "decaying", "maintenance_sink", "unreliable", "orphaned")
 
