@@ -167,3 +167,32 @@ def test_with_sign_in_an_approver_does_not_approve_their_own_proposal(signed_in:
     ev = _events(signed_in).set_index("kind")
     assert (ev.loc["approval", "actor"], bool(ev.loc["approval", "self_approved"])) == ("root@example.com", False)
     assert ev.loc["stage", "stage"] == "retiring"
+
+
+def test_many_waiting_proposals_show_five_cards_and_a_list_for_the_rest(own_demo_url: str) -> None:
+    """Issue 15 at scale (a 1,000-app demo has dozens waiting; the page was 32,130 px tall): five
+    cards, and any other waiting proposal picked from a list gets its card."""
+    from datetime import UTC, datetime, time
+
+    engine = storage.make_engine(own_demo_url)
+    cfg = demo_cfg(own_demo_url)
+    now = datetime.combine(TODAY, time(9, 0), tzinfo=UTC)
+    apps = ["search-ranking", "homepage-recs", "query-autocomplete", "card-fraud", "credit-risk-score", "aml-triage"]
+    for app in apps:
+        lifecycle.propose(engine, cfg, app, "retire", "ann@example.com", "Test at scale.", planned=PLANNED, now=now)
+    waiting = lifecycle.open_proposals(load_facts(engine, today=TODAY))
+    assert len(waiting) == 7  # and the demo's own
+
+    def approve_buttons(at):  # type: ignore[no-untyped-def]
+        return [b for b in at.button if str(b.key or "").startswith("approve_")]
+
+    at = open_page("retirement")
+    assert_clean(at)
+    assert len(approve_buttons(at)) == 5
+    pick = at.selectbox(key="proposal_pick")
+    assert len(pick.options) == 2
+    carded = {str(b.key)[len("approve_"):] for b in approve_buttons(at)}
+    other = sorted(set(waiting["id"].astype(str)) - carded)[0]
+    pick.set_value(other).run()
+    assert_clean(at)
+    assert len(approve_buttons(at)) == 6

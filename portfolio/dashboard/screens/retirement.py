@@ -115,6 +115,7 @@ if not queue.empty:
         ),
     )  # fmt: skip
 
+SHOWN_PROPOSALS = 5
 st.markdown("**Proposals waiting for approval**")
 may_approve = user.can("approve") or not user.signed_in  # without sign-in the local user may approve
 if waiting.empty:
@@ -125,7 +126,23 @@ else:
         approver_name = st.text_input("Approver (name or e-mail)", value=signin.LOCAL.name, key="approver_name")
     elif not may_approve:
         signin.require(user, "approve", "approve or reject proposals")
-    for _, p in waiting.iterrows():
+    # a card per proposal, SHOWN_PROPOSALS at most (a large portfolio can have dozens waiting): any
+    # other is picked from a searchable list and gets its card too
+    shown = waiting.head(SHOWN_PROPOSALS)
+    if len(waiting) > SHOWN_PROPOSALS:
+        rest = waiting.iloc[SHOWN_PROPOSALS:]
+        labels = {
+            str(r["id"]): f"{r['action']} {names.get(r['app_id'], r['app_id'])} ({r['app_id']}), by {r['actor']}"
+            for _, r in rest.iterrows()
+        }
+        st.caption(f"{len(waiting):,} proposals wait: the first {SHOWN_PROPOSALS} are shown; pick any other below.")
+        picked = st.selectbox(
+            f"Another waiting proposal ({len(rest):,})", sorted(labels, key=labels.__getitem__), index=None,
+            format_func=labels.__getitem__, key="proposal_pick", placeholder="type to search",
+        )
+        if picked is not None:
+            shown = pd.concat([shown, rest[rest["id"].astype(str) == picked]])
+    for _, p in shown.iterrows():
         pid, pname = str(p["id"]), names.get(p["app_id"], p["app_id"])
         with st.container(border=True):
             when = f", planned for {p['planned']}" if pd.notna(p["planned"]) else ""
