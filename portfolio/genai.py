@@ -117,13 +117,19 @@ def pnl_requests(usage: pd.DataFrame, costs: pd.DataFrame) -> pd.DataFrame:
     calls = u[has_model]
     in_own = [k in own_keys for k in zip(calls["app_id"].astype(str), _months(calls["day"]), strict=True)]
     calls = calls[~pd.Series(in_own, index=calls.index, dtype=bool)]
+    return pd.concat([own, _billing_source_wins(calls, usage, costs)])
+
+
+def _billing_source_wins(rows: pd.DataFrame, usage: pd.DataFrame, costs: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` without a gateway's (a source reporting estimates) for an app and day whose tokens a
+    billing source reports: the same traffic, counted once (tokens and requests alike)."""
     estimate_sources = set(costs.loc[_estimated(costs), "source"]) if not costs.empty else set()
-    gateway = calls["source"].isin(estimate_sources)
-    if gateway.any() and (~gateway).any():
-        billed = usage[(usage["model"].fillna("") != "") & usage["metric"].isin(TOKEN_METRICS) & ~usage["source"].isin(estimate_sources)]
-        keys = set(zip(billed["app_id"].astype(str), _days(billed["day"]), strict=True))
-        calls = calls[~(gateway & _covered(calls, keys))]
-    return pd.concat([own, calls])
+    gateway = rows["source"].isin(estimate_sources)
+    if not gateway.any():
+        return rows
+    billed = usage[(usage["model"].fillna("") != "") & usage["metric"].isin(TOKEN_METRICS) & ~usage["source"].isin(estimate_sources)]
+    keys = set(zip(billed["app_id"].astype(str), _days(billed["day"]), strict=True))
+    return rows[~(gateway & _covered(rows, keys))]
 
 
 def token_usage(usage: pd.DataFrame, costs: pd.DataFrame) -> pd.DataFrame:
@@ -136,12 +142,7 @@ def token_usage(usage: pd.DataFrame, costs: pd.DataFrame) -> pd.DataFrame:
     u = usage[(usage["model"].fillna("") != "") & usage["metric"].isin(USAGE_COLUMNS)].copy()
     if u.empty:
         return pd.DataFrame({c: pd.Series(dtype="object") for c in cols})
-    estimate_sources = set(costs.loc[_estimated(costs), "source"]) if not costs.empty else set()
-    gateway = u["source"].isin(estimate_sources)
-    if gateway.any() and (~gateway).any():
-        vendor = u[~gateway & u["metric"].isin(TOKEN_METRICS)]
-        keys = set(zip(vendor["app_id"].astype(str), _days(vendor["day"]), strict=True))
-        u = u[~(gateway & _covered(u, keys))]
+    u = _billing_source_wins(u, usage, costs).copy()
     u["day"] = _days(u["day"])
     u["value"] = pd.to_numeric(u["value"], errors="coerce").fillna(0.0).astype(float)
     out = u.pivot_table(index=["app_id", "day", "model"], columns="metric", values="value", aggfunc="sum", fill_value=0.0)
