@@ -37,7 +37,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import SQLModel
 
-from portfolio import records, storage
+from portfolio import records, rollup, storage
 from portfolio.config import Config
 
 MONEY_COLUMNS = {
@@ -185,18 +185,15 @@ def load_app_facts(engine: Engine, app_id: str, today: date | None = None) -> Fa
 
 
 # ---- the aggregated reads -------------------------------------------------------------------------
-
-
-def _month_start(conn: Connection, day: Any) -> Any:
-    if conn.dialect.name == "sqlite":
-        return sa.func.date(day, "start of month")
-    return sa.cast(sa.func.date_trunc("month", day), sa.Date)
+# Whole months before the one holding split_at come from the monthly rollups (portfolio.rollup),
+# whose rows are exactly what the GROUP BYs below compute from a whole month's daily rows; the rest
+# (that month on, and a retiring app's rows) is aggregated from the daily tables here.
 
 
 def _bucket(conn: Connection, day: Any, split_at: date, last_day: date, daily: Any = None) -> Any:
     """The aggregate a day belongs to (typed as a date): its month's first day; from ``split_at`` on,
     the later of that and ``split_at``; the day itself after ``last_day`` or where ``daily`` holds."""
-    month = _month_start(conn, day)
+    month = rollup.month_start(conn, day)
     split = sa.literal(split_at, sa.Date)
     recent = sa.case((month > split, month), else_=split)
     keep = day > sa.literal(last_day, sa.Date)
@@ -206,16 +203,33 @@ def _bucket(conn: Connection, day: Any, split_at: date, last_day: date, daily: A
 
 
 def _frame(conn: Connection, stmt: Any, columns: list[str]) -> pd.DataFrame:
-    rows = conn.execute(stmt).all()
-    return pd.DataFrame([tuple(r) for r in rows], columns=columns)
+    return _frames(conn, [stmt], columns)
 
 
-def _span(day: Any) -> list[Any]:
-    return [
-        sa.func.count().label("rows"),
-        sa.type_coerce(sa.func.min(day), sa.Date).label("first_day"),
-        sa.type_coerce(sa.func.max(day), sa.Date).label("last_day"),
-    ]
+#: columns read as days (SQLite hands them over as ISO text)
+_DAY_COLUMNS = ("day", "first_day", "last_day")
+
+
+def _frames(conn: Connection, stmts: list[Any], columns: list[str]) -> pd.DataFrame:
+    """The rows of ``stmts`` as one frame, fetched as the driver gives them (no per-value result
+    processing: hundreds of thousands of rows at scale); days become ``date`` once per distinct
+    value, booleans ``bool``."""
+    rows: list[Any] = []
+    for stmt in stmts:
+        result = conn.execute(stmt)
+        rows.extend(result.cursor.fetchall() if result.cursor is not None else result.all())
+        result.close()
+    frame = pd.DataFrame.from_records(rows, columns=columns, coerce_float=False) if rows else pd.DataFrame(
+        {c: pd.Series(dtype="object") for c in columns}
+    )
+    for col in _DAY_COLUMNS:
+        if col in frame.columns and len(frame):
+            values = frame[col]
+            lookup = {v: v if isinstance(v, date) or v is None else date.fromisoformat(str(v)[:10]) for v in pd.unique(values)}
+            frame[col] = values.map(lookup).astype(object)
+    if "estimated" in frame.columns and len(frame):
+        frame["estimated"] = frame["estimated"].map(lambda v: None if v is None else bool(v)).astype(object)
+    return frame
 
 
 #: days before a retirement whose cost stays daily: the savings check's 90-day run-rate before the date
@@ -240,43 +254,77 @@ def _retirement_windows(apps: pd.DataFrame, trail: pd.DataFrame) -> dict[str, da
     return {app: d - timedelta(days=RETIREMENT_DAYS_BEFORE) for app, d in dates.items()}
 
 
+def _pairs(table: sa.Table, *where: Any) -> Any:
+    """The (source, app) pairs of a rollup: joined to the daily table, they let the database seek
+    each pair's rows by the primary key's prefix instead of scanning every row for a day range."""
+    return sa.select(table.c.source, table.c.app_id).where(*where).distinct().subquery()
+
+
 def _costs(conn: Connection, split_at: date, last_day: date, daily_from: dict[str, date] | None = None) -> pd.DataFrame:
     """Cost rows: per source, app, category, service, currency, billing period, model, estimated and
     month part (GenAI rows daily, and a retiring or retired app's rows from ``daily_from`` on);
-    money summed exactly in the database."""
+    money summed exactly in the database. Whole months before ``split_at``'s from the rollup."""
     t = storage.table_of(records.CostRecord)
+    m = records.COST_MONTH
+    cut = sa.literal(rollup.first_of_month(split_at), sa.Date)
+    retiring = sorted(daily_from or {})
     genai = sa.or_(
-        sa.func.coalesce(t.c.model, "") != "",
-        t.c.estimated == sa.true(),
+        rollup.cost_daily(t),
         *(sa.and_(t.c.app_id == app, t.c.day >= sa.literal(d, sa.Date)) for app, d in (daily_from or {}).items()),
     )
     bucket = _bucket(conn, t.c.day, split_at, last_day, genai).label("day")
-    keys = [t.c.source, t.c.app_id, t.c.category, t.c.service, t.c.currency, t.c.billing_period, t.c.model, t.c.estimated]
-    total: Any
-    if conn.dialect.name == "sqlite":  # integer micro-units: SUM is exact, one division per aggregate
-        total = sa.type_coerce(sa.func.sum(t.c.amount), sa.BigInteger)
-    else:  # NUMERIC: SUM is exact; the one rounding to a float happens on the aggregate
-        total = sa.cast(sa.func.sum(t.c.amount), sa.Float)
-    stmt = sa.select(*keys, bucket, total.label("amount"), *_span(t.c.day)).group_by(*keys, bucket)
+    keys = [t.c[k] for k in rollup.COST_KEYS]
+    sqlite = conn.dialect.name == "sqlite"
+
+    def money(col: Any) -> Any:  # integer micro-units on SQLite (one division per aggregate), else a float
+        return sa.type_coerce(col, sa.BigInteger) if sqlite else sa.cast(col, sa.Float)
+
+    stored = sa.select(*(m.c[k] for k in rollup.COST_KEYS), m.c.day, money(m.c.amount), m.c.rows, m.c.first_day, m.c.last_day)
+    stored = stored.where(m.c.day < cut, *([m.c.app_id.not_in(retiring)] if retiring else []))
+
+    def daily(pairs: Any, *where: Any) -> Any:
+        total = rollup.money_sum(conn, t.c.amount)
+        return (
+            sa.select(*keys, bucket, money(total).label("amount"), *rollup.span(t.c.day))
+            .select_from(pairs.join(t, sa.and_(t.c.source == pairs.c.source, t.c.app_id == pairs.c.app_id)))
+            .where(*where)
+            .group_by(*keys, bucket)
+        )
+
+    stmts = [stored]
+    if retiring:
+        stmts.append(daily(_pairs(m, m.c.app_id.not_in(retiring)), t.c.day >= cut))
+        stmts.append(daily(_pairs(m, m.c.app_id.in_(retiring))))
+    else:
+        stmts.append(daily(_pairs(m), t.c.day >= cut))
     names = ["source", "app_id", "category", "service", "currency", "billing_period", "model", "estimated", "day",
              "amount", "rows", "first_day", "last_day"]  # fmt: skip
-    frame = _frame(conn, stmt, names)
+    frame = _frames(conn, stmts, names)
     amount = pd.to_numeric(frame["amount"], errors="coerce").astype("float64")
-    if conn.dialect.name == "sqlite":
+    if sqlite:
         amount = amount / 1_000_000
     frame["amount"] = amount.to_numpy()
-    frame["estimated"] = frame["estimated"].astype(object).where(frame["estimated"].notna(), None)
     frame["id"] = None
     return frame[[*(c.name for c in t.columns), "rows", "first_day", "last_day"]]
 
 
 def _usage(conn: Connection, split_at: date, last_day: date) -> pd.DataFrame:
-    """Usage rows: per source, app, metric, model and month part (rows naming a model daily)."""
+    """Usage rows: per source, app, metric, model and month part (rows naming a model daily);
+    whole months before ``split_at``'s from the rollup."""
     t = storage.table_of(records.UsageRecord)
-    bucket = _bucket(conn, t.c.day, split_at, last_day, sa.func.coalesce(t.c.model, "") != "").label("day")
-    keys = [t.c.source, t.c.app_id, t.c.metric, t.c.model]
-    stmt = sa.select(*keys, bucket, sa.func.sum(t.c.value).label("value"), *_span(t.c.day)).group_by(*keys, bucket)
-    frame = _frame(conn, stmt, ["source", "app_id", "metric", "model", "day", "value", "rows", "first_day", "last_day"])
+    m = records.USAGE_MONTH
+    cut = sa.literal(rollup.first_of_month(split_at), sa.Date)
+    bucket = _bucket(conn, t.c.day, split_at, last_day, rollup.usage_daily(t)).label("day")
+    keys = [t.c[k] for k in rollup.USAGE_KEYS]
+    stored = sa.select(*(m.c[k] for k in rollup.USAGE_KEYS), m.c.day, m.c.value, m.c.rows, m.c.first_day, m.c.last_day)
+    recent = (
+        sa.select(*keys, bucket, sa.func.sum(t.c.value).label("value"), *rollup.span(t.c.day))
+        .where(t.c.day >= cut)
+        .group_by(*keys, bucket)
+    )
+    frame = _frames(
+        conn, [stored.where(m.c.day < cut), recent], ["source", "app_id", "metric", "model", "day", "value", "rows", "first_day", "last_day"]
+    )
     frame["value"] = pd.to_numeric(frame["value"], errors="coerce").astype("float64")
     frame["id"] = None
     return frame[[*(c.name for c in t.columns), "rows", "first_day", "last_day"]]
@@ -284,32 +332,17 @@ def _usage(conn: Connection, split_at: date, last_day: date) -> pd.DataFrame:
 
 def _uptime(conn: Connection, split_at: date, last_day: date) -> pd.DataFrame:
     """Availability: first the mean over sources per app and day (as :meth:`Books.uptime` does), then
-    per app and month part its mean over the days (``days`` of them)."""
+    per app and month part its mean over the days (``days`` of them); whole months before
+    ``split_at``'s from the rollup."""
     t = storage.table_of(records.UptimeRecord)
-    per_day = (
-        sa.select(
-            t.c.app_id,
-            t.c.day,
-            sa.func.avg(t.c.availability).label("availability"),
-            sa.func.sum(t.c.samples).label("samples"),
-            sa.func.max(t.c.source).label("source"),
-        )
-        .group_by(t.c.app_id, t.c.day)
-        .subquery()
-    )
-    d = per_day.c
-    bucket = _bucket(conn, d.day, split_at, last_day).label("day")
-    stmt = sa.select(
-        sa.func.max(d.source),
-        d.app_id,
-        bucket,
-        sa.func.avg(d.availability),
-        sa.func.sum(d.samples),
-        sa.func.count(d.availability).label("days"),
-        *_span(d.day),
-    ).group_by(d.app_id, bucket)
-    frame = _frame(
-        conn, stmt, ["source", "app_id", "day", "availability", "samples", "days", "rows", "first_day", "last_day"]
+    m = records.UPTIME_MONTH
+    first = rollup.first_of_month(split_at)
+    d = rollup.uptime_per_day(t.c.day >= sa.literal(first, sa.Date)).c
+    bucket = _bucket(conn, d.day, split_at, last_day)
+    recent = sa.select(*rollup.uptime_columns(d, bucket)).group_by(d.app_id, bucket)
+    stored = sa.select(*(m.c[c.name] for c in m.columns)).where(m.c.day < sa.literal(first, sa.Date))
+    frame = _frames(
+        conn, [stored, recent], ["app_id", "day", "source", "availability", "samples", "days", "rows", "first_day", "last_day"]
     )
     frame["availability"] = pd.to_numeric(frame["availability"], errors="coerce").astype("float64")
     frame["days"] = pd.to_numeric(frame["days"], errors="coerce").astype("float64")

@@ -362,3 +362,58 @@ RECORD_TYPES: tuple[type[SQLModel], ...] = (
     Decision,
     LifecycleEvent,
 )
+
+
+# ---- monthly rollups of the daily fact tables (issue 15; kept by portfolio.rollup) ------------------
+# Derived, never written by a connector: one row per month (a GenAI row per day) of what
+# portfolio.facts reads, so a report over 1,000 apps x 36 months reads thousands of rows, not
+# millions. Plain tables (no ORM class: nothing reads them as records); migration 0008.
+
+COST_MONTH = sa.Table(
+    "costmonth",
+    SQLModel.metadata,
+    sa.Column("source", sa.String(), nullable=False),
+    sa.Column("app_id", sa.String(), nullable=False),
+    sa.Column("category", sa.String(), nullable=False),
+    sa.Column("service", sa.String(), nullable=False),
+    sa.Column("currency", sa.String(), nullable=False),
+    sa.Column("billing_period", sa.String(), nullable=True),
+    sa.Column("model", sa.String(), nullable=False),
+    sa.Column("estimated", sa.Boolean(), nullable=False),
+    sa.Column("day", sa.Date(), nullable=False),  # the month's first day (a GenAI row: its day)
+    sa.Column("amount", Money(precision=20, scale=6), nullable=False),  # the exact sum
+    sa.Column("rows", sa.Integer(), nullable=False),
+    sa.Column("first_day", sa.Date(), nullable=False),
+    sa.Column("last_day", sa.Date(), nullable=False),
+    sa.Index("ix_costmonth_source_day", "source", "day"),
+)
+
+USAGE_MONTH = sa.Table(
+    "usagemonth",
+    SQLModel.metadata,
+    sa.Column("source", sa.String(), nullable=False),
+    sa.Column("app_id", sa.String(), nullable=False),
+    sa.Column("metric", sa.String(), nullable=False),
+    sa.Column("model", sa.String(), nullable=False),
+    sa.Column("day", sa.Date(), nullable=False),  # the month's first day (a row naming a model: its day)
+    sa.Column("value", sa.Float(), nullable=False),
+    sa.Column("rows", sa.Integer(), nullable=False),
+    sa.Column("first_day", sa.Date(), nullable=False),
+    sa.Column("last_day", sa.Date(), nullable=False),
+    sa.Index("ix_usagemonth_source_day", "source", "day"),
+)
+
+UPTIME_MONTH = sa.Table(
+    "uptimemonth",
+    SQLModel.metadata,
+    sa.Column("app_id", sa.String(), nullable=False),
+    sa.Column("day", sa.Date(), nullable=False),  # the month's first day
+    sa.Column("source", sa.String(), nullable=True),  # the last source by name (as the daily read)
+    sa.Column("availability", sa.Float(), nullable=True),  # mean over the days of the per-day means
+    sa.Column("samples", sa.BigInteger(), nullable=True),
+    sa.Column("days", sa.Integer(), nullable=False),
+    sa.Column("rows", sa.Integer(), nullable=False),
+    sa.Column("first_day", sa.Date(), nullable=False),
+    sa.Column("last_day", sa.Date(), nullable=False),
+    sa.Index("ix_uptimemonth_day", "day"),
+)

@@ -299,22 +299,6 @@ def _processors(dialect: sa.Dialect, cols: Sequence[sa.Column[Any]]) -> list[Any
     return [c.type.dialect_impl(dialect).bind_processor(dialect) for c in cols]
 
 
-def upsert_columns(
-    conn: Connection,
-    model: type[SQLModel],
-    columns: Mapping[str, Sequence[Any]],
-    length: int,
-    *,
-    insert_only: bool = False,
-    bound: frozenset[str] = frozenset(),
-) -> int:
-    """Upsert ``length`` rows given column-wise (field name -> Python values). Returns rows changed.
-
-    See :func:`prepare_columns` for the arguments.
-    """
-    return execute_prepared(conn, *prepare_columns(conn.dialect, model, columns, length, insert_only=insert_only, bound=bound))
-
-
 #: a write made ready for the database: the SQL statement and its rows in the database's own form
 Prepared = tuple[str, list[tuple[Any, ...]]]
 
@@ -396,8 +380,21 @@ def prepare_columns(
 
 
 def upsert(conn: Connection, model: type[SQLModel], objs: Sequence[SQLModel], *, insert_only: bool = False) -> int:
-    """Upsert model instances by natural key. Returns how many rows were inserted or changed."""
-    return execute_prepared(conn, *prepare_objects(conn.dialect, model, objs, insert_only=insert_only))
+    """Upsert model instances by natural key. Returns how many rows were inserted or changed.
+
+    A daily fact table's monthly rollup (:mod:`portfolio.rollup`) is rewritten for the sources and
+    months written, in the same transaction."""
+    changed = execute_prepared(conn, *prepare_objects(conn.dialect, model, objs, insert_only=insert_only))
+    if changed:
+        _refresh_rollup(conn, model, [getattr(o, "source", "") for o in objs], [getattr(o, "day", None) for o in objs])
+    return changed
+
+
+def _refresh_rollup(conn: Connection, model: type[SQLModel], sources: Iterable[Any], days: Iterable[Any]) -> None:
+    from portfolio import rollup  # it imports records only; here to keep storage a low layer
+
+    if model in rollup.ROLLUPS:
+        rollup.refresh_written(conn, model, {str(s) for s in sources}, days)
 
 
 def prepare_objects(dialect: sa.Dialect, model: type[SQLModel], objs: Sequence[SQLModel], *, insert_only: bool = False) -> Prepared:
@@ -410,8 +407,12 @@ def prepare_objects(dialect: sa.Dialect, model: type[SQLModel], objs: Sequence[S
 
 
 def upsert_frame(conn: Connection, model: type[SQLModel], frame: pd.DataFrame, *, insert_only: bool = False) -> int:
-    """Upsert a DataFrame whose columns are the model's field names (bulk path for big connectors)."""
-    return execute_prepared(conn, *prepare_frame(conn.dialect, model, frame, insert_only=insert_only))
+    """Upsert a DataFrame whose columns are the model's field names (bulk path for big connectors).
+    A daily fact table's rollup is rewritten as by :func:`upsert`."""
+    changed = execute_prepared(conn, *prepare_frame(conn.dialect, model, frame, insert_only=insert_only))
+    if changed and "source" in frame.columns and "day" in frame.columns:
+        _refresh_rollup(conn, model, frame["source"].unique(), [frame["day"].min(), frame["day"].max()])
+    return changed
 
 
 def prepare_frame(dialect: sa.Dialect, model: type[SQLModel], frame: pd.DataFrame, *, insert_only: bool = False) -> Prepared:

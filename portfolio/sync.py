@@ -45,7 +45,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlmodel import SQLModel
 
 import connectors
-from portfolio import records, storage
+from portfolio import records, rollup, storage
 from portfolio.config import Config, ConnectorConfig
 from portfolio.errors import (
     ConnectorError,
@@ -217,6 +217,10 @@ class _Writer:
         self.skipped = 0
         self.written = 0
         self.count = 0
+        # per table with a monthly rollup (portfolio.rollup): rows it changed, and the first and
+        # last day of the rows written (finish() rewrites the rollup of those months)
+        self.changed: dict[Any, int] = defaultdict(int)
+        self.touched: dict[Any, tuple[Any, Any]] = {}
 
     @contextmanager
     def _reading(self) -> Iterator[Connection]:
@@ -259,6 +263,8 @@ class _Writer:
         if key in self.keys[model]:
             raise SyncError(f"{self.source}: {model.__name__} {dict(zip(model.NATURAL_KEY, key, strict=True))} yielded twice")  # type: ignore[attr-defined]
         self.keys[model].add(key)
+        if model in rollup.ROLLUPS:
+            self._touch(model, item.day, item.day)  # type: ignore[attr-defined]
         buf = self.buffers[model]
         buf.append(item)
         self.count += 1
@@ -276,6 +282,12 @@ class _Writer:
                     f"{self.source}: {model.__name__}.{field} = {values.get(field)!r}; expected one of {', '.join(allowed)}"
                 )
         return key
+
+    def _touch(self, model: Any, first: Any, last: Any) -> None:
+        """Widen the days of ``model``'s rows written in this run (for its rollup's refresh)."""
+        first, last = rollup.as_date(first), rollup.as_date(last)
+        lo, hi = self.touched.get(model, (first, last))
+        self.touched[model] = (min(lo, first), max(hi, last))
 
     def _is_fresh(self, model: Any) -> bool:
         if model not in self.fresh:
@@ -300,6 +312,7 @@ class _Writer:
             changed = storage.execute_prepared(conn, sql, rows)
             if not storage.writes_seen(sql):
                 self.written += changed
+                self.changed[model] += changed
         except sa.exc.IntegrityError:
             raise SyncError(f"{self.source}: {model.__name__} rows repeat a natural key") from None
 
@@ -360,6 +373,9 @@ class _Writer:
                 if bad:
                     raise SyncError(f"{self.source}: {model.__name__}.{field} values {sorted(map(str, bad))} not in {allowed}")
         self.count += len(frame)
+        if model in rollup.ROLLUPS and not frame.empty:
+            days = frame["day"]
+            self._touch(model, days.min(), days.max())
         if model is records.OutcomeRecord:
             for app_id, month, kind in frame[["app_id", "month", "kind"]].itertuples(index=False, name=None):
                 self.outcome_apps[str(app_id)].append((month, kind))
@@ -426,7 +442,10 @@ class _Writer:
             else:
                 conditions = [sa.and_(col >= rep.start, col <= rep.end)]
             for cond in conditions:
-                deleted += storage.delete_unseen(conn, rep.table, self.source, cond)
+                gone = storage.delete_unseen(conn, rep.table, self.source, cond)
+                deleted += gone
+                self.changed[rep.table] += gone
+        self._refresh_rollups(conn)
         for model in self.seen:
             storage.drop_seen(conn, model)
         self.seen.clear()
@@ -444,6 +463,38 @@ class _Writer:
             )
         return deleted
 
+
+    def _refresh_rollups(self, conn: Connection) -> None:
+        """Rewrite the monthly rollups (:mod:`portfolio.rollup`) of the tables this run changed: the
+        months of the rows it wrote and of its Replace windows, and (cost) the billing periods it
+        restated. Nothing changed (an unchanged re-sync): nothing to do."""
+        from connectors.base import ReplaceKeys
+
+        for model in rollup.ROLLUPS:
+            if not self.changed.get(model):
+                continue
+            days = self.touched.get(model)
+            periods: set[str] = set()
+            whole = False
+            for rep in self.replaces:
+                if rep.table is not model:
+                    continue
+                if isinstance(rep, ReplaceKeys):
+                    if model is records.CostRecord and rep.field == "billing_period":
+                        periods |= {str(v) for v in rep.values if (rep.table, rep.field, str(v)) not in self.unchanged}
+                    else:
+                        whole = True  # rows of any day may have gone: the source's whole rollup
+                elif rep.field == "day":
+                    lo, hi = rollup.as_date(rep.start), rollup.as_date(rep.end)
+                    days = (min(days[0], lo), max(days[1], hi)) if days else (lo, hi)
+                else:
+                    whole = True
+            if whole or (days is None and not periods):
+                rollup.refresh(conn, model, self.source if model is not records.UptimeRecord else None)
+            elif model is records.UptimeRecord:
+                rollup.refresh(conn, model, None, days=days)
+            else:
+                rollup.refresh(conn, model, self.source, days=days, periods=periods)
 
     def known_apps(self, conn: Connection | None = None) -> set[str]:
         """The inventory as this run sees it: the App table (in ``conn``, the write transaction, else
