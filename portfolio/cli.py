@@ -457,12 +457,12 @@ def _unregistered_spend(cfg: Config) -> list[tuple[str, str, Any, int]]:
         return []
     try:
         engine = storage.make_engine(url)
-        costs, apps = storage.table_of(records.CostRecord), storage.table_of(records.App)
+        months, apps = records.COST_MONTH, storage.table_of(records.App)
         with engine.connect() as conn:
             registered = {str(a) for a in conn.execute(sa.select(apps.c.app_id)).scalars()}
-            rows = conn.execute(
-                sa.select(costs.c.app_id, costs.c.currency, sa.func.sum(costs.c.amount), sa.func.count())
-                .group_by(costs.c.app_id, costs.c.currency)
+            rows = conn.execute(  # the monthly rollup: the same sums, a fraction of the rows
+                sa.select(months.c.app_id, months.c.currency, sa.func.sum(months.c.amount), sa.func.sum(months.c.rows))
+                .group_by(months.c.app_id, months.c.currency)
             ).all()
     except (PortfolioError, sa.exc.SQLAlchemyError) as exc:
         log.warning("check: cannot read the database for unregistered spend: %s", redact(str(exc))[:200])
@@ -487,6 +487,34 @@ def _print_unregistered(cfg: Config) -> None:
     for tag, *_ in odd[:UNREGISTERED_SHOWN]:
         print("\n".join("  " + line for line in claim_snippet(tag).splitlines()))
         print()
+
+
+def _rollup_check(cfg: Config, *, rebuild: bool) -> list[str]:
+    """The monthly rollups against the daily rows they sum (:func:`portfolio.rollup.differences`):
+    one read of each daily table. ``rebuild``: rebuild them first. Returns the differences as errors."""
+    url = cfg.database_url
+    if url.startswith("sqlite") and not Path(database_location(url)).exists():
+        return []
+    import sqlalchemy as sa
+
+    from portfolio import rollup, storage  # imported where used: start-up time
+
+    try:
+        engine = storage.make_engine(url)
+        storage.migrate(engine)
+        if rebuild:
+            with storage.translated(engine), engine.begin() as conn:
+                rollup.rebuild(conn)
+            print("monthly rollups rebuilt from the daily rows")
+        with storage.translated(engine), engine.connect() as conn:
+            found = rollup.differences(conn)
+    except (PortfolioError, sa.exc.SQLAlchemyError) as exc:
+        log.warning("check: cannot compare the monthly rollups with the daily rows: %s", redact(str(exc))[:200])
+        return []
+    if not found:
+        print("monthly rollups: in step with the daily rows")
+        return []
+    return [f"monthly rollup out of step: {d} (run `mlportfolio check --rebuild-rollups`)" for d in found]
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -514,7 +542,9 @@ def cmd_check(args: argparse.Namespace) -> int:
         if name in would:
             line += f"\n  {'':<24} would sync: {would[name]}"
         print(line)
+    rollup_errors = _rollup_check(cfg, rebuild=getattr(args, "rebuild_rollups", False))  # migrates first
     _print_unregistered(cfg)
+    errors += rollup_errors
     for w in warnings:
         print(f"warning: {w}", file=sys.stderr)
     for e in errors:
@@ -1029,6 +1059,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("check", parents=[common], help="validate the config; list apps and connectors")
+    p.add_argument(
+        "--rebuild-rollups", action="store_true",
+        help="rebuild the monthly rollups from the daily rows (when check finds them out of step)",
+    )
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("sync", parents=[common], help="run connectors once (all enabled ones, or those named)")

@@ -267,11 +267,10 @@ def _costs(conn: Connection, split_at: date, last_day: date, daily_from: dict[st
     t = storage.table_of(records.CostRecord)
     m = records.COST_MONTH
     cut = sa.literal(rollup.first_of_month(split_at), sa.Date)
-    retiring = sorted(daily_from or {})
-    genai = sa.or_(
-        rollup.cost_daily(t),
-        *(sa.and_(t.c.app_id == app, t.c.day >= sa.literal(d, sa.Date)) for app, d in (daily_from or {}).items()),
-    )
+    retiring = [
+        t.c.day >= sa.case({app: sa.literal(d, sa.Date) for app, d in daily_from.items()}, value=t.c.app_id)
+    ] if daily_from else []  # NULL, so false, for every other app  # fmt: skip
+    genai = sa.or_(rollup.cost_daily(t), *retiring)
     bucket = _bucket(conn, t.c.day, split_at, last_day, genai).label("day")
     keys = [t.c[k] for k in rollup.COST_KEYS]
     sqlite = conn.dialect.name == "sqlite"
@@ -279,24 +278,27 @@ def _costs(conn: Connection, split_at: date, last_day: date, daily_from: dict[st
     def money(col: Any) -> Any:  # integer micro-units on SQLite (one division per aggregate), else a float
         return sa.type_coerce(col, sa.BigInteger) if sqlite else sa.cast(col, sa.Float)
 
+    # Where each app's daily read starts: the month holding split_at, or for a retiring app the
+    # month of its first daily day if earlier (its earlier whole months come from the rollup).
+    first = rollup.first_of_month(split_at)
+    starts = {app: min(first, rollup.first_of_month(d)) for app, d in (daily_from or {}).items()}
+
+    def start(app: Any) -> Any:
+        if not starts:
+            return cut
+        return sa.type_coerce(sa.case({a: sa.literal(d, sa.Date) for a, d in starts.items()}, value=app, else_=cut), sa.Date)
+
     stored = sa.select(*(m.c[k] for k in rollup.COST_KEYS), m.c.day, money(m.c.amount), m.c.rows, m.c.first_day, m.c.last_day)
-    stored = stored.where(m.c.day < cut, *([m.c.app_id.not_in(retiring)] if retiring else []))
-
-    def daily(pairs: Any, *where: Any) -> Any:
-        total = rollup.money_sum(conn, t.c.amount)
-        return (
-            sa.select(*keys, bucket, money(total).label("amount"), *rollup.span(t.c.day))
-            .select_from(pairs.join(t, sa.and_(t.c.source == pairs.c.source, t.c.app_id == pairs.c.app_id)))
-            .where(*where)
-            .group_by(*keys, bucket)
-        )
-
-    stmts = [stored]
-    if retiring:
-        stmts.append(daily(_pairs(m, m.c.app_id.not_in(retiring)), t.c.day >= cut))
-        stmts.append(daily(_pairs(m, m.c.app_id.in_(retiring))))
-    else:
-        stmts.append(daily(_pairs(m), t.c.day >= cut))
+    stored = stored.where(m.c.day < start(m.c.app_id))
+    pairs = _pairs(m)
+    total = rollup.money_sum(conn, t.c.amount)
+    recent = (
+        sa.select(*keys, bucket, money(total).label("amount"), *rollup.span(t.c.day))
+        .select_from(pairs.join(t, sa.and_(t.c.source == pairs.c.source, t.c.app_id == pairs.c.app_id)))
+        .where(t.c.day >= start(pairs.c.app_id))
+        .group_by(*keys, bucket)
+    )
+    stmts = [stored, recent]
     names = ["source", "app_id", "category", "service", "currency", "billing_period", "model", "estimated", "day",
              "amount", "rows", "first_day", "last_day"]  # fmt: skip
     frame = _frames(conn, stmts, names)

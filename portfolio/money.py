@@ -87,6 +87,11 @@ def plain(value: Any, min_decimals: int = 2) -> str:
     amount = exact(value)
     if amount is None:
         return ""
+    return exact_text(amount, min_decimals)
+
+
+def exact_text(amount: Decimal, min_decimals: int = 2) -> str:
+    """:func:`plain` of an amount that :func:`exact` made already (no second quantize)."""
     text = f"{amount:f}"
     whole, _, frac = text.partition(".")
     frac = frac.rstrip("0")

@@ -362,6 +362,36 @@ lookback_days = 2
     assert "would sync: since " in out and "2 d look-back" in out
 
 
+def test_check_compares_the_monthly_rollups_with_the_daily_rows(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], db_url: str
+) -> None:
+    """Issue 15: reports read whole months from rollups the writers keep; check says when a row
+    written past them (by hand, here) leaves them out of step, and --rebuild-rollups mends it."""
+    cfg_path = seed_small_portfolio(tmp_path, capsys, db_url)
+    code, out, err = run_cli(capsys, "check", "--config", str(cfg_path))
+    assert code == 0, err
+    assert "monthly rollups: in step with the daily rows" in out
+    before = run_cli(capsys, "report", "pnl", "--config", str(cfg_path), "--from", "2026-09", "--to", "2026-10",
+                     "--today", "2026-11-15", "--format", "csv")[1]  # fmt: skip
+    engine = storage.make_engine(db_url)
+    with engine.begin() as conn:  # past every writer: a raw INSERT
+        conn.execute(sa.insert(storage.table_of(records.CostRecord)), [
+            {"source": "bill", "app_id": "churn", "day": date(2026, 9, 20), "category": "infra", "service": "svc",
+             "amount": Decimal("10.5"), "currency": "USD", "billing_period": "2026-09", "model": "", "estimated": False},
+        ])  # fmt: skip
+    code, out, err = run_cli(capsys, "check", "--config", str(cfg_path))
+    assert code == 2
+    assert "monthly rollup out of step: costrecord of source 'bill': the monthly rollup holds 5 rows summing 1619.007000" in err
+    assert "the daily table 6 rows summing 1629.507000" in err and "--rebuild-rollups" in err
+    code, out, err = run_cli(capsys, "check", "--config", str(cfg_path), "--rebuild-rollups")
+    assert code == 0, err
+    assert "monthly rollups rebuilt" in out and "in step" in out
+    after = run_cli(capsys, "report", "pnl", "--config", str(cfg_path), "--from", "2026-09", "--to", "2026-10",
+                    "--today", "2026-11-15", "--format", "csv")[1]  # fmt: skip
+    churn_sep = [line for line in after.splitlines() if line.startswith("churn,2026-09-01")]
+    assert churn_sep and ",310.50," in churn_sep[0] and before != after
+
+
 BAD_CONFIGS = [
     pytest.param('colour = "blue"\n', "colour", id="unknown-top-level-key"),
     pytest.param('[[apps]]\nid = "x"\nteam = "search"\nstage = "beta"\n', "apps.1.stage", id="bad-stage"),
