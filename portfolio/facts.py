@@ -254,12 +254,6 @@ def _retirement_windows(apps: pd.DataFrame, trail: pd.DataFrame) -> dict[str, da
     return {app: d - timedelta(days=RETIREMENT_DAYS_BEFORE) for app, d in dates.items()}
 
 
-def _pairs(table: sa.Table, *where: Any) -> Any:
-    """The (source, app) pairs of a rollup: joined to the daily table, they let the database seek
-    each pair's rows by the primary key's prefix instead of scanning every row for a day range."""
-    return sa.select(table.c.source, table.c.app_id).where(*where).distinct().subquery()
-
-
 def _costs(conn: Connection, split_at: date, last_day: date, daily_from: dict[str, date] | None = None) -> pd.DataFrame:
     """Cost rows: per source, app, category, service, currency, billing period, model, estimated and
     month part (GenAI rows daily, and a retiring or retired app's rows from ``daily_from`` on);
@@ -267,13 +261,9 @@ def _costs(conn: Connection, split_at: date, last_day: date, daily_from: dict[st
     t = storage.table_of(records.CostRecord)
     m = records.COST_MONTH
     cut = sa.literal(rollup.first_of_month(split_at), sa.Date)
-    retiring = [
-        t.c.day >= sa.case({app: sa.literal(d, sa.Date) for app, d in daily_from.items()}, value=t.c.app_id)
-    ] if daily_from else []  # NULL, so false, for every other app  # fmt: skip
-    genai = sa.or_(rollup.cost_daily(t), *retiring)
-    bucket = _bucket(conn, t.c.day, split_at, last_day, genai).label("day")
     keys = [t.c[k] for k in rollup.COST_KEYS]
     sqlite = conn.dialect.name == "sqlite"
+    daily_from = daily_from or {}
 
     def money(col: Any) -> Any:  # integer micro-units on SQLite (one division per aggregate), else a float
         return sa.type_coerce(col, sa.BigInteger) if sqlite else sa.cast(col, sa.Float)
@@ -281,24 +271,34 @@ def _costs(conn: Connection, split_at: date, last_day: date, daily_from: dict[st
     # Where each app's daily read starts: the month holding split_at, or for a retiring app the
     # month of its first daily day if earlier (its earlier whole months come from the rollup).
     first = rollup.first_of_month(split_at)
-    starts = {app: min(first, rollup.first_of_month(d)) for app, d in (daily_from or {}).items()}
+    starts = {app: min(first, rollup.first_of_month(d)) for app, d in daily_from.items()}
 
-    def start(app: Any) -> Any:
-        if not starts:
-            return cut
-        return sa.type_coerce(sa.case({a: sa.literal(d, sa.Date) for a, d in starts.items()}, value=app, else_=cut), sa.Date)
+    def per_app(app: Any, days: dict[str, date], default: Any = None) -> Any:
+        return sa.type_coerce(sa.case({a: sa.literal(d, sa.Date) for a, d in days.items()}, value=app, else_=default), sa.Date)
 
     stored = sa.select(*(m.c[k] for k in rollup.COST_KEYS), m.c.day, money(m.c.amount), m.c.rows, m.c.first_day, m.c.last_day)
-    stored = stored.where(m.c.day < start(m.c.app_id))
-    pairs = _pairs(m)
-    total = rollup.money_sum(conn, t.c.amount)
-    recent = (
-        sa.select(*keys, bucket, money(total).label("amount"), *rollup.span(t.c.day))
-        .select_from(pairs.join(t, sa.and_(t.c.source == pairs.c.source, t.c.app_id == pairs.c.app_id)))
-        .where(t.c.day >= start(pairs.c.app_id))
-        .group_by(*keys, bucket)
-    )
-    stmts = [stored, recent]
+    stored = stored.where(m.c.day < (per_app(m.c.app_id, starts, cut) if starts else cut))
+
+    def recent(daily: Any, *where: Any) -> Any:
+        """The daily rows from each pair's start on, aggregated: the (source, app) pairs the rollup
+        knows, each one's rows sought by the primary key's prefix (not a scan of every row)."""
+        pairs = sa.select(m.c.source, m.c.app_id).where(*where).distinct().subquery()
+        begin = per_app(pairs.c.app_id, starts, cut) if where else cut
+        bucket = _bucket(conn, t.c.day, split_at, last_day, daily).label("day")
+        on = sa.and_(t.c.source == pairs.c.source, t.c.app_id == pairs.c.app_id, t.c.day >= begin)
+        return (
+            sa.select(*keys, bucket, money(rollup.money_sum(conn, t.c.amount)).label("amount"), *rollup.span(t.c.day))
+            .select_from(pairs.join(t, on))
+            .group_by(*keys, bucket)
+        )
+
+    genai = rollup.cost_daily(t)
+    stmts = [stored]
+    if daily_from:  # a retiring app's rows from its daily day on stay daily (CASE only over its rows)
+        stmts.append(recent(genai, m.c.app_id.not_in(sorted(daily_from))))
+        stmts.append(recent(sa.or_(genai, t.c.day >= per_app(t.c.app_id, daily_from)), m.c.app_id.in_(sorted(daily_from))))
+    else:
+        stmts.append(recent(genai))
     names = ["source", "app_id", "category", "service", "currency", "billing_period", "model", "estimated", "day",
              "amount", "rows", "first_day", "last_day"]  # fmt: skip
     frame = _frames(conn, stmts, names)

@@ -157,11 +157,13 @@ def leftover_spend(books: Books, retired: list[Retired] | None = None) -> pd.Dat
     ts = to_ts(c["day"])
     c = c.assign(ts=ts)[ts <= pd.Timestamp(books.last_day)]
     frames = []
+    per_app = _per_app(c, [r.app_id for r in retired])
     for r in retired:
-        if r.retired_on is None:
+        if r.retired_on is None or r.app_id not in per_app:
             continue
         start = _grace_until(books, r.retired_on)
-        mine = c[(c["app_id"] == r.app_id) & (c["ts"] >= pd.Timestamp(start))]
+        mine = per_app[r.app_id]
+        mine = mine[mine["ts"] >= pd.Timestamp(start)]
         if mine.empty:
             continue
         mine = mine.assign(amount=pd.to_numeric(mine["amount"], errors="coerce").fillna(0.0))
@@ -194,14 +196,19 @@ def leftover_spend(books: Books, retired: list[Retired] | None = None) -> pd.Dat
 # ----------------------------------------------------------------------------- the retirement ledger
 
 
-def _sum_days(frame: pd.DataFrame, app_id: str, col: str, first: date, last: date) -> float:
+def _per_app(frame: pd.DataFrame, app_ids: list[str]) -> dict[str, pd.DataFrame]:
+    """The rows of each of ``app_ids`` (one pass over the frame, not one filter per app)."""
     if frame.empty:
+        return {}
+    wanted = frame[frame["app_id"].isin(set(app_ids))]
+    return {str(a): g for a, g in wanted.groupby("app_id", sort=False, observed=True)}
+
+
+def _sum_days(per_app: dict[str, pd.DataFrame], app_id: str, col: str, first: date, last: date) -> float:
+    frame = per_app.get(app_id)
+    if frame is None:
         return 0.0
-    mask = (
-        (frame["app_id"] == app_id)
-        & (frame["ts"] >= pd.Timestamp(first))
-        & (frame["ts"] <= pd.Timestamp(last))
-    )
+    mask = (frame["ts"] >= pd.Timestamp(first)) & (frame["ts"] <= pd.Timestamp(last))
     return float(frame.loc[mask, col].sum())
 
 
@@ -233,6 +240,8 @@ def retirement_ledger(books: Books, retired: list[Retired] | None = None) -> pd.
         else pd.Series(dtype="datetime64[ns]")
     )
     rates = books.hourly_rates()
+    ids = [r.app_id for r in retired]
+    costs_of, maint_of = _per_app(costs, ids), _per_app(maint, ids)
     rows = []
     for r in retired:
         if r.retired_on is None:  # nothing to measure from: say so, guess nothing
@@ -253,10 +262,10 @@ def retirement_ledger(books: Books, retired: list[Retired] | None = None) -> pd.
         a_last = min(a_first + timedelta(days=cfg.after_days - 1), last_day)
         days_after = max(0, (a_last - a_first).days + 1)
         # the app's cost as the P&L counts it: its spend (bills, people spend) + its maintenance hours x the team's rate
-        hours_before = _sum_days(maint, r.app_id, "hours", b_first, b_last)
-        hours_after = _sum_days(maint, r.app_id, "hours", a_first, a_last) if days_after else 0.0
-        before_cost = _sum_days(costs, r.app_id, "amount", b_first, b_last) + hours_before * rate
-        after_cost = (_sum_days(costs, r.app_id, "amount", a_first, a_last) if days_after else 0.0) + hours_after * rate
+        hours_before = _sum_days(maint_of, r.app_id, "hours", b_first, b_last)
+        hours_after = _sum_days(maint_of, r.app_id, "hours", a_first, a_last) if days_after else 0.0
+        before_cost = _sum_days(costs_of, r.app_id, "amount", b_first, b_last) + hours_before * rate
+        after_cost = (_sum_days(costs_of, r.app_id, "amount", a_first, a_last) if days_after else 0.0) + hours_after * rate
         projected = _money(r.projected_annual_savings)
         row: dict[str, Any] = {
             "app_id": r.app_id, "name": names.get(r.app_id, r.app_id), "retired_on": r.retired_on,

@@ -323,28 +323,34 @@ def decision_log(src: Source, app_id: str | None = None) -> pd.DataFrame:
     return decisions.decision_log(facts(src), app_id)
 
 
-@st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
+@st.cache_data(max_entries=ENTRIES, show_spinner=False)  # keyed by the data version (in src): no TTL
 def review_queue(src: Source) -> pd.DataFrame:
     return retirement.review_queue(facts(src), config(src), books=_b(src))
 
 
-@st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
+@st.cache_data(max_entries=ENTRIES, show_spinner=False)  # keyed by the data version (in src): no TTL
 def open_proposals(src: Source) -> pd.DataFrame:
     return lifecycle.open_proposals(facts(src))
 
 
-@st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
+@st.cache_data(max_entries=ENTRIES, show_spinner=False)  # keyed by the data version (in src): no TTL
 def projection(src: Source, app_id: str) -> lifecycle.Projection:
     """What a proposal for the app would freeze (shown before it is submitted)."""
     return lifecycle.project(facts(src), config(src), app_id, books=_b(src))
 
 
-@st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
+@st.cache_data(max_entries=ENTRIES, show_spinner=False)  # keyed by the data version (in src): no TTL
 def stage_history(src: Source, app_id: str | None = None) -> pd.DataFrame:
     return lifecycle.stage_history(facts(src), app_id)
 
 
-@st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
+@st.cache_data(max_entries=ENTRIES, show_spinner=False)  # keyed by the data version: no TTL needed
+def stages(src: Source) -> dict[str, str]:
+    """Every app's lifecycle stage today, in one pass (one cached call, not one per app of 1,000)."""
+    return {str(a): str(s) for a, s in lifecycle.stages(facts(src), src.today).items()}
+
+
+@st.cache_data(max_entries=ENTRIES, show_spinner=False)  # keyed by the data version (in src): no TTL
 def stage(src: Source, app_id: str) -> tuple[str, Any]:
     """The app's lifecycle stage today and, when retiring, its planned date (else None)."""
     f = facts(src)

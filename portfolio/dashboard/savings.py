@@ -63,7 +63,7 @@ def _table(frame: pd.DataFrame, cur: str, name: str, columns: list[str] | None =
 # ----------------------------------------------------------------------------- cached reads
 
 
-@st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
+@st.cache_data(max_entries=ENTRIES, show_spinner=False)  # keyed by the data version (in src): no TTL
 def downtime(src: Source, start: date, end: date) -> pd.DataFrame:
     return verify.downtime_loss(cache.books(src), start, end)
 
@@ -78,12 +78,12 @@ def assumptions(src: Source, start: date, end: date) -> pd.DataFrame:
     return plan.assumptions(cache.books(src), start, end)
 
 
-@st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
+@st.cache_data(max_entries=ENTRIES, show_spinner=False)  # keyed by the data version (in src): no TTL
 def leftover(src: Source) -> pd.DataFrame:
     return verify.leftover_spend(cache.books(src))
 
 
-@st.cache_data(ttl=TTL, max_entries=ENTRIES, show_spinner=False)
+@st.cache_data(max_entries=ENTRIES, show_spinner=False)  # keyed by the data version (in src): no TTL
 def ledger(src: Source) -> pd.DataFrame:
     return verify.retirement_ledger(cache.books(src))
 

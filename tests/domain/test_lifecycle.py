@@ -228,6 +228,21 @@ def test_pause_and_resume_are_stage_events(db):
     assert list(lifecycle.stage_history(facts, "churn")["stage"]) == ["production", "paused"]
 
 
+def test_stages_of_every_app_in_one_pass_agree_with_current_stage(db):
+    """lifecycle.stages (one pass over the trail: the Retirement page at 1,000 apps) gives each app
+    the stage current_stage gives it, on every day around paused, resumed and retiring."""
+    lifecycle.change_stage(db, "idle", "paused", "ann@example.com", "sponsor on leave", now=NOW)
+    lifecycle.change_stage(db, "idle", "production", "ann@example.com", "back", effective=date(2026, 8, 1),
+                           now=NOW + timedelta(minutes=1))  # fmt: skip
+    prop = _propose(db)
+    lifecycle.approve(db, prop.id, "boss@example.com", role="approver", now=NOW + timedelta(minutes=2))
+    facts = load_facts(db, today=TODAY)
+    for on in (TODAY - timedelta(days=1), TODAY, date(2026, 8, 1), PLANNED - timedelta(days=1), PLANNED):
+        want = {a: lifecycle.current_stage(facts, a, on) for a in ("churn", "idle")}
+        assert lifecycle.stages(facts, on).to_dict() == want, on
+    assert lifecycle.stages(facts, PLANNED).to_dict() == {"churn": "retired", "idle": "production"}
+
+
 @pytest.mark.parametrize(
     "stage, kwargs, message",
     [

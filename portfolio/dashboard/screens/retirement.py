@@ -92,7 +92,7 @@ by_name = sorted(names, key=lambda a: (names[a].lower(), a))
 ordered = list(dict.fromkeys([*cands["app_id"].tolist(), *by_name])) if not cands.empty else by_name
 
 user = signin.current_user(cache.config(src))
-stages = {a: cache.stage(src, a)[0] for a in names}
+stages = cache.stages(src)
 live = [a for a in ordered if stages.get(a) not in ("retired",)]
 
 # ---- review queue: reviews overdue or due, snoozes, proposals waiting --------------------------
