@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import io
 from contextlib import redirect_stdout
+from decimal import Decimal
 
 import pytest
-import sqlalchemy as sa
 
 from portfolio import cli, pnl, recommend, records, storage
 from portfolio.dashboard import fmt
@@ -92,11 +92,10 @@ def test_unregistered_spend_has_its_own_line(own_demo_url: str, page: str) -> No
     engine = storage.make_engine(own_demo_url)
     day = TODAY.replace(day=1)
     with engine.begin() as conn:
-        conn.execute(
-            sa.insert(storage.table_of(records.CostRecord)),
-            [{"source": "demo", "app_id": "BrightPathMatrix", "day": day, "category": "infra", "service": "ec2",
-              "amount": 1234.5, "currency": "USD", "billing_period": day.strftime("%Y-%m")}],
-        )  # fmt: skip
+        storage.upsert(conn, records.CostRecord, [  # the writers' path: it keeps the monthly rollup too
+            records.CostRecord(source="demo", app_id="BrightPathMatrix", day=day, category="infra", service="ec2",
+                               amount=Decimal("1234.5"), currency="USD", billing_period=day.strftime("%Y-%m")),
+        ])  # fmt: skip
     at = open_page(page)
     assert_clean(at)
     warnings = " ".join(w.value for w in at.warning)
