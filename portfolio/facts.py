@@ -210,18 +210,30 @@ def _frame(conn: Connection, stmt: Any, columns: list[str]) -> pd.DataFrame:
 _DAY_COLUMNS = ("day", "first_day", "last_day")
 
 
+#: rows fetched and turned into a frame at a time: the driver's Python tuples of a whole read would
+#: take several times the memory of the frame they become
+_CHUNK = 25_000
+
+
 def _frames(conn: Connection, stmts: list[Any], columns: list[str]) -> pd.DataFrame:
     """The rows of ``stmts`` as one frame, fetched as the driver gives them (no per-value result
-    processing: hundreds of thousands of rows at scale); days become ``date`` once per distinct
-    value, booleans ``bool``."""
-    rows: list[Any] = []
+    processing: hundreds of thousands of rows at scale) a chunk at a time; days become ``date``
+    once per distinct value, booleans ``bool``."""
+    parts: list[pd.DataFrame] = []
     for stmt in stmts:
         result = conn.execute(stmt)
-        rows.extend(result.cursor.fetchall() if result.cursor is not None else result.all())
+        cursor = result.cursor
+        while True:
+            rows = cursor.fetchmany(_CHUNK) if cursor is not None else result.fetchmany(_CHUNK)
+            if not rows:
+                break
+            parts.append(pd.DataFrame.from_records(rows, columns=columns, coerce_float=False))
+            del rows
         result.close()
-    frame = pd.DataFrame.from_records(rows, columns=columns, coerce_float=False) if rows else pd.DataFrame(
-        {c: pd.Series(dtype="object") for c in columns}
-    )
+    if not parts:
+        return pd.DataFrame({c: pd.Series(dtype="object") for c in columns})
+    frame = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+    del parts
     for col in _DAY_COLUMNS:
         if col in frame.columns and len(frame):
             values = frame[col]
