@@ -212,6 +212,7 @@ class _Writer:
         self.partition: Partition | None = None
         self.partitions: list[Partition] = []
         self.unchanged: set[tuple[Any, str, str]] = set()
+        self.built_skip: set[tuple[Any, str, str]] = set()  # unchanged partitions the connector did not build
         self.stored: dict[tuple[Any, str], dict[str, tuple[str, int]]] = {}  # last fingerprints
         self.held: dict[tuple[Any, str], dict[str, int]] = {}
         self.skipped = 0
@@ -545,6 +546,25 @@ def inventory_in_progress() -> set[str] | None:
     if writer.conn is not None and (writer.conn.closed or not writer.conn.in_transaction()):
         return None
     return writer.known_apps()
+
+
+def partition_unchanged(partition: Any) -> bool:
+    """Whether the sync running in this context found ``partition`` (a :class:`connectors.base.Partition`
+    it was just handed) unchanged since its last write: its rows would be skipped, so a connector
+    may leave them unbuilt (a daily re-read of two years of bills). False outside a run.
+
+    A connector that leaves the rows out tells the writer nothing more: the rows counted as skipped
+    are the partition's ``rows``."""
+    writer = _RUNNING.get()
+    if writer is None or writer.done:
+        return False
+    key = (partition.table, partition.field, partition.value)
+    if key not in writer.unchanged:
+        return False
+    if key not in writer.built_skip:
+        writer.built_skip.add(key)
+        writer.skipped += int(partition.rows)
+    return True
 
 
 def _month_text(month: Any) -> str:

@@ -129,8 +129,13 @@ SELECT app_id, day, category, service, amount, currency, billing_period FROM (
         """SELECT billing_period, COUNT(*), bit_xor(hash(app_id, day, category, service, amount, currency)),
                   SUM(amount) FROM final GROUP BY billing_period ORDER BY billing_period"""
     ).fetchall()
+    from portfolio.sync import partition_unchanged  # the running sync (a module that imports connectors)
+
     for bp, n, digest, amount in prints:
-        yield Partition(records.CostRecord, "billing_period", bp, f"{n}:{digest:016x}:{amount}", int(n))
+        partition = Partition(records.CostRecord, "billing_period", bp, f"{n}:{digest:016x}:{amount}", int(n))
+        yield partition
+        if partition_unchanged(partition):  # the sync skips these rows: do not build them
+            continue
         # in natural-key order: the table is keyed by it (WITHOUT ROWID on SQLite), so the rows are
         # appended to its B-tree instead of scattered over it
         yield from _rows(

@@ -631,7 +631,7 @@ def test_unknown_duplicate_policy_is_refused_by_key(tmp_path, engine, shared_dat
     assert "connectors.bill.duplicate_exports: input should be 'newest', 'error' or 'sum'" in str(exc.value)
 
 
-def test_a_re_sync_skips_every_unchanged_billing_period(tmp_path, engine, shared_data, caplog):
+def test_a_re_sync_skips_every_unchanged_billing_period(tmp_path, engine, shared_data, caplog, monkeypatch):
     """A daily re-read of the same exports writes nothing and re-reads no key: each period's rows
     hash the same as last time, so the sync skips them (portfolio.records.SyncPartition)."""
     import logging
@@ -641,10 +641,22 @@ def test_a_re_sync_skips_every_unchanged_billing_period(tmp_path, engine, shared
     cfg = make_config(tmp_path, engine, 'path = "exports"\ncost_column = "BilledCost"\napp_tag_keys = ["application"]')
     assert run(cfg, engine).status == "success"
     before = costs(engine)
+    from connectors.focus import aggregate
+
+    built: list[int] = []
+    real_rows = aggregate._rows
+
+    def counting(reader):  # the frames the connector builds
+        for item in real_rows(reader):
+            built.append(len(item.frame))
+            yield item
+
+    monkeypatch.setattr(aggregate, "_rows", counting)
     with caplog.at_level(logging.INFO, logger="portfolio.sync"):
         again = run(cfg, engine)
     assert (again.status, again.rows_written, again.rows_deleted) == ("success", 0, 0)
     assert f"{len(before)} rows of 2 unchanged partition(s) skipped" in caplog.text
+    assert built == [], "an unchanged period's rows are not even built (issue 15: the re-sync's time)"
     assert costs(engine) == before
     # another cost column changes every period's rows: both are written again, none skipped
     caplog.clear()
@@ -652,3 +664,4 @@ def test_a_re_sync_skips_every_unchanged_billing_period(tmp_path, engine, shared
     with caplog.at_level(logging.INFO, logger="portfolio.sync"):
         assert run(other, engine).rows_written > 0
     assert "0 rows of 0 unchanged partition(s) skipped" in caplog.text
+    assert sum(built) > 0
