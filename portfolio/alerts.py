@@ -167,13 +167,13 @@ def leftover_alerts(leftover: pd.DataFrame, currency: str = "USD") -> list[Alert
 def pending(facts: Facts, cfg: Config, findings: pd.DataFrame) -> list[Alert]:
     """Every alert the current facts call for (before de-duplication against what was sent)."""
     from portfolio import verify  # the domain; imported here to keep this module light to import
-    from portfolio.books import Books
+    from portfolio.books import of as books_of
 
     return (
         candidate_alerts(findings, cfg.currency)
         + review_due_alerts(facts.decisions, facts.today)
         + failing_connector_alerts(facts.runs, cfg.alerts.connector_failures)
-        + leftover_alerts(verify.leftover_spend(Books(facts, cfg)), cfg.currency)
+        + leftover_alerts(verify.leftover_spend(books_of(facts, cfg)), cfg.currency)
     )
 
 

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import numpy as np
@@ -103,6 +103,19 @@ def monthly_rate(annual: float) -> float:
     return float((1.0 + annual) ** (1.0 / 12.0) - 1.0)
 
 
+def of(facts: Facts, cfg: Config) -> Books:
+    """The one :class:`Books` of these facts and this config, kept on the facts (no module-level
+    cache): the domain functions called without ``books`` share it, so a report that asks for the
+    P&L, the findings and the ledger prepares each frame once, not once per call (the quarterly
+    review did it six times at 1,000 apps)."""
+    kept = facts.books.get(id(cfg))
+    if kept is None or kept.cfg is not cfg or kept.facts is not facts:  # (a dataclasses.replace copy shares the dict)
+        kept = Books(facts, cfg)
+        facts.books.clear()  # one at a time: a caller with a fresh config copy per call keeps one, not many
+        facts.books[id(cfg)] = kept
+    return kept
+
+
 class Books:
     """The facts of one portfolio, read once, as the domain sees them.
 
@@ -125,6 +138,10 @@ class Books:
             if key not in self._memo:
                 self._memo[key] = build()
             return self._memo[key]
+
+    def memo(self, key: tuple[Any, ...], build: Callable[[], Any]) -> Any:
+        """Build once per Books what a domain module derives from it (``key`` names it)."""
+        return self._once(("memo", *key), build)
 
     def _end(self, end: date | None) -> date:
         return min(end or self.last_day, self.last_day)
@@ -369,7 +386,15 @@ class Books:
     def monthly(self, end: date | None = None) -> pd.DataFrame:
         """The monthly P&L (``month`` as datetime64) up to ``end``'s month: see :func:`portfolio.pnl.monthly_pnl`."""
         end = self._end(end)
+        if end < self.last_day and (end + timedelta(days=1)).day == 1:
+            # cut at a month's last day: exactly the whole months of the P&L up to the last day
+            # (every fact of those months is on or before ``end``), so it is not built again
+            return self._once(("monthly", end), lambda: self._months_of_full(end))  # type: ignore[no-any-return]
         return self._once(("monthly", end), lambda: self._build_monthly(end))  # type: ignore[no-any-return]
+
+    def _months_of_full(self, end: date) -> pd.DataFrame:
+        full = self.monthly(self.last_day)
+        return full[full["month"] <= pd.Timestamp(month_start(end))].reset_index(drop=True)
 
     def _build_monthly(self, end: date) -> pd.DataFrame:
         keys = ["app_id", "month"]

@@ -833,9 +833,9 @@ def _savings_report(kind: str, facts: Any, cfg: config_mod.Config, period: Any, 
     """``report downtime|plan|leftover|retirements`` (portfolio.verify and portfolio.plan): a table
     with its totals, or the exact rows as CSV / JSON."""
     from portfolio import money, plan, report, verify
-    from portfolio.books import Books
+    from portfolio.books import of as books_of
 
-    books = Books(facts, cfg)
+    books = books_of(facts, cfg)
     end = min(period.end, facts.last_complete_day)
     if kind == "downtime":
         frame = verify.downtime_loss(books, period.start, end)

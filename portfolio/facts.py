@@ -76,6 +76,8 @@ class Facts:
     lifecycle: pd.DataFrame = field(default_factory=lambda: empty(records.LifecycleEvent))
     #: cost/usage/uptime are aggregated per month, split at this day (see the module doc); None: all daily
     split_at: date | None = None
+    #: the Books last prepared from these facts (portfolio.books.of), by id of its config: shared by the domain's calls
+    books: dict[int, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def last_complete_day(self) -> date:

@@ -45,6 +45,7 @@ from sqlmodel import SQLModel
 
 from portfolio import auth, frames, records, storage
 from portfolio.books import Books
+from portfolio.books import of as books_of
 from portfolio.config import Config
 from portfolio.errors import PortfolioError
 from portfolio.facts import Facts, load_facts
@@ -423,7 +424,7 @@ def _money(x: Any) -> Decimal:
 
 def project(facts: Facts, cfg: Config, app_id: str, books: Books | None = None) -> Projection:
     """The projection a proposal for ``app_id`` shows before it is submitted and freezes when it is."""
-    b = books if books is not None else Books(facts, cfg)
+    b = books if books is not None else books_of(facts, cfg)
     rr = b.run_rate(b.last_day, ["cost", "value", "maintenance_hours"])
     row: dict[Any, Any] = rr.loc[app_id].to_dict() if app_id in rr.index else {}
     savings = _money(row.get("cost"))

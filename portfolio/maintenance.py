@@ -21,6 +21,7 @@ import pandas as pd
 
 from portfolio import pnl, recommend
 from portfolio.books import Books
+from portfolio.books import of as books_of
 from portfolio.config import Config
 from portfolio.facts import Facts
 from portfolio.frames import as_dates, empty_frame, ratio
@@ -41,7 +42,7 @@ TEAM_COLUMNS = ["team", "klo_hours", "improvement_hours", "capacity_hours", "klo
 
 def _books(facts: Facts, cfg: Config, books: Books | None) -> Books:
     """The caller's books (they must be of these facts and config), else new ones."""
-    return books if books is not None else Books(facts, cfg)
+    return books if books is not None else books_of(facts, cfg)
 
 
 def _rows(books: Books, start: Any = None, end: Any = None) -> pd.DataFrame:

@@ -42,6 +42,7 @@ from portfolio.books import (
 from portfolio.books import (
     MONTHLY_COLUMNS as _BOOKS_MONTHLY,
 )
+from portfolio.books import of as books_of
 from portfolio.config import Config
 from portfolio.facts import Facts, weights
 from portfolio.frames import as_dates, by_app, empty_frame, flat, month_of, nan_to_none, ratio, to_ts
@@ -85,7 +86,7 @@ __all__ = [
 
 def _books(facts: Facts, cfg: Config, books: Books | None) -> Books:
     """The caller's books (they must be of these facts and config), else new ones."""
-    return books if books is not None else Books(facts, cfg)
+    return books if books is not None else books_of(facts, cfg)
 
 
 def inventory(facts: Facts, cfg: Config, books: Books | None = None) -> pd.DataFrame:

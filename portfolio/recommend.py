@@ -39,6 +39,7 @@ import pandas as pd
 
 from portfolio import lifecycle, retirement
 from portfolio.books import Books
+from portfolio.books import of as books_of
 from portfolio.config import Config
 from portfolio.facts import Facts
 from portfolio.frames import empty_frame
@@ -64,7 +65,7 @@ def _money(x: float, currency: str) -> str:
 
 def _books(facts: Facts, cfg: Config, books: Books | None) -> Books:
     """The caller's books (they must be of these facts and config), else new ones."""
-    return books if books is not None else Books(facts, cfg)
+    return books if books is not None else books_of(facts, cfg)
 
 
 def recommendations(facts: Facts, cfg: Config, books: Books | None = None) -> pd.DataFrame:

@@ -26,6 +26,7 @@ import pandas as pd
 
 from portfolio import lifecycle
 from portfolio.books import Books
+from portfolio.books import of as books_of
 from portfolio.config import Config, Rules
 from portfolio.facts import Facts
 from portfolio.frames import by_app, empty_frame, flat, month_of
@@ -301,7 +302,7 @@ RULES: dict[str, Callable[[Context], list[Finding]]] = {
 
 def _books(facts: Facts, cfg: Config, books: Books | None) -> Books:
     """The caller's books (they must be of these facts and config), else new ones."""
-    return books if books is not None else Books(facts, cfg)
+    return books if books is not None else books_of(facts, cfg)
 
 
 def _context(books: Books) -> Context:

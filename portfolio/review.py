@@ -27,7 +27,7 @@ from typing import Any
 import pandas as pd
 
 from portfolio import lifecycle, money, plan, pnl, retirement, safe, verify
-from portfolio.books import Books
+from portfolio.books import of as books_of
 from portfolio.config import Config
 from portfolio.facts import Facts
 from portfolio.periods import Period
@@ -121,7 +121,7 @@ def build(facts: Facts, cfg: Config, quarter: str | None = None) -> Review:
     inventory = pnl.inventory(facts, cfg)
     inventory = inventory[inventory["app_id"] != pnl.UNALLOCATED]
     retired = int((inventory["stage"] == "retired").sum())
-    books = Books(facts, cfg)
+    books = books_of(facts, cfg)
     ledger = verify.retirement_ledger(books)
     if not ledger.empty:
         ledger = ledger[[d is not None and period.start <= d <= period.end for d in ledger["retired_on"]]]

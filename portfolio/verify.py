@@ -72,7 +72,12 @@ class Retired:
 
 def retirements(books: Books) -> list[Retired]:
     """The retirements carried out by the as-of day, from :func:`portfolio.lifecycle.retirements`
-    (projected figures as frozen at approval; ``note`` says why one has no date or no projection)."""
+    (projected figures as frozen at approval; ``note`` says why one has no date or no projection).
+    Read once per Books."""
+    return list(books.memo(("verify.retirements",), lambda: _retirements(books)))
+
+
+def _retirements(books: Books) -> list[Retired]:
     from portfolio import lifecycle
 
     out = [
@@ -147,9 +152,14 @@ def leftover_spend(books: Books, retired: list[Retired] | None = None) -> pd.Dat
     Every cost row in the reporting currency counts, whatever its source (a bill, a gateway
     estimate, OpenCost), up to the last complete day. Columns: :data:`LEFTOVER_COLUMNS`;
     ``daily_rate`` = the spend of the last 7 days with data / 7 (what it still costs a day).
-    Largest first.
+    Largest first. Computed once per Books for its own retirements.
     """
-    retired = retirements(books) if retired is None else retired
+    if retired is None:
+        return books.memo(("verify.leftover",), lambda: _leftover(books, retirements(books))).copy()  # type: ignore[no-any-return]
+    return _leftover(books, retired)
+
+
+def _leftover(books: Books, retired: list[Retired]) -> pd.DataFrame:
     c = books.facts.costs
     if not retired or c.empty:
         return empty_frame(LEFTOVER_COLUMNS)
@@ -219,6 +229,7 @@ def retirement_ledger(books: Books, retired: list[Retired] | None = None) -> pd.
     period), ``"not enough history: N of M days after the grace period"`` or ``"no spend before
     the retirement date"`` (nothing to compare with). Realised figures are None unless verified.
     """
+    own = retired is None
     retired = retirements(books) if retired is None else retired
     if not retired:
         return empty_frame(LEDGER_COLUMNS)
@@ -228,7 +239,7 @@ def retirement_ledger(books: Books, retired: list[Retired] | None = None) -> pd.
     maint = books.maintenance()
     monthly = books.monthly()
     names = books.inventory().set_index("app_id")["name"]
-    leftover = leftover_spend(books, retired)
+    leftover = leftover_spend(books, None if own else retired)
     left_by_app = (
         leftover.groupby("app_id")["leftover_spend"].sum()
         if not leftover.empty
