@@ -71,7 +71,14 @@ PAGES = {
 }
 PAGE_TIMEOUT = 900.0  # seconds: today's 1,000-app first page takes minutes
 POLL = 0.05
-CONTENT_HEIGHT = "Math.max(...Array.from(document.querySelectorAll('section, main, div')).map((e) => e.scrollHeight))"
+# The page's own height: the main block's (Streamlit scrolls [data-testid=stMain], not the document).
+# Not the largest scrollHeight of any element: a dataframe's inner scroller of 900 rows is ~32,000
+# px tall while the page around it is a few thousand (what the first measurements here reported).
+CONTENT_HEIGHT = (
+    "(() => { const b = document.querySelector('[data-testid=\"stMainBlockContainer\"]');"
+    " const m = document.querySelector('[data-testid=\"stMain\"]');"
+    " return b ? b.scrollHeight : (m ? m.scrollHeight : document.documentElement.scrollHeight); })()"
+)
 TARGETS = {"cold": 2.0, "warm": 1.5, "filter": 2.0, "idle": 2.0}
 
 
