@@ -288,7 +288,30 @@ def open_proposals(facts: Facts, app_id: str | None = None) -> pd.DataFrame:
     return out[PROPOSAL_COLUMNS].reset_index(drop=True)
 
 
-def _retirement_from_events(facts: Facts, ev: pd.DataFrame, app_id: str, name: str, rows: pd.DataFrame) -> Retirement:
+@dataclass(frozen=True)
+class _Trail:
+    """The trail's proposals by id and their decisions (approval or rejection) by proposal id:
+    looked up per retired app instead of filtering the whole trail for each."""
+
+    proposals: dict[str, pd.Series]
+    decisions: dict[str, pd.Series]
+
+    @classmethod
+    def of(cls, ev: pd.DataFrame) -> _Trail:
+        if ev.empty:
+            return cls({}, {})
+        props = ev[ev["kind"] == "proposal"]
+        decided = ev[ev["kind"].isin(["approval", "rejection"]) & ev["proposal_id"].notna()]
+        proposals: dict[str, pd.Series] = {}
+        decisions: dict[str, pd.Series] = {}
+        for i, (_, row) in zip(props["id"], props.iterrows(), strict=True):
+            proposals.setdefault(str(i), row)  # the first, as a filter's iloc[0] would give
+        for pid, (_, row) in zip(decided["proposal_id"], decided.iterrows(), strict=True):
+            decisions.setdefault(str(pid), row)
+        return cls(proposals, decisions)
+
+
+def _retirement_from_events(facts: Facts, index: _Trail, app_id: str, name: str, rows: pd.DataFrame) -> Retirement:
     last = rows.iloc[-1]
     planned: date | None = None
     proposal_id = None if _is_missing(last["proposal_id"]) else str(last["proposal_id"])
@@ -302,9 +325,8 @@ def _retirement_from_events(facts: Facts, ev: pd.DataFrame, app_id: str, name: s
     else:  # retiring, past its planned date
         planned = _date(last["planned"])
         retired_on = planned
-    prop = ev[(ev["id"] == proposal_id) & (ev["kind"] == "proposal")] if proposal_id else ev.iloc[0:0]
-    p = prop.iloc[0] if not prop.empty else None
-    decision = _decision_of(ev, proposal_id) if proposal_id else None
+    p = index.proposals.get(proposal_id) if proposal_id else None
+    decision = index.decisions.get(proposal_id) if proposal_id else None
     approval = decision if decision is not None and decision["kind"] == "approval" else None
     per_year = _float(p["freed_hours_per_year"]) if p is not None else None
     return Retirement(
@@ -341,6 +363,7 @@ def retirements(facts: Facts) -> list[Retirement]:
     ids = list(dict.fromkeys([*names, *staged]))  # inventory apps, and apps with stage events
     in_effect = _stage_rows(ev, facts.today)
     inventory = _inventory_stages(facts)
+    trail = _Trail.of(ev)
     out: list[Retirement] = []
     for app_id in ids:
         rows = in_effect.get(app_id)
@@ -353,7 +376,7 @@ def retirements(facts: Facts) -> list[Retirement]:
             continue
         name = names.get(app_id, app_id)
         if rows is not None:
-            out.append(_retirement_from_events(facts, ev, app_id, name, rows))
+            out.append(_retirement_from_events(facts, trail, app_id, name, rows))
             continue
         row = facts.apps[facts.apps["app_id"] == app_id].iloc[0]
         day = _date(row["retired_on"]) if "retired_on" in row.index else None

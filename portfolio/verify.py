@@ -163,6 +163,7 @@ def _leftover(books: Books, retired: list[Retired]) -> pd.DataFrame:
     c = books.facts.costs
     if not retired or c.empty:
         return empty_frame(LEFTOVER_COLUMNS)
+    c = c[c["app_id"].isin({r.app_id for r in retired})]  # the retired apps' rows only, before any per-row work
     c = c[in_currency(c, books.cfg)]
     ts = to_ts(c["day"])
     c = c.assign(ts=ts)[ts <= pd.Timestamp(books.last_day)]
