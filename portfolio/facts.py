@@ -282,10 +282,9 @@ def _costs(conn: Connection, split_at: date, last_day: date, daily_from: dict[st
     def money(col: Any) -> Any:  # integer micro-units on SQLite (one division per aggregate), else a float
         return sa.type_coerce(col, sa.BigInteger) if sqlite else sa.cast(col, sa.Float)
 
-    # Where each app's daily read starts: the month holding split_at, or for a retiring app the
-    # month of its first daily day if earlier (its earlier whole months come from the rollup).
-    first = rollup.first_of_month(split_at)
-    starts = {app: min(first, rollup.first_of_month(d)) for app, d in daily_from.items()}
+    # Where an app's daily read starts: the month holding split_at, or for a retiring app the month
+    # of its first daily day if earlier (its earlier whole months come from the rollup).
+    starts = {app: min(rollup.first_of_month(split_at), rollup.first_of_month(d)) for app, d in daily_from.items()}
 
     def per_app(app: Any, days: dict[str, date], default: Any = None) -> Any:
         return sa.type_coerce(sa.case({a: sa.literal(d, sa.Date) for a, d in days.items()}, value=app, else_=default), sa.Date)
@@ -293,13 +292,12 @@ def _costs(conn: Connection, split_at: date, last_day: date, daily_from: dict[st
     stored = sa.select(*(m.c[k] for k in rollup.COST_KEYS), m.c.day, money(m.c.amount), m.c.rows, m.c.first_day, m.c.last_day)
     stored = stored.where(m.c.day < (per_app(m.c.app_id, starts, cut) if starts else cut))
 
-    def recent(daily: Any, *where: Any) -> Any:
-        """The daily rows from each pair's start on, aggregated: the (source, app) pairs the rollup
-        knows, each one's rows sought by the primary key's prefix (not a scan of every row)."""
-        pairs = sa.select(m.c.source, m.c.app_id).where(*where).distinct().subquery()
-        begin = per_app(pairs.c.app_id, starts, cut) if where else cut
+    def recent(daily: Any, begin: Any, *which: Any) -> Any:
+        """The daily rows from ``begin`` on, aggregated, of the (source, app) pairs the rollup knows
+        (``which`` of them): each pair's rows sought by the primary key's prefix, not a scan of all."""
+        pairs = sa.select(m.c.source, m.c.app_id).where(*which).distinct().subquery()
         bucket = _bucket(conn, t.c.day, split_at, last_day, daily).label("day")
-        on = sa.and_(t.c.source == pairs.c.source, t.c.app_id == pairs.c.app_id, t.c.day >= begin)
+        on = sa.and_(t.c.source == pairs.c.source, t.c.app_id == pairs.c.app_id, t.c.day >= begin(pairs.c.app_id))
         return (
             sa.select(*keys, bucket, money(rollup.money_sum(conn, t.c.amount)).label("amount"), *rollup.span(t.c.day))
             .select_from(pairs.join(t, on))
@@ -307,12 +305,11 @@ def _costs(conn: Connection, split_at: date, last_day: date, daily_from: dict[st
         )
 
     genai = rollup.cost_daily(t)
-    stmts = [stored]
-    if daily_from:  # a retiring app's rows from its daily day on stay daily (CASE only over its rows)
-        stmts.append(recent(genai, m.c.app_id.not_in(sorted(daily_from))))
-        stmts.append(recent(sa.or_(genai, t.c.day >= per_app(t.c.app_id, daily_from)), m.c.app_id.in_(sorted(daily_from))))
-    else:
-        stmts.append(recent(genai))
+    retiring = sorted(daily_from)
+    stmts = [stored, recent(genai, lambda _app: cut, *([m.c.app_id.not_in(retiring)] if retiring else []))]
+    if retiring:  # a retiring app's rows from its daily day on stay daily (the CASE only over its rows)
+        daily = sa.or_(genai, t.c.day >= per_app(t.c.app_id, daily_from))
+        stmts.append(recent(daily, lambda app: per_app(app, starts), m.c.app_id.in_(retiring)))
     names = ["source", "app_id", "category", "service", "currency", "billing_period", "model", "estimated", "day",
              "amount", "rows", "first_day", "last_day"]  # fmt: skip
     frame = _frames(conn, stmts, names)

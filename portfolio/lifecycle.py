@@ -213,7 +213,18 @@ def _inventory_stages(facts: Facts) -> dict[str, str]:
     apps = facts.apps
     if apps.empty:
         return {}
-    return {str(a): "production" if _is_missing(s) or not str(s) else str(s) for a, s in zip(apps["app_id"], apps["stage"], strict=True)}
+    return {str(a): _stage_text(s) for a, s in zip(apps["app_id"], apps["stage"], strict=True)}
+
+
+def _stage_text(stage: Any) -> str:
+    """An inventory stage as the lifecycle reads it (none given: production)."""
+    return "production" if _is_missing(stage) or not str(stage) else str(stage)
+
+
+def _stage_on(rows: pd.DataFrame, on: date) -> str:
+    """The stage that an app's stage events in effect on ``on`` (latest last) give it then."""
+    last = rows.iloc[-1]
+    return _derived(str(last["stage"]), _date(last["planned"]), on)
 
 
 def _inventory_stage(facts: Facts, app_id: str) -> str:
@@ -221,8 +232,7 @@ def _inventory_stage(facts: Facts, app_id: str) -> str:
     row = apps[apps["app_id"] == app_id] if not apps.empty else apps
     if row.empty:
         raise LifecycleError(f"app {app_id!r} is not in the inventory")
-    stage = row["stage"].iloc[0]
-    return "production" if _is_missing(stage) or not str(stage) else str(stage)
+    return _stage_text(row["stage"].iloc[0])
 
 
 def _derived(stage: str, planned: date | None, on: date) -> str:
@@ -241,8 +251,7 @@ def current_stage(facts: Facts, app_id: str, on: date) -> str:
     ev = _events(facts)
     rows = _stage_events(ev, app_id, on) if not ev.empty else ev
     if not rows.empty:
-        last = rows.iloc[-1]
-        return _derived(str(last["stage"]), _date(last["planned"]), on)
+        return _stage_on(rows, on)
     return _inventory_stage(facts, app_id)
 
 
@@ -255,8 +264,7 @@ def stages(facts: Facts, on: date | None = None) -> pd.Series:
     out = _inventory_stages(facts)
     for app, rows in _stage_rows(_events(facts), on).items():
         if app in out:
-            last = rows.iloc[-1]
-            out[app] = _derived(str(last["stage"]), _date(last["planned"]), on)
+            out[app] = _stage_on(rows, on)
     return pd.Series(out, dtype="object")
 
 
@@ -368,8 +376,7 @@ def retirements(facts: Facts) -> list[Retirement]:
     for app_id in ids:
         rows = in_effect.get(app_id)
         if rows is not None:
-            last = rows.iloc[-1]
-            stage = _derived(str(last["stage"]), _date(last["planned"]), facts.today)
+            stage = _stage_on(rows, facts.today)
         else:
             stage = inventory[app_id] if app_id in inventory else current_stage(facts, app_id, facts.today)  # raises
         if stage != "retired":
@@ -408,8 +415,7 @@ def retired_ids(facts: Facts, on: date | None = None) -> set[str]:
     if ev.empty:
         return out
     for app_id, rows in _stage_rows(ev, on).items():
-        last = rows.iloc[-1]
-        if _derived(str(last["stage"]), _date(last["planned"]), on) == "retired":
+        if _stage_on(rows, on) == "retired":
             out.add(app_id)
         else:
             out.discard(app_id)  # events win over the inventory (e.g. brought back from retired)

@@ -165,25 +165,20 @@ def _uptime_select(conn: Connection, where: Any) -> Any:
     return sa.select(*uptime_columns(d.c, bucket)).group_by(d.c.app_id, bucket)
 
 
-def _scope(conn: Connection, model: type[SQLModel], table: Any, source: str | None,
-           days: tuple[date, date] | None, periods: Iterable[str], *, rollup: bool) -> Any:
-    """Rows of ``table`` (the daily table, or with ``rollup`` its rollup) in a refresh's scope: of
-    ``source`` (every source for uptime, whose rollup mixes them), in the whole months of ``days``
-    or (cost) of one of the billing ``periods``; everything of the source when both are empty."""
+def _scope(model: type[SQLModel], table: Any, source: str | None, days: tuple[date, date] | None, periods: list[str]) -> Any:
+    """Rows of ``table`` (the daily table or its rollup) in a refresh's scope: of ``source``, in the
+    whole months of ``days`` or (cost) of one of the billing ``periods``; every row of the source
+    when both are empty."""
     parts: list[Any] = []
     if days is not None:
         lo, hi = first_of_month(days[0]), _last_of_month(days[1])
-        day = table.c.day
-        parts.append(sa.and_(day >= sa.literal(lo, sa.Date), day <= sa.literal(hi, sa.Date)))
-    wanted = sorted({str(p) for p in periods})
-    if wanted:
+        parts.append(sa.and_(table.c.day >= sa.literal(lo, sa.Date), table.c.day <= sa.literal(hi, sa.Date)))
+    if periods:
         if model is not records.CostRecord:
             raise ValueError("only cost rows have billing periods")
-        parts.extend(table.c.billing_period.in_(wanted[i : i + 500]) for i in range(0, len(wanted), 500))
-    where: list[Any] = []
-    if parts:
-        where.append(sa.or_(*parts))
-    if source is not None and model is not records.UptimeRecord:
+        parts.extend(table.c.billing_period.in_(periods[i : i + 500]) for i in range(0, len(periods), 500))
+    where = [sa.or_(*parts)] if parts else []
+    if source is not None:
         where.append(table.c.source == source)
     return sa.and_(sa.true(), *where)
 
@@ -196,20 +191,20 @@ def refresh(
     days: tuple[date, date] | None = None,
     periods: Iterable[str] = (),
 ) -> None:
-    """Rewrite ``model``'s rollup rows for ``source`` (None: every source) in the whole months that
-    ``days`` (first, last) touch and, for cost, the billing ``periods``; with neither, all of them.
+    """Rewrite ``model``'s rollup rows for ``source`` (None: every source; uptime: always every
+    source) in the whole months that ``days`` (first, last) touch and, for cost, the billing
+    ``periods``; with neither, all of them.
 
     Run it in the transaction that wrote the daily rows. Two statements, both set-based: a DELETE
     of the rollup rows in scope and an ``INSERT ... SELECT ... GROUP BY`` of the daily rows in scope
     (uptime: the months of every source, since an app's availability is the mean over sources).
     """
-    periods = list(periods)
+    wanted = sorted({str(p) for p in periods})
+    if model is records.UptimeRecord:  # an app's availability is the mean over sources: every source's months
+        source, wanted = None, []
     rollup = ROLLUPS[model]
-    daily = _table(model)
-    if model is records.UptimeRecord:
-        periods = []
-    conn.execute(sa.delete(rollup).where(_scope(conn, model, rollup, source, days, periods, rollup=True)))
-    where = _scope(conn, model, daily, source, days, periods, rollup=False)
+    conn.execute(sa.delete(rollup).where(_scope(model, rollup, source, days, wanted)))
+    where = _scope(model, _table(model), source, days, wanted)
     select = {
         records.CostRecord: _cost_select,
         records.UsageRecord: _usage_select,
@@ -228,7 +223,7 @@ def refresh_written(conn: Connection, model: type[SQLModel], sources: Iterable[s
     if not parsed:
         return
     span_ = (min(parsed), max(parsed))
-    for source in sorted(set(sources)) if model is not records.UptimeRecord else [None]:
+    for source in sorted(set(sources)):
         refresh(conn, model, source, days=span_)
 
 

@@ -490,12 +490,9 @@ class _Writer:
                     days = (min(days[0], lo), max(days[1], hi)) if days else (lo, hi)
                 else:
                     whole = True
-            if whole or (days is None and not periods):
-                rollup.refresh(conn, model, self.source if model is not records.UptimeRecord else None)
-            elif model is records.UptimeRecord:
-                rollup.refresh(conn, model, None, days=days)
-            else:
-                rollup.refresh(conn, model, self.source, days=days, periods=periods)
+            if whole:
+                days, periods = None, set()
+            rollup.refresh(conn, model, self.source, days=days, periods=periods)
 
     def known_apps(self, conn: Connection | None = None) -> set[str]:
         """The inventory as this run sees it: the App table (in ``conn``, the write transaction, else
