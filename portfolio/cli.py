@@ -465,7 +465,7 @@ def _unregistered_spend(cfg: Config) -> list[tuple[str, str, Any, int]]:
                 .group_by(months.c.app_id, months.c.currency)
             ).all()
     except (PortfolioError, sa.exc.SQLAlchemyError) as exc:
-        log.warning("check: cannot read the database for unregistered spend: %s", redact(str(exc))[:200])
+        print(f"warning: unregistered spend not checked: cannot read the database: {redact(str(exc))[:200]}", file=sys.stderr)
         return []
     registered |= {a.id for a in cfg.apps} | {records.UNALLOCATED}
     odd = [(str(a), str(c), amount, int(n)) for a, c, amount, n in rows if a is not None and str(a) not in registered]
@@ -509,7 +509,7 @@ def _rollup_check(cfg: Config, *, rebuild: bool) -> list[str]:
         with storage.translated(engine), engine.connect() as conn:
             found = rollup.differences(conn)
     except (PortfolioError, sa.exc.SQLAlchemyError) as exc:
-        log.warning("check: cannot compare the monthly rollups with the daily rows: %s", redact(str(exc))[:200])
+        print(f"warning: monthly rollups not checked: cannot read the database: {redact(str(exc))[:200]}", file=sys.stderr)
         return []
     if not found:
         print("monthly rollups: in step with the daily rows")

@@ -392,6 +392,16 @@ def test_check_compares_the_monthly_rollups_with_the_daily_rows(
     assert churn_sep and ",310.50," in churn_sep[0] and before != after
 
 
+def test_check_says_when_the_database_cannot_be_read(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Nothing checked is never said as if it were fine: a database that does not answer is named."""
+    cfg_path = write_config(tmp_path, "", f"postgresql+psycopg://user:secret@127.0.0.1:{free_port()}/portfolio")
+    code, out, err = run_cli(capsys, "check", "--config", str(cfg_path))
+    assert code == 0, err  # the config itself is fine
+    assert "warning: monthly rollups not checked: cannot read the database" in err
+    assert "warning: unregistered spend not checked: cannot read the database" in err
+    assert "secret" not in out + err
+
+
 BAD_CONFIGS = [
     pytest.param('colour = "blue"\n', "colour", id="unknown-top-level-key"),
     pytest.param('[[apps]]\nid = "x"\nteam = "search"\nstage = "beta"\n', "apps.1.stage", id="bad-stage"),

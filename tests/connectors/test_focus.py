@@ -23,7 +23,8 @@ import duckdb
 import pytest
 from sqlalchemy.engine import Engine
 
-from portfolio import config, records, storage, sync
+from portfolio import config, records, rollup, storage, sync
+from portfolio.facts import load_facts
 
 NOT_ISO = "not an ISO 8601 date/time (expected YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ)"
 OUT_OF_RANGE = "date before 2000 or more than a year ahead"
@@ -519,6 +520,13 @@ def test_billing_period_folders_and_restatement(tmp_path, engine, shared_data):
     new_total = sum((D(r[cost]) for r in restated[1:]), D(0)).quantize(Q6, ROUND_HALF_UP)
     assert totals(engine)[("2024-09", "USD")] == new_total
     assert recorded(engine)[("2024-09", "USD")] == new_total
+    # issue 15: the monthly rollups the reports read followed the restatement, to the micro-unit
+    with engine.connect() as conn:
+        assert rollup.differences(conn) == []
+    monthly = load_facts(engine, today=date(2025, 6, 1)).costs  # every month whole: read from the rollup
+    by_bp = monthly[monthly["billing_period"] == "2024-09"]
+    assert round(float(by_bp["amount"].sum()), 6) == float(new_total)
+    assert int(by_bp["rows"].sum()) == sum(1 for v in after.values() if v[2] == "2024-09")
 
 
 def test_restated_period_drops_its_late_charge_and_old_currency(tmp_path, engine, shared_data):
