@@ -33,6 +33,9 @@ _STAGE1_SCHEMA = pa.schema(
 )
 
 
+#: names the cumulative rounding in each billing period's fingerprint (see finish)
+_ROUNDING = "r1"
+
 _ARROW_KEPT = {pa.date32(): pd.ArrowDtype(pa.date32()), pa.decimal128(38, 6): pd.ArrowDtype(pa.decimal128(38, 6))}
 
 
@@ -106,10 +109,27 @@ GROUP BY ALL
             lines=int(lines),
             detail=note[:2000],
         )
+    # One partition per billing period, fingerprinted on the exact (unrounded) sums its rows are
+    # rounded from: the rounding below is a function of them alone, so a period whose sums come
+    # out exactly as at the last write has the same rows and is skipped by the sync without being
+    # rounded or built (a daily re-read of two years of exports builds only what changed). The
+    # prefix names the rounding: change it when the rounding changes.
+    prints = con.execute(
+        """SELECT billing_period, COUNT(*), bit_xor(hash(app_id, day, category, service, amount, currency)),
+                  SUM(amount) FROM agg GROUP BY billing_period ORDER BY billing_period"""
+    ).fetchall()
+    # the running sync (a module that imports connectors)
+    from portfolio.sync import partition_rows, partition_unchanged
+
+    fingerprints = {bp: f"{_ROUNDING}:{n}:{digest:016x}:{amount}" for bp, n, digest, amount in prints}
+    known = {
+        bp: partition_rows(records.CostRecord, "billing_period", bp, fp) for bp, fp in fingerprints.items()
+    }
+    build = sorted(bp for bp, n in known.items() if n is None)
     # cumulative rounding: rows of one bill add up exactly to the bill's rounded total. Any fixed
     # total order works; a hash first makes the sort compare integers, not strings (2x faster).
     con.execute(
-        """
+        f"""
 CREATE OR REPLACE TEMP TABLE final AS
 SELECT app_id, day, category, service, amount, currency, billing_period FROM (
   SELECT app_id, day, category, service, currency, billing_period,
@@ -117,25 +137,24 @@ SELECT app_id, day, category, service, amount, currency, billing_period FROM (
   FROM (SELECT *, SUM(amount) OVER (PARTITION BY bp_start, currency
                                     ORDER BY hash(app_id, day, category, service), app_id, day, category, service
                                     ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS cum
-        FROM agg) AS w
+        FROM agg WHERE billing_period IN (SELECT unnest({_list(build)}::VARCHAR[]))) AS w
 ) AS r WHERE amount <> 0
 """
     )
     con.execute("DROP TABLE agg")
-    # One partition per billing period: its fingerprint covers every column written, so a period
-    # whose rows come out exactly as last time is skipped by the sync (a daily re-read of two
-    # years of exports writes only what changed).
-    prints = con.execute(
-        """SELECT billing_period, COUNT(*), bit_xor(hash(app_id, day, category, service, amount, currency)),
-                  SUM(amount) FROM final GROUP BY billing_period ORDER BY billing_period"""
-    ).fetchall()
-    from portfolio.sync import partition_unchanged  # the running sync (a module that imports connectors)
-
-    for bp, n, digest, amount in prints:
-        partition = Partition(records.CostRecord, "billing_period", bp, f"{n}:{digest:016x}:{amount}", int(n))
+    built = dict(con.execute("SELECT billing_period, COUNT(*) FROM final GROUP BY billing_period").fetchall())
+    for bp, fp in fingerprints.items():
+        n = known[bp]
+        partition = Partition(
+            records.CostRecord, "billing_period", bp, fp, int(built.get(bp, 0) if n is None else n)
+        )
         yield partition
         if partition_unchanged(partition):  # the sync skips these rows: do not build them
             continue
+        if n is not None:  # cannot happen: the sync found it unchanged a moment ago
+            raise ConnectorError(
+                name, f"billing period {bp} was unchanged and is not any more: run the sync again"
+            )
         # in natural-key order: the table is keyed by it (WITHOUT ROWID on SQLite), so the rows are
         # appended to its B-tree instead of scattered over it
         yield from _rows(
@@ -143,6 +162,10 @@ SELECT app_id, day, category, service, amount, currency, billing_period FROM (
                 f"SELECT * FROM final WHERE billing_period = {lit(bp)} ORDER BY app_id, day, category, service"
             ).to_arrow_reader(CHUNK_ROWS)
         )
+
+
+def _list(values: list[str]) -> str:
+    return "[" + ", ".join(lit(v) for v in values) + "]"
 
 
 def token_usage(con: duckdb.DuckDBPyConnection, s: Settings, name: str, first: date, last: date) -> Iterator[Any]:

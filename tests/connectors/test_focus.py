@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import gzip
 import json
+import os
 import shutil
 from collections import defaultdict
 from datetime import date
@@ -21,6 +22,7 @@ from typing import Any
 
 import duckdb
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from portfolio import config, records, rollup, storage, sync
@@ -639,37 +641,163 @@ def test_unknown_duplicate_policy_is_refused_by_key(tmp_path, engine, shared_dat
     assert "connectors.bill.duplicate_exports: input should be 'newest', 'error' or 'sum'" in str(exc.value)
 
 
-def test_a_re_sync_skips_every_unchanged_billing_period(tmp_path, engine, shared_data, caplog, monkeypatch):
-    """A daily re-read of the same exports writes nothing and re-reads no key: each period's rows
-    hash the same as last time, so the sync skips them (portfolio.records.SyncPartition)."""
-    import logging
-
-    sample = shared_data / "focus" / "focus-1.0-sample.csv"
-    _split_sample(sample, tmp_path / "exports")
-    cfg = make_config(tmp_path, engine, 'path = "exports"\ncost_column = "BilledCost"\napp_tag_keys = ["application"]')
-    assert run(cfg, engine).status == "success"
-    before = costs(engine)
+def _counting_builds(monkeypatch) -> list[tuple[str, int]]:
+    """The (billing period, rows) of every frame of cost rows the connector builds from now on."""
     from connectors.focus import aggregate
 
-    built: list[int] = []
+    built: list[tuple[str, int]] = []
     real_rows = aggregate._rows
 
-    def counting(reader):  # the frames the connector builds
+    def counting(reader):
         for item in real_rows(reader):
-            built.append(len(item.frame))
+            built.append((str(item.frame["billing_period"].iloc[0]), len(item.frame)))
             yield item
 
     monkeypatch.setattr(aggregate, "_rows", counting)
+    return built
+
+
+def _counting_reads(monkeypatch) -> list[int]:
+    """One entry per DuckDB session the FOCUS connector opens to read the files."""
+    from connectors.focus import files
+
+    opened: list[int] = []
+    real_duck = files._duck
+
+    def counting(config, threads=None):
+        opened.append(1)
+        return real_duck(config, threads)
+
+    monkeypatch.setattr(files, "_duck", counting)
+    return opened
+
+
+def test_a_re_sync_of_unchanged_exports_reads_nothing(tmp_path, engine, shared_data, caplog, monkeypatch):
+    """Issue 15: the daily re-read of the same exports hashes the files, finds the inputs (content,
+    settings, connector code) as they were at the last successful run and every period's rows
+    still held, and stops: no DuckDB session, nothing built, written or deleted; the notices of
+    that run are this run's too."""
+    import logging
+
+    sample = shared_data / "focus" / "focus-1.0-sample.csv"
+    root = tmp_path / "exports"
+    _export_run(sample, root / "run-b-old", 1, mtime=1_700_000_000)
+    _export_run(sample, root / "run-a-new", 3, mtime=1_800_000_000)
+    cfg = make_config(
+        tmp_path, engine, 'path = "exports"\ncost_column = "BilledCost"\napp_tag_keys = ["application"]'
+    )
+    first = run(cfg, engine)
+    assert first.status == "success", first.error
+    assert first.warnings and "ignored" in first.warnings
+    before, before_totals = costs(engine), totals(engine)
+    built, opened = _counting_builds(monkeypatch), _counting_reads(monkeypatch)
     with caplog.at_level(logging.INFO, logger="portfolio.sync"):
         again = run(cfg, engine)
     assert (again.status, again.rows_written, again.rows_deleted) == ("success", 0, 0)
-    assert f"{len(before)} rows of 2 unchanged partition(s) skipped" in caplog.text
-    assert built == [], "an unchanged period's rows are not even built (issue 15: the re-sync's time)"
+    assert f"inputs unchanged since its last successful run ({len(before)} rows held)" in caplog.text
+    assert (opened, built) == ([], [])
+    assert again.warnings == first.warnings  # said again, word for word
+    assert (costs(engine), totals(engine)) == (before, before_totals)
+
+    # the newest folder wins, so its time is an input: touching the old one makes it the newest
+    os.utime(root / "run-b-old" / "part_0_0001.csv", (1_900_000_000, 1_900_000_000))
+    swapped = run(cfg, engine)
+    assert swapped.status == "success" and swapped.rows_written > 0
+    assert len(opened) == 1
+    sample_totals, _ = sample_expectations(sample, "BilledCost")
+    assert totals(engine) == {k: v.quantize(Q6, ROUND_HALF_UP) for k, v in sample_totals.items()}
+
+
+def test_rows_removed_behind_the_sync_or_a_full_sync_read_the_exports_again(
+    tmp_path, engine, shared_data, monkeypatch
+):
+    sample = shared_data / "focus" / "focus-1.0-sample.csv"
+    _split_sample(sample, tmp_path / "exports")
+    cfg = make_config(
+        tmp_path, engine, 'path = "exports"\ncost_column = "BilledCost"\napp_tag_keys = ["application"]'
+    )
+    assert run(cfg, engine).status == "success"
+    before = costs(engine)
+    periods = sorted({bp for _, _, bp in before.values()})
+    assert len(periods) == 2
+    built, opened = _counting_builds(monkeypatch), _counting_reads(monkeypatch)
+
+    # sync --full never trusts the inputs' fingerprint; the periods' own still hold: nothing built
+    full = run(cfg, engine, full=True)
+    assert (full.status, full.rows_written, full.rows_deleted) == ("success", 0, 0)
+    assert (len(opened), built) == (1, [])
+
+    # rows of one period deleted behind the sync's back: the same files are read again and only
+    # that period is rounded, built and written
+    table = storage.table_of(records.CostRecord)
+    with engine.begin() as conn:
+        conn.execute(sa.delete(table).where(table.c.billing_period == periods[0]))
+    mended = run(cfg, engine)
+    assert mended.status == "success"
+    assert mended.rows_written == sum(1 for *_, bp in before.values() if bp == periods[0])
+    assert len(opened) == 2
+    assert {bp for bp, _ in built} == {periods[0]}
     assert costs(engine) == before
-    # another cost column changes every period's rows: both are written again, none skipped
-    caplog.clear()
-    other = make_config(tmp_path, engine, 'path = "exports"\ncost_column = "EffectiveCost"\napp_tag_keys = ["application"]')
+
+    # another setting is another input: the files are read again and every period rewritten
+    other = make_config(
+        tmp_path, engine, 'path = "exports"\ncost_column = "EffectiveCost"\napp_tag_keys = ["application"]'
+    )
+    earlier = len(built)
+    assert run(other, engine).rows_written > 0
+    after = costs(engine)
+    rewritten = {v[2] for k, v in after.items() if before.get(k) != v}
+    # a period whose EffectiveCost equals its BilledCost is not rebuilt; 2024-10's one late charge
+    # has no EffectiveCost: that period is rebuilt into no rows, and its old row deleted
+    assert len(opened) == 3 and {bp for bp, _ in built[earlier:]} == rewritten == {"2024-09"}
+    assert not any(v[2] == "2024-10" for v in after.values())
+    assert recorded(engine) == {k: v for k, v in totals(engine).items() if v} and totals(engine)[("2024-10", "USD")] == 0
+
+
+def test_a_changed_export_rebuilds_only_the_periods_whose_sums_changed(
+    tmp_path, engine, shared_data, caplog, monkeypatch
+):
+    """Each billing period is fingerprinted on its exact line sums, before the cumulative rounding:
+    new files whose periods sum as before build nothing; a restated period is the only one
+    rounded, built and written."""
+    import logging
+
+    sample = shared_data / "focus" / "focus-1.0-sample.csv"
+    files = _split_sample(sample, tmp_path / "exports")
+    cfg = make_config(
+        tmp_path, engine, 'path = "exports"\ncost_column = "BilledCost"\napp_tag_keys = ["application"]'
+    )
+    assert run(cfg, engine).status == "success"
+    before = costs(engine)
+    built = _counting_builds(monkeypatch)
+    # an empty extra part (header only): the inputs differ, every period's sums do not
+    with gzip.open(files[min(files)], "rt", encoding="utf-8") as fh:
+        head = fh.readline()
+    (files[min(files)].parent / "export-00002.csv").write_text(head, encoding="utf-8")
     with caplog.at_level(logging.INFO, logger="portfolio.sync"):
-        assert run(other, engine).rows_written > 0
-    assert "0 rows of 0 unchanged partition(s) skipped" in caplog.text
-    assert sum(built) > 0
+        again = run(cfg, engine)
+    # written: only the two periods' BillingTotal rows, whose detail lists the files read
+    assert (again.status, again.rows_written, again.rows_deleted) == ("success", 2, 0)
+    assert f"{len(before)} rows of 2 unchanged partition(s) skipped" in caplog.text
+    assert built == []
+    assert costs(engine) == before
+
+    # the later period restated (every cost doubled): only its rows are built and rewritten
+    later = max(files)
+    with gzip.open(files[later], "rt", newline="", encoding="utf-8") as fh:
+        rows = list(csv.reader(fh))
+    col = rows[0].index("BilledCost")
+    for r in rows[1:]:
+        if r[col] not in ("", "NULL"):
+            r[col] = str(Decimal(r[col]) * 2)
+    with gzip.open(files[later], "wt", newline="", encoding="utf-8") as fh:
+        csv.writer(fh).writerows(rows)
+    restated = run(cfg, engine)
+    assert restated.status == "success", restated.error
+    assert {bp for bp, _ in built} == {later}
+    after = costs(engine)
+    assert {k: v for k, v in after.items() if v[2] != later} == {
+        k: v for k, v in before.items() if v[2] != later
+    }
+    assert recorded(engine) == totals(engine)
+    assert sum(v[0] for v in after.values() if v[2] == later) == totals(engine)[(later, "USD")]
