@@ -508,10 +508,16 @@ class Books:
         m = monthly_rate(self.cfg.finance.discount_rate)
         launched = month_of(to_ts(self.inventory().set_index("app_id")["launched"]))
         rows: list[dict[str, Any]] = []
-        for app_id, group in monthly.sort_values("month").groupby("app_id", sort=True):
-            app_id = str(app_id)
-            months = [pd.Timestamp(x).date() for x in group["month"]]
-            nets, costs = group["net"].to_numpy(dtype="float64"), group["cost"].to_numpy(dtype="float64")
+        # per app, its months in order: one sort and plain slices of arrays (a groupby over 1,000
+        # apps splits 1,000 frames)
+        ordered = monthly.sort_values(["app_id", "month"], kind="stable")
+        ids = ordered["app_id"].astype(str).tolist()
+        all_months = [pd.Timestamp(x).date() for x in ordered["month"]]
+        all_nets, all_costs = ordered["net"].to_numpy(dtype="float64"), ordered["cost"].to_numpy(dtype="float64")
+        cuts = [0, *(i for i in range(1, len(ids)) if ids[i] != ids[i - 1]), len(ids)]
+        for lo, hi in zip(cuts[:-1], cuts[1:], strict=True):
+            app_id = ids[lo]
+            months, nets, costs = all_months[lo:hi], all_nets[lo:hi], all_costs[lo:hi]
             opening = self.opening(app_id)
             launch = launched.get(app_id)
             launch_day = opening.launched if opening is not None and opening.launched is not None else (

@@ -262,26 +262,37 @@ def orphaned(ctx: Context) -> list[Finding]:
 
 
 def _review_due(ctx: Context) -> dict[str, date]:
+    """app_id -> the day its review is due (see :func:`orphaned`), once per books (the rule and
+    the review queue both ask)."""
+    return ctx.books.memo(("retirement.review_due",), lambda: _build_review_due(ctx))
+
+
+def _build_review_due(ctx: Context) -> dict[str, date]:
     due: dict[str, date] = {}
     every = ctx.apps["review_every_days"]
     decisions = ctx.facts.decisions
-    by_app: dict[str, pd.DataFrame] = {}
-    if not decisions.empty:
-        by_app = {str(k): g for k, g in decisions.groupby("app_id")}
+    decided_apps: set[str] = set()
+    reviews: dict[str, date] = {}
+    decided: dict[str, date] = {}
+    if not decisions.empty:  # the latest next review and decision of each app, in one pass each
+        ids = decisions["app_id"].astype(str)
+        decided_apps = set(ids)
+        nxt = pd.to_datetime(decisions["next_review"], errors="coerce")
+        reviews = {str(k): v.date() for k, v in nxt.groupby(ids).max().dropna().items()}
+        at = pd.to_datetime(decisions["decided_at"], errors="coerce", utc=True)
+        decided = {str(k): v.date() for k, v in at.groupby(ids).max().dropna().items()}
+    launched_col = ctx.apps["launched"]
     for a in ctx.apps.index:
         days = every.get(a)
         days = 90 if days is None or pd.isna(days) else int(days)
-        group = by_app.get(a)
-        if group is not None:
-            reviews = pd.to_datetime(group["next_review"], errors="coerce").dropna()
-            if not reviews.empty:
-                due[a] = reviews.max().date()
+        if a in decided_apps:
+            if a in reviews:
+                due[a] = reviews[a]
                 continue
-            decided = pd.to_datetime(group["decided_at"], errors="coerce", utc=True).dropna()
-            if not decided.empty:
-                due[a] = decided.max().date() + timedelta(days=days)
+            if a in decided:
+                due[a] = decided[a] + timedelta(days=days)
                 continue
-        launched = ctx.apps.at[a, "launched"]
+        launched = launched_col.get(a)
         if launched is not None and not (isinstance(launched, float) and pd.isna(launched)):
             due[a] = pd.Timestamp(str(launched)).date() + timedelta(days=days)
     return due
@@ -347,6 +358,7 @@ def review_queue(facts: Facts, cfg: Config, books: Books | None = None, due_with
     snooze = snoozed_until(facts)
     today = facts.today
     in_table = set(facts.apps["app_id"]) if not facts.apps.empty else set()
+    stage_now = lifecycle.stages(facts, today) if in_table else pd.Series(dtype="object")
     rows = []
     for a in ctx.apps.index:
         d = due.get(str(a))
@@ -361,7 +373,7 @@ def review_queue(facts: Facts, cfg: Config, books: Books | None = None, due_with
         rows.append({
             "app_id": str(a), "name": ctx.apps.at[a, "name"], "team": ctx.apps.at[a, "team"],
             "owner": None if owner is None or (isinstance(owner, float) and pd.isna(owner)) else owner,
-            "stage": lifecycle.current_stage(facts, str(a), today) if str(a) in in_table else ctx.apps.at[a, "stage"],
+            "stage": stage_now[str(a)] if str(a) in in_table else ctx.apps.at[a, "stage"],
             "review_due": d, "days_left": left, "status": status, "snoozed_until": until,
         })  # fmt: skip
     if not rows:
@@ -384,7 +396,15 @@ def retirement_findings(
     review date of a decision that snoozes the app, else None; snoozed findings are returned only
     with ``include_snoozed=True``). Sorted by annual_savings, largest first.
     """
-    ctx = _context(_books(facts, cfg, books))
+    b = _books(facts, cfg, books)
+    # the same for every period and team (the Portfolio KPIs ask on each filter change): once per books
+    found_all: pd.DataFrame = b.memo(("retirement.findings", include_snoozed), lambda: _findings(b, include_snoozed))
+    return found_all.copy()
+
+
+def _findings(books: Books, include_snoozed: bool) -> pd.DataFrame:
+    ctx = _context(books)
+    facts = books.facts
     if ctx.apps.empty:
         return empty_frame(FINDING_COLUMNS)
     found = [f for rule in RULES.values() for f in rule(ctx)]

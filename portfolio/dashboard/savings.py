@@ -57,7 +57,7 @@ def _config(frame: pd.DataFrame, cur: str) -> dict[str, Any]:
 def _table(frame: pd.DataFrame, cur: str, name: str, columns: list[str] | None = None) -> None:
     shown = frame[[c for c in columns if c in frame.columns]] if columns else frame
     st.dataframe(_numbers(shown), hide_index=True, column_config=_config(shown, cur))
-    st.download_button(f"Download {name} (CSV)", views.to_csv(frame), f"{name.replace(' ', '-')}.csv", "text/csv", on_click="ignore")
+    st.download_button(f"Download {name} (CSV)", views.csv_later(frame), f"{name.replace(' ', '-')}.csv", "text/csv", on_click="ignore")
 
 
 # ----------------------------------------------------------------------------- cached reads

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -727,21 +728,23 @@ def test_the_month_picker_offers_only_full_months_with_data(demo_url: str) -> No
 
 
 def test_the_apps_csv_rows_add_up_to_the_totals_the_page_shows(demo_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+    from streamlit.runtime.media_file_manager import MediaFileManager
 
-    files: dict[str, bytes] = {}
-    original = MemoryMediaFileStorage.load_and_get_id
+    # the apps CSV is built when its button is pressed (a deferred download): keep the callable
+    # Streamlit registers for it and run it as the click would
+    later: dict[str, Any] = {}
+    original = MediaFileManager.add_deferred
 
-    def keep(self, data, mimetype, kind, filename=None):  # type: ignore[no-untyped-def]
-        if filename and isinstance(data, bytes):
-            files[filename] = data
-        return original(self, data, mimetype, kind, filename)
+    def keep(self, data, mimetype, coordinates, file_name=None, **kw):  # type: ignore[no-untyped-def]
+        if file_name:
+            later[file_name] = data
+        return original(self, data, mimetype, coordinates, file_name=file_name, **kw)
 
-    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", keep)
+    monkeypatch.setattr(MediaFileManager, "add_deferred", keep)
     at = app_test().run()
     assert_clean(at)
-    name = next(n for n in files if n.startswith("apps-"))
-    rows = list(csv.DictReader(io.StringIO(files[name].decode("utf-8"))))
+    name = next(n for n in later if n.startswith("apps-"))
+    rows = list(csv.DictReader(io.StringIO(later[name]().decode("utf-8"))))
     helps = {x.label: x.proto.help for x in at.metric}
     for key, tile in (("value", "Value"), ("cost", "Cost"), ("net", "Net")):
         exact = sum(Decimal(r[key]) for r in rows)

@@ -59,7 +59,7 @@ sections.table(
     apps.sort_values(["net", "app_id"], ascending=[False, True]), "finance_apps", noun="apps",
     search_in=["name", "app_id", "team", "stage", "value_kind"], column_config=fmt.columns(apps, cur),
 )  # fmt: skip
-st.download_button("Download app P&L (CSV)", views.to_csv(apps), f"app-pnl-{f.period.label}.csv", "text/csv", on_click="ignore")
+st.download_button("Download app P&L (CSV)", views.csv_later(apps), f"app-pnl-{f.period.label}.csv", "text/csv", on_click="ignore")
 
 savings.finance_sections(src, cur, f.start, f.end)  # issue 13: plan vs actual, assumptions, downtime
 

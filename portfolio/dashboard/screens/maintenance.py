@@ -69,4 +69,4 @@ shown = sections.table(
 )  # fmt: skip
 why = ranked[ranked["app_id"].isin(shown["app_id"])].rename(columns={"recommendation": "action"}).dropna(subset=["action"])
 sections.reasons(why)
-st.download_button("Download maintenance load (CSV)", views.to_csv(ranked), "maintenance-load.csv", "text/csv", on_click="ignore")
+st.download_button("Download maintenance load (CSV)", views.csv_later(ranked), "maintenance-load.csv", "text/csv", on_click="ignore")

@@ -99,7 +99,7 @@ sections.table(
     ),
 )  # fmt: skip
 st.download_button(
-    "Download apps (CSV)", views.to_csv(apps), f"apps-{f.period.label}.csv", "text/csv", on_click="ignore"
+    "Download apps (CSV)", views.csv_later(apps), f"apps-{f.period.label}.csv", "text/csv", on_click="ignore"
 )
 
 # sorted by name (then id) and searchable by typing: one entry per app id, "name (id)" where names repeat

@@ -63,7 +63,7 @@ else:
         column_config={**sections.recommendation_columns(cur), "app_id": st.column_config.TextColumn("App id")},
     )  # fmt: skip
     sections.reasons(recs.loc[list(listed["app_id"])].reset_index())
-    st.download_button("Download candidates (CSV)", views.to_csv(table), "retirement-candidates.csv", "text/csv", on_click="ignore")
+    st.download_button("Download candidates (CSV)", views.csv_later(table), "retirement-candidates.csv", "text/csv", on_click="ignore")
     with st.expander("Findings, with the numbers behind them"):
         order = ["app_id", "name", "rule", "annual_savings", "value_at_risk", "net_effect", "reason", "numbers", "team", "freed_hours"]
         mine = found[found["app_id"].isin(shown_ids)]
@@ -74,7 +74,7 @@ else:
             shown, "retirement_findings", search_in=["app_id", "name", "rule", "reason", "team"], noun="findings",
             column_config={**money, "reason": st.column_config.TextColumn("Reason", width="large")},
         )  # fmt: skip
-        st.download_button("Download findings (CSV)", views.to_csv(shown), "retirement-findings.csv", "text/csv", on_click="ignore")
+        st.download_button("Download findings (CSV)", views.csv_later(shown), "retirement-findings.csv", "text/csv", on_click="ignore")
 
 everything = cache.findings(src, include_snoozed=True)
 snoozed = everything[everything["snoozed_until"].notna()] if not everything.empty else everything
@@ -82,7 +82,7 @@ if not snoozed.empty:
     with st.expander(f"Snoozed by a decision ({snoozed['app_id'].nunique()} app(s))"):
         shown = views.clean_for_display(snoozed)
         sections.table(shown, "retirement_snoozed", column_config=fmt.columns(shown, cur, **money), noun="findings")
-        st.download_button("Download snoozed findings (CSV)", views.to_csv(shown), "snoozed-findings.csv", "text/csv", on_click="ignore")
+        st.download_button("Download snoozed findings (CSV)", views.csv_later(shown), "snoozed-findings.csv", "text/csv", on_click="ignore")
 
 inventory = cache.apps(src)
 inventory = inventory[inventory["app_id"] != UNALLOCATED]
