@@ -90,7 +90,9 @@ def pnl_costs(costs: pd.DataFrame) -> pd.DataFrame:
     est = _estimated(costs)
     if not est.any():
         return costs
-    drop = est & _covered(costs, _billed_days(costs))
+    # only the estimates can be dropped: their (app, day) pairs are the only ones looked up
+    drop = est.to_numpy(dtype=bool).copy()
+    drop[drop] = _covered(costs[est], _billed_days(costs)).to_numpy(dtype=bool)
     return costs[~drop]
 
 

@@ -209,6 +209,26 @@ def _stage_rows(ev: pd.DataFrame, on: date) -> dict[str, pd.DataFrame]:
     return {str(a): group for a, group in rows.groupby("app_id", sort=False)}
 
 
+def _stages_on(ev: pd.DataFrame, on: date) -> dict[str, str]:
+    """Per app with stage events in effect on ``on``, the stage they give it then (what
+    :func:`_stage_on` gives of its :func:`_stage_rows`), for every app in one sort: no frame per app."""
+    rows = ev[ev["kind"] == "stage"] if not ev.empty else ev
+    if rows.empty:
+        return {}
+    eff = rows["effective"].map(_date)
+    rows = rows[eff.map(lambda d: d is not None and d <= on)]
+    if rows.empty:
+        return {}
+    rows = rows.assign(
+        _eff=rows["effective"].map(_date), _at=pd.to_datetime(rows["at"], utc=True, errors="coerce")
+    ).sort_values(["_eff", "_at", "id"])
+    last = rows.drop_duplicates("app_id", keep="last")
+    return {
+        str(a): _derived(str(stage), _date(planned), on)
+        for a, stage, planned in zip(last["app_id"], last["stage"], last["planned"], strict=True)
+    }
+
+
 def _inventory_stages(facts: Facts) -> dict[str, str]:
     apps = facts.apps
     if apps.empty:
@@ -262,9 +282,9 @@ def stages(facts: Facts, on: date | None = None) -> pd.Series:
     if apps.empty:
         return pd.Series(dtype="object")
     out = _inventory_stages(facts)
-    for app, rows in _stage_rows(_events(facts), on).items():
+    for app, stage in _stages_on(_events(facts), on).items():
         if app in out:
-            out[app] = _stage_on(rows, on)
+            out[app] = stage
     return pd.Series(out, dtype="object")
 
 
@@ -414,8 +434,8 @@ def retired_ids(facts: Facts, on: date | None = None) -> set[str]:
     ev = _events(facts)
     if ev.empty:
         return out
-    for app_id, rows in _stage_rows(ev, on).items():
-        if _stage_on(rows, on) == "retired":
+    for app_id, stage in _stages_on(ev, on).items():
+        if stage == "retired":
             out.add(app_id)
         else:
             out.discard(app_id)  # events win over the inventory (e.g. brought back from retired)
@@ -787,8 +807,9 @@ def retired_mask(apps: pd.DataFrame, facts: Facts, on: date | None = None) -> pd
     by the inventory's stage."""
     on = on or facts.today
     ev = _events(facts)
-    decided = set(_stage_rows(ev, on))  # apps with stage events in effect on ``on``
-    lifecycle_retired = retired_ids(facts, on) & decided
+    now = _stages_on(ev, on)  # apps with stage events in effect on ``on``, and the stage they give
+    decided = set(now)
+    lifecycle_retired = {a for a, stage in now.items() if stage == "retired"}
     ids = apps["app_id"].astype(str)
     by_events = ids.isin(lifecycle_retired)
     by_inventory = (apps["stage"] == "retired") & ~ids.isin(decided)

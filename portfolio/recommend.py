@@ -99,16 +99,26 @@ def recommendations(facts: Facts, cfg: Config, books: Books | None = None) -> pd
     maint = maint[(maint["month"] >= pd.Timestamp(months[0])) & (maint["month"] <= pd.Timestamp(months[-1]))]
     incidents = (maint.groupby("app_id")["incidents"].sum().astype("float64") / len(months)).reindex(apps.index).fillna(0.0)
 
+    # each app's findings and figures looked up in dicts built once (not a filter per app)
+    active_of: dict[str, list[tuple[str, str]]] = {}
+    for a, rule, reason in zip(active["app_id"], active["rule"], active["reason"], strict=True):
+        active_of.setdefault(str(a), []).append((rule, reason))
+    snoozed_of: dict[str, list[tuple[str, Any]]] = {}
+    for a, rule, until in zip(snoozed["app_id"], snoozed["rule"], snoozed["snoozed_until"], strict=True):
+        snoozed_of.setdefault(str(a), []).append((rule, until))
+    cost_of, value_of, hours_of = rr["cost"].to_dict(), rr["value"].to_dict(), rr["maintenance_hours"].to_dict()
+    incidents_of, trend_of = incidents.to_dict(), trend.to_dict()
+
     rows: list[dict[str, Any]] = []
-    for app_id, app in apps.iterrows():
+    for app_id, name, team in zip(apps.index, apps["name"], apps["team"], strict=True):
         a = str(app_id)
-        mine = active[active["app_id"] == a] if not active.empty else active
-        rules = list(mine["rule"]) if not mine.empty else []
-        reasons_by_rule = dict(zip(mine["rule"], mine["reason"], strict=True)) if not mine.empty else {}
-        savings, at_risk = float(rr["cost"][a]), float(rr["value"][a])
+        mine = active_of.get(a, [])
+        rules = [rule for rule, _ in mine]
+        reasons_by_rule = dict(mine)
+        savings, at_risk = float(cost_of[a]), float(value_of[a])
         effect = savings - at_risk
-        per_month = float(incidents[a])
-        growth = float(trend[a]) if pd.notna(trend[a]) else float("nan")
+        per_month = float(incidents_of[a])
+        growth = float(trend_of[a]) if pd.notna(trend_of[a]) else float("nan")
         effect_words = (
             f"retiring it would raise portfolio net by {_money(effect, cur)} a year "
             f"(saves {_money(savings, cur)}, loses {_money(at_risk, cur)} of value)"
@@ -141,18 +151,16 @@ def recommendations(facts: Facts, cfg: Config, books: Books | None = None) -> pd
         else:
             action = "keep"
             reasons = ["no retirement rule fires", effect_words]
-        mine_snoozed = snoozed[snoozed["app_id"] == a] if not snoozed.empty else snoozed
+        mine_snoozed = snoozed_of.get(a, [])
         until = None
-        if not mine_snoozed.empty:
-            until = mine_snoozed["snoozed_until"].iloc[0]
-            reasons.append(
-                f"a recorded decision snoozes {', '.join(mine_snoozed['rule'])} until {until}"
-            )
+        if mine_snoozed:
+            until = mine_snoozed[0][1]
+            reasons.append(f"a recorded decision snoozes {', '.join(rule for rule, _ in mine_snoozed)} until {until}")
         rows.append(
             {
-                "app_id": a, "name": app["name"], "team": app["team"], "action": action, "reason": "; ".join(reasons),
+                "app_id": a, "name": name, "team": team, "action": action, "reason": "; ".join(reasons),
                 "rules": ", ".join(rules), "net_effect": effect, "annual_savings": savings, "value_at_risk": at_risk,
-                "freed_hours": float(rr["maintenance_hours"][a]), "incidents_per_month": per_month,
+                "freed_hours": float(hours_of[a]), "incidents_per_month": per_month,
                 "value_trend": growth, "snoozed_until": until,
             }
         )  # fmt: skip
