@@ -237,20 +237,32 @@ def exact_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
     ratios short Decimals, whole numbers int, dates ISO text, missing None.
 
     Converted a column at a time (a report over 1,000 apps has hundreds of thousands of cells)."""
+    columns, converted = _exact_columns(frame)
+    if not columns:
+        return [{} for _ in range(len(frame))]
+    return [dict(zip(columns, values, strict=True)) for values in zip(*converted, strict=True)]
+
+
+def _exact_columns(frame: pd.DataFrame) -> tuple[list[str], list[list[Any]]]:
+    """:func:`exact_rows` a column at a time: the column names and each column's exact values,
+    footed. Each footing runs over every row before the next (a later one may read a column an
+    earlier one set, as it would row by row)."""
     columns = [str(c) for c in frame.columns]
     converted = [[conv(v) for v in frame.iloc[:, i].tolist()] for i, conv in enumerate(map(_converter, columns))]
-    rows = [dict(zip(columns, values, strict=True)) for values in zip(*converted, strict=True)] if columns else [
-        {} for _ in range(len(frame))
-    ]
-    footings = [
-        (col, plus, minus) for col, (plus, minus) in FOOTINGS.items() if col in columns and all(c in columns for c in (*plus, *minus))
-    ]
-    for row in rows:
-        for col, plus, minus in footings:
-            if all(isinstance(row[c], Decimal) for c in (*plus, *minus)):
-                total = sum((row[c] for c in plus), Decimal(0)) - sum((row[c] for c in minus), Decimal(0))
-                row[col] = total if total != 0 else _ZERO
-    return rows
+    at = {c: i for i, c in enumerate(columns)}  # a repeated name: its last column, as a row dict has it
+    for col, (plus, minus) in FOOTINGS.items():
+        if col not in at or not all(c in at for c in (*plus, *minus)):
+            continue
+        target = converted[at[col]]
+        adds, subs = [converted[at[c]] for c in plus], [converted[at[c]] for c in minus]
+        for r in range(len(target)):
+            if all(isinstance(x[r], Decimal) for x in adds) and all(isinstance(x[r], Decimal) for x in subs):
+                total = sum((x[r] for x in adds), Decimal(0)) - sum((x[r] for x in subs), Decimal(0))
+                target[r] = total if total != 0 else _ZERO
+        for i, c in enumerate(columns):  # a repeated name shares the footed values
+            if c == col and i != at[col]:
+                converted[i] = target
+    return columns, converted
 
 
 def _text(column: str, value: Any) -> str:
@@ -280,10 +292,13 @@ def to_csv(frame: pd.DataFrame) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     columns = [str(c) for c in frame.columns]
     writer.writerow(columns)
-    texts = [_money_text if c in MONEY else _text for c in columns]  # money: exact Decimals (exact_rows)
-    writer.writerows(
-        [safe.csv_cell(text(c, row[c])) for c, text in zip(columns, texts, strict=True)] for row in exact_rows(frame)
-    )
+    names, converted = _exact_columns(frame)  # money: exact Decimals (exact_rows)
+    at = {c: i for i, c in enumerate(names)}
+    cells = []
+    for c in columns:  # a column at a time; a repeated name writes its last column's values, as before
+        text = _money_text if c in MONEY else _text
+        cells.append([safe.csv_cell(text(c, v)) for v in converted[at[c]]])
+    writer.writerows(zip(*cells, strict=True) if cells else ([] for _ in range(len(frame))))
     return buffer.getvalue()
 
 
