@@ -512,7 +512,7 @@ class Books:
         # apps splits 1,000 frames)
         ordered = monthly.sort_values(["app_id", "month"], kind="stable")
         ids = ordered["app_id"].astype(str).tolist()
-        all_months = [pd.Timestamp(x).date() for x in ordered["month"]]
+        all_months = pd.to_datetime(ordered["month"]).dt.date.tolist()
         all_nets, all_costs = ordered["net"].to_numpy(dtype="float64"), ordered["cost"].to_numpy(dtype="float64")
         cuts = [0, *(i for i in range(1, len(ids)) if ids[i] != ids[i - 1]), len(ids)]
         for lo, hi in zip(cuts[:-1], cuts[1:], strict=True):

@@ -267,7 +267,7 @@ log = cache.decision_log(src)
 if not log.empty:
     with st.expander(f"Decision log ({len(log)})"):
         st.dataframe(log, hide_index=True, column_config=fmt.columns(log, cur))
-        st.download_button("Download decision log (CSV)", views.to_csv(log), "decisions.csv", "text/csv", on_click="ignore")
+        st.download_button("Download decision log (CSV)", views.csv_later(log), "decisions.csv", "text/csv", on_click="ignore")
 
 savings.retirement_sections(src, cur)  # issue 13: the retirement ledger and leftover spend
 
@@ -303,4 +303,4 @@ if retire:
     long = table.melt(id_vars="measure", value_vars=["before", "after"], var_name="scenario", value_name="amount")
     st.altair_chart(charts.what_if(long, cur))
 st.dataframe(table, hide_index=True, column_config=fmt.columns(table, cur, measure="Measure", delta=fmt.money_column("Change", cur)))
-st.download_button("Download what-if (CSV)", views.to_csv(table), "what-if.csv", "text/csv", on_click="ignore")
+st.download_button("Download what-if (CSV)", views.csv_later(table), "what-if.csv", "text/csv", on_click="ignore")
