@@ -213,8 +213,12 @@ def inputs_print(files: Sequence[Path], s: Settings) -> str:
     and content (SHA-256; its modification time too where several export folders are read, since
     the newest folder wins), the settings, and the connector's own code. Equal prints give equal
     pulls, so the sync skips an unchanged export without reading it (``sync --full`` never does)."""
+    from connectors import base
+    from portfolio import records
+
     h = hashlib.sha256()
-    for code in sorted(Path(__file__).parent.glob("*.py")):
+    # the connector's modules, and the record shapes and markers they yield
+    for code in [*sorted(Path(__file__).parent.glob("*.py")), Path(base.__file__), Path(records.__file__)]:
         h.update(code.read_bytes())
     h.update(repr(s).encode())
     newest_wins = len({f.parent for f in files}) > 1
