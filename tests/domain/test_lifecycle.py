@@ -240,6 +240,10 @@ def test_stages_of_every_app_in_one_pass_agree_with_current_stage(db):
     for on in (TODAY - timedelta(days=1), TODAY, date(2026, 8, 1), PLANNED - timedelta(days=1), PLANNED):
         want = {a: lifecycle.current_stage(facts, a, on) for a in ("churn", "idle")}
         assert lifecycle.stages(facts, on).to_dict() == want, on
+        # the retired set and mask read the same one pass
+        assert lifecycle.retired_ids(facts, on) == {a for a, s in want.items() if s == "retired"}, on
+        mask = lifecycle.retired_mask(facts.apps, facts, on)
+        assert dict(zip(facts.apps["app_id"], mask, strict=True)) == {a: s == "retired" for a, s in want.items()}, on
     assert lifecycle.stages(facts, PLANNED).to_dict() == {"churn": "retired", "idle": "production"}
 
 
