@@ -181,7 +181,13 @@ def stage_history(facts: Facts, app_id: str | None = None) -> pd.DataFrame:
 
 def _stage_events(ev: pd.DataFrame, app_id: str, on: date) -> pd.DataFrame:
     """The app's stage events in effect on ``on``, latest last (by effective day, then recording time)."""
-    rows = ev[(ev["app_id"] == app_id) & (ev["kind"] == "stage")]
+    return _in_effect(ev[ev["app_id"] == app_id], on)
+
+
+def _in_effect(ev: pd.DataFrame, on: date) -> pd.DataFrame:
+    """Every app's stage events in effect on ``on``, latest last (by effective day, then recording
+    time), in one frame: 1,000 apps would otherwise filter the trail 1,000 times."""
+    rows = ev[ev["kind"] == "stage"] if not ev.empty else ev
     if rows.empty:
         return rows
     eff = rows["effective"].map(_date)
@@ -194,34 +200,17 @@ def _stage_events(ev: pd.DataFrame, app_id: str, on: date) -> pd.DataFrame:
 
 
 def _stage_rows(ev: pd.DataFrame, on: date) -> dict[str, pd.DataFrame]:
-    """Per app, its stage events in effect on ``on``, latest last (what :func:`_stage_events` gives
-    one app), for every app in one pass: 1,000 apps would otherwise filter the trail 1,000 times."""
-    rows = ev[ev["kind"] == "stage"] if not ev.empty else ev
-    if rows.empty:
-        return {}
-    eff = rows["effective"].map(_date)
-    rows = rows[eff.map(lambda d: d is not None and d <= on)]
-    if rows.empty:
-        return {}
-    rows = rows.assign(
-        _eff=rows["effective"].map(_date), _at=pd.to_datetime(rows["at"], utc=True, errors="coerce")
-    ).sort_values(["_eff", "_at", "id"])
-    return {str(a): group for a, group in rows.groupby("app_id", sort=False)}
+    """Per app, its stage events in effect on ``on``, latest last (what :func:`_stage_events` gives one app)."""
+    rows = _in_effect(ev, on)
+    return {str(a): group for a, group in rows.groupby("app_id", sort=False)} if not rows.empty else {}
 
 
 def _stages_on(ev: pd.DataFrame, on: date) -> dict[str, str]:
     """Per app with stage events in effect on ``on``, the stage they give it then (what
-    :func:`_stage_on` gives of its :func:`_stage_rows`), for every app in one sort: no frame per app."""
-    rows = ev[ev["kind"] == "stage"] if not ev.empty else ev
+    :func:`_stage_on` gives of its :func:`_stage_rows`), without a frame per app."""
+    rows = _in_effect(ev, on)
     if rows.empty:
         return {}
-    eff = rows["effective"].map(_date)
-    rows = rows[eff.map(lambda d: d is not None and d <= on)]
-    if rows.empty:
-        return {}
-    rows = rows.assign(
-        _eff=rows["effective"].map(_date), _at=pd.to_datetime(rows["at"], utc=True, errors="coerce")
-    ).sort_values(["_eff", "_at", "id"])
     last = rows.drop_duplicates("app_id", keep="last")
     return {
         str(a): _derived(str(stage), _date(planned), on)

@@ -246,7 +246,8 @@ def exact_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
 def _exact_columns(frame: pd.DataFrame) -> tuple[list[str], list[list[Any]]]:
     """:func:`exact_rows` a column at a time: the column names and each column's exact values,
     footed. Each footing runs over every row before the next (a later one may read a column an
-    earlier one set, as it would row by row)."""
+    earlier one set, as it would row by row). A repeated column name stands for its last column
+    (as in a row dict); callers read that one."""
     columns = [str(c) for c in frame.columns]
     converted = [[conv(v) for v in frame.iloc[:, i].tolist()] for i, conv in enumerate(map(_converter, columns))]
     at = {c: i for i, c in enumerate(columns)}  # a repeated name: its last column, as a row dict has it
@@ -259,9 +260,6 @@ def _exact_columns(frame: pd.DataFrame) -> tuple[list[str], list[list[Any]]]:
             if all(isinstance(x[r], Decimal) for x in adds) and all(isinstance(x[r], Decimal) for x in subs):
                 total = sum((x[r] for x in adds), Decimal(0)) - sum((x[r] for x in subs), Decimal(0))
                 target[r] = total if total != 0 else _ZERO
-        for i, c in enumerate(columns):  # a repeated name shares the footed values
-            if c == col and i != at[col]:
-                converted[i] = target
     return columns, converted
 
 

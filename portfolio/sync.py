@@ -219,7 +219,8 @@ class _Writer:
         self.partitions: list[Partition] = []
         self.unchanged: set[tuple[Any, str, str]] = set()
         self.built_skip: set[tuple[Any, str, str]] = set()  # unchanged partitions the connector did not build
-        self.stored: dict[tuple[Any, str], dict[str, tuple[str, int]]] = {}  # last fingerprints
+        # the source's last fingerprints: (table name, field) -> value -> (fingerprint, rows)
+        self.stored: dict[tuple[str, str], dict[str, tuple[str, int]]] | None = None
         self.held: dict[tuple[Any, str], dict[str, int]] = {}
         self.full = full  # a full re-read: same_inputs() always answers False
         self.inputs: str | None = None  # the pull's input fingerprint (same_inputs), kept by finish()
@@ -339,18 +340,7 @@ class _Writer:
         rows; else None (never written, written differently, or rows went missing since)."""
         table = storage.table_of(model)
         key = (model, field)
-        if key not in self.stored:  # read once per table and field, not once per partition
-            sp = storage.table_of(records.SyncPartition).c
-            with self._reading() as conn:
-                self.stored[key] = {
-                    v: (fp, n)
-                    for v, fp, n in conn.execute(
-                        sa.select(sp.value, sp.fingerprint, sp.rows).where(
-                            sp.source == self.source, sp.table_name == table.name, sp.field == field
-                        )
-                    )
-                }
-        stored = self.stored[key].get(value)
+        stored = self._stored().get((table.name, field), {}).get(value)
         if stored is None or stored[0] != fingerprint:
             return None
         if key not in self.held:  # rows the table holds per partition value: one grouped count
@@ -361,6 +351,18 @@ class _Writer:
                 ).all()
             self.held[key] = {str(v): int(n) for v, n in counts}
         return stored[1] if self.held[key].get(value, 0) == stored[1] else None  # else rows went missing
+
+    def _stored(self) -> dict[tuple[str, str], dict[str, tuple[str, int]]]:
+        """The source's SyncPartition rows, read once per run (not once per partition)."""
+        if self.stored is None:
+            sp = storage.table_of(records.SyncPartition).c
+            self.stored = defaultdict(dict)
+            with self._reading() as conn:
+                for t, f, v, fp, n in conn.execute(
+                    sa.select(sp.table_name, sp.field, sp.value, sp.fingerprint, sp.rows).where(sp.source == self.source)
+                ):
+                    self.stored[(t, f)][v] = (fp, n)
+        return self.stored
 
     def _add_rows(self, rows: Rows) -> None:
         model: Any = rows.table
@@ -497,21 +499,15 @@ class _Writer:
         self.inputs = fingerprint
         if self.full:
             return False
-        sp = storage.table_of(records.SyncPartition).c
-        with self._reading() as conn:
-            stored = {
-                (t, f, v): (fp, n)
-                for t, f, v, fp, n in conn.execute(
-                    sa.select(sp.table_name, sp.field, sp.value, sp.fingerprint, sp.rows).where(
-                        sp.source == self.source
-                    )
-                )
-            }
-        if stored.get(INPUTS, ("",))[0] != fingerprint:
+        table_name, field, value = INPUTS
+        stored = self._stored()
+        if stored.get((table_name, field), {}).get(value, ("",))[0] != fingerprint:
             return False
         tables = {storage.table_of(m).name: m for m in records.RECORD_TYPES}
-        for (t, f, v), (fp, _) in stored.items():
-            if (t, f, v) != INPUTS and (t not in tables or self.known_rows(tables[t], f, v, fp) is None):
+        partitions = [(t, f, v, fp, n) for (t, f), by_value in stored.items() for v, (fp, n) in by_value.items()]
+        partitions = [p for p in partitions if p[:3] != INPUTS]
+        for t, f, v, fp, _ in partitions:
+            if t not in tables or self.known_rows(tables[t], f, v, fp) is None:
                 return False  # rows of a partition went missing since: read the inputs again
         run = records.SyncRun.__table__  # type: ignore[attr-defined]
         with self._reading() as conn:
@@ -523,7 +519,7 @@ class _Writer:
             ).scalar()
         if last:  # the same inputs give the same notices: say them again
             self.notices.extend(last.split("\n"))
-        self.skipped = sum(n for key, (_, n) in stored.items() if key != INPUTS)
+        self.skipped = sum(n for *_, n in partitions)
         self.same = True
         return True
 
