@@ -449,14 +449,30 @@ def _bound_values(dialect: str, col: sa.Column[Any], series: pd.Series) -> list[
     arr = series.array._pa_array  # type: ignore[attr-defined]
     typ = arr.type
     if isinstance(col.type, records.Money) and pa.types.is_decimal(typ):
-        if typ.scale > 6:
-            arr = pc.round(arr, ndigits=6, round_mode="half_to_even")
-        arr = pc.cast(arr, pa.decimal128(30, 6))  # raises if an amount does not fit NUMERIC(20, 6)-ish
-        micro = pc.multiply(arr, pa.scalar(Decimal(1_000_000), pa.decimal128(7, 0)))
-        return pc.cast(micro, pa.int64()).to_pylist()  # type: ignore[no-any-return]
+        return micro_units(series).to_pylist()  # type: ignore[union-attr]
     if isinstance(col.type, sa.Date) and pa.types.is_date32(typ):
         return pc.cast(arr, pa.string()).to_pylist()  # type: ignore[no-any-return]
     return None
+
+
+def micro_units(series: pd.Series) -> Any:
+    """An Arrow-backed decimal money column as SQLite stores it: integer micro-units (an Arrow
+    int64 array), rounded half to even to 6 places; None for any other column. The one conversion
+    the bulk write and the rollup of a first sync (:class:`portfolio.rollup.FirstSyncCost`) share."""
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not isinstance(series.dtype, pd.ArrowDtype):
+        return None
+    arr = series.array._pa_array  # type: ignore[attr-defined]
+    if not pa.types.is_decimal(arr.type):
+        return None
+    if arr.type.scale > 6:
+        arr = pc.round(arr, ndigits=6, round_mode="half_to_even")
+    arr = pc.cast(arr, pa.decimal128(30, 6))  # raises if an amount does not fit NUMERIC(20, 6)-ish
+    micro = pc.multiply(arr, pa.scalar(Decimal(1_000_000), pa.decimal128(7, 0)))
+    return pc.cast(micro, pa.int64())
 
 
 def source_has_rows(conn: Connection, model: type[SQLModel], source: str) -> bool:

@@ -232,6 +232,9 @@ class _Writer:
         # last day of the rows written (finish() rewrites the rollup of those months)
         self.changed: dict[Any, int] = defaultdict(int)
         self.touched: dict[Any, tuple[Any, Any]] = {}
+        # a source's first cost rows on SQLite: their rollup summed from the frames as they are
+        # written, not read back from the daily table (rollup.FirstSyncCost says when that is exact)
+        self.first_cost = rollup.FirstSyncCost() if self.dialect.name == "sqlite" else None
 
     @contextmanager
     def _reading(self) -> Iterator[Connection]:
@@ -400,6 +403,8 @@ class _Writer:
                 self.outcome_apps[str(app_id)].append((month, kind))
         if self._is_fresh(model):
             self._write(model, storage.prepare_frame(self.dialect, model, frame, insert_only=True))
+            if model is records.CostRecord and self.first_cost is not None:
+                self.first_cost.add(frame)
             return
         # Not the source's first rows: upsert them, and put their keys in the run's "seen" table
         # (its unique index refuses a key repeated in the run; finish() deletes, in SQL, the
@@ -421,6 +426,8 @@ class _Writer:
         for m in [model] if model else list(self.buffers):
             buf = self.buffers[m]
             if buf:
+                if m is records.CostRecord and self.first_cost is not None:
+                    self.first_cost.exact = False  # records one by one: the rollup is read back
                 self._write(m, storage.prepare_objects(self.dialect, m, buf, insert_only=self._is_fresh(m)))
                 buf.clear()
 
@@ -550,7 +557,11 @@ class _Writer:
                     whole = True
             if whole:
                 days, periods = None, set()
-            rollup.refresh(conn, model, self.source, days=days, periods=periods)
+            first = self.first_cost
+            if model is records.CostRecord and self.fresh.get(model) and first is not None and first.exact and first.parts:
+                first.replace(conn, self.source, days=days, periods=periods)
+            else:
+                rollup.refresh(conn, model, self.source, days=days, periods=periods)
 
     def known_apps(self, conn: Connection | None = None) -> set[str]:
         """The inventory as this run sees it: the App table (in ``conn``, the write transaction, else

@@ -801,3 +801,47 @@ def test_a_changed_export_rebuilds_only_the_periods_whose_sums_changed(
     }
     assert recorded(engine) == totals(engine)
     assert sum(v[0] for v in after.values() if v[2] == later) == totals(engine)[(later, "USD")]
+
+
+def _rollup_rows(conn: Any) -> list[tuple[Any, ...]]:
+    """The cost rollup as stored: every column, and on SQLite each value's storage class too."""
+    m = records.COST_MONTH
+    cols = [m.c[c.name] for c in m.columns]
+    if conn.dialect.name == "sqlite":
+        cols += [sa.func.typeof(m.c[c.name]) for c in m.columns]
+    return sorted(conn.execute(sa.select(*cols)).all(), key=repr)
+
+
+def test_first_sync_rollup_summed_from_the_frames_equals_the_daily_rows(tmp_path, engine, shared_data, monkeypatch):
+    """Issue 15: a source's first bill has its cost rollup summed from the frames it writes (on
+    SQLite), not by a GROUP BY over the rows just written; it must be row for row, value for value
+    and storage class for storage class what that GROUP BY gives."""
+    replaced: list[int] = []
+    original = rollup.FirstSyncCost.replace
+
+    def spy(self, *args, **kw):
+        replaced.append(len(self.rows()))
+        return original(self, *args, **kw)
+
+    monkeypatch.setattr(rollup.FirstSyncCost, "replace", spy)
+    sample = shared_data / "focus" / "focus-1.0-sample.csv"
+    cfg = make_config(tmp_path, engine, f'path = "{sample}"\ncost_column = "EffectiveCost"\napp_tag_keys = ["application"]')
+    assert run(cfg, engine).status == "success"
+    with engine.begin() as conn:
+        summed = _rollup_rows(conn)
+        rollup.refresh(conn, records.CostRecord, "bill")  # the GROUP BY over the daily rows
+        grouped = _rollup_rows(conn)
+        assert rollup.differences(conn) == []
+    assert summed == grouped and len(summed) == 8  # 357 daily rows of the sample
+    # SQLite takes the frames' sums; PostgreSQL (NUMERIC, rounded by the server) the GROUP BY
+    assert replaced == ([len(summed)] if engine.dialect.name == "sqlite" else [])
+    # the second sync of a changed export restates through the daily table, and still agrees
+    changed = tmp_path / "changed.csv"
+    _corrupt(sample, changed, 3, "EffectiveCost", "123.456789")
+    cfg2 = make_config(tmp_path, engine, f'path = "{changed}"\ncost_column = "EffectiveCost"\napp_tag_keys = ["application"]')
+    assert run(cfg2, engine).status == "success"
+    with engine.begin() as conn:
+        after = _rollup_rows(conn)
+        rollup.refresh(conn, records.CostRecord, "bill")
+        assert _rollup_rows(conn) == after != summed
+    assert len(replaced) == (1 if engine.dialect.name == "sqlite" else 0)
