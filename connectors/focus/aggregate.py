@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -125,47 +126,91 @@ GROUP BY ALL
     known = {
         bp: partition_rows(records.CostRecord, "billing_period", bp, fp) for bp, fp in fingerprints.items()
     }
-    build = sorted(bp for bp, n in known.items() if n is None)
-    # cumulative rounding: rows of one bill add up exactly to the bill's rounded total. Any fixed
+    # Cumulative rounding: rows of one bill add up exactly to the bill's rounded total. Any fixed
     # total order works; a hash first makes the sort compare integers, not strings (2x faster).
-    con.execute(
-        f"""
-CREATE OR REPLACE TEMP TABLE final AS
-SELECT app_id, day, category, service, amount, currency, billing_period FROM (
-  SELECT app_id, day, category, service, currency, billing_period,
-         CAST(round(cum, 6) - round(cum - amount, 6) AS DECIMAL(38,6)) AS amount
-  FROM (SELECT *, SUM(amount) OVER (PARTITION BY bp_start, currency
-                                    ORDER BY hash(app_id, day, category, service), app_id, day, category, service
-                                    ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS cum
-        FROM agg WHERE billing_period IN (SELECT unnest({_list(build)}::VARCHAR[]))) AS w
-) AS r WHERE amount <> 0
-"""
-    )
-    con.execute("DROP TABLE agg")
-    built = dict(con.execute("SELECT billing_period, COUNT(*) FROM final GROUP BY billing_period").fetchall())
+    # Each period is rounded when it is built (unchanged ones never are), see _rounded.
     for bp, fp in fingerprints.items():
         n = known[bp]
-        partition = Partition(
-            records.CostRecord, "billing_period", bp, fp, int(built.get(bp, 0) if n is None else n)
-        )
+        table = _rounded(con, bp) if n is None else None
+        rows = table.num_rows if table is not None else n
+        assert rows is not None
+        partition = Partition(records.CostRecord, "billing_period", bp, fp, int(rows))
         yield partition
         if partition_unchanged(partition):  # the sync skips these rows: do not build them
             continue
-        if n is not None:  # cannot happen: the sync found it unchanged a moment ago
+        if table is None:  # cannot happen: the sync found it unchanged a moment ago
             raise ConnectorError(
                 name, f"billing period {bp} was unchanged and is not any more: run the sync again"
             )
-        # in natural-key order: the table is keyed by it (WITHOUT ROWID on SQLite), so the rows are
-        # appended to its B-tree instead of scattered over it
-        yield from _rows(
-            con.sql(
-                f"SELECT * FROM final WHERE billing_period = {lit(bp)} ORDER BY app_id, day, category, service"
-            ).to_arrow_reader(CHUNK_ROWS)
-        )
+        yield from _rows(table.to_reader(CHUNK_ROWS))
+    con.execute("DROP TABLE agg")
 
 
-def _list(values: list[str]) -> str:
-    return "[" + ", ".join(lit(v) for v in values) + "]"
+#: micro-units (1e-6) in the 1e-12 units of the aggregate's DECIMAL(38, 12) amounts
+_MICRO = 1_000_000
+
+
+def _rounded(con: duckdb.DuckDBPyConnection, bp: str) -> pa.Table:
+    """Billing period ``bp``'s rows with each amount rounded to 6 places cumulatively, rows whose
+    amount rounds to zero left out, in natural-key order (app_id, day, category, service: the
+    table is keyed by it, WITHOUT ROWID on SQLite, so the rows are appended to its B-tree instead
+    of scattered over it).
+
+    The rounding: per bill (billing period start and currency), in a fixed order (a hash of the key,
+    then the key), a row's amount is round(cum, 6) - round(cum - amount, 6), cum the running sum of
+    the exact amounts, rounded half away from zero (as DuckDB rounds a DECIMAL). So the rows add up
+    exactly to the bill's total rounded once. DuckDB sorts; the running sums are numpy's, exact in
+    integers: each amount is split into whole micro-units and the 1e-12 units below one (0 to
+    999,999), both int64, whose running sums cannot overflow for any bill under 9 trillion.
+    """
+    rel = con.sql(
+        f"""SELECT app_id, day, category, service, currency, billing_period, bp_start AS bp,
+                   CAST(floor(amount * {_MICRO}) AS BIGINT) AS micro,
+                   CAST((amount * {_MICRO} - floor(amount * {_MICRO})) * {_MICRO} AS BIGINT) AS pico
+            FROM agg WHERE billing_period = {lit(bp)}
+            ORDER BY bp_start, currency, hash(app_id, day, category, service), app_id, day, category, service"""
+    )
+    assert rel is not None  # a SELECT always gives a relation
+    t = rel.to_arrow_table()
+    n = t.num_rows
+    micro = t.column("micro").to_numpy()
+    pico = t.column("pico").to_numpy()
+    starts = np.ones(n, dtype=bool)  # the first row of each bill
+    if n:
+        bill = t.column("bp").to_numpy()
+        currency = t.column("currency").combine_chunks().dictionary_encode().indices.to_numpy()
+        starts[1:] = (bill[1:] != bill[:-1]) | (currency[1:] != currency[:-1])
+    first = np.flatnonzero(starts)
+    which = np.cumsum(starts) - 1  # each row's bill
+
+    def running(values: np.ndarray) -> np.ndarray:  # the running sum within each bill
+        total = np.cumsum(values)
+        before = np.concatenate(([0], total))[first]  # the sum before each bill's first row
+        return total - before[which]  # type: ignore[no-any-return]
+
+    units, below = running(micro), running(pico)
+    whole = units + below // _MICRO  # floor(cum) in micro-units; below % _MICRO the 1e-12 units above it
+    rest = below % _MICRO
+    half = _MICRO // 2
+    cum = whole + np.where(whole >= 0, rest >= half, rest > half)  # round(cum, 6), half away from zero
+    previous = np.concatenate(([0], cum[:-1]))
+    previous[first] = 0
+    amount = cum - previous
+    keep = amount != 0
+    table = t.select(["app_id", "day", "category", "service", "currency", "billing_period"]).filter(pa.array(keep))
+    table = table.append_column("amount", _decimal6(amount[keep])).select(
+        ["app_id", "day", "category", "service", "amount", "currency", "billing_period"]
+    )
+    return table.sort_by([("app_id", "ascending"), ("day", "ascending"), ("category", "ascending"), ("service", "ascending")])
+
+
+def _decimal6(micro: np.ndarray) -> pa.Array:
+    """int64 micro-units as an Arrow decimal128(38, 6), exactly (the 128-bit little-endian
+    two's complement the type stores: the value, then its sign extended)."""
+    words = np.empty(2 * len(micro), dtype="<i8")
+    words[0::2] = micro
+    words[1::2] = micro >> 63
+    return pa.Array.from_buffers(pa.decimal128(38, 6), len(micro), [None, pa.py_buffer(words)])
 
 
 def token_usage(con: duckdb.DuckDBPyConnection, s: Settings, name: str, first: date, last: date) -> Iterator[Any]:

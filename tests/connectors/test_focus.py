@@ -845,3 +845,62 @@ def test_first_sync_rollup_summed_from_the_frames_equals_the_daily_rows(tmp_path
         rollup.refresh(conn, records.CostRecord, "bill")
         assert _rollup_rows(conn) == after != summed
     assert len(replaced) == (1 if engine.dialect.name == "sqlite" else 0)
+
+
+#: the cumulative rounding as DuckDB's window function defines it (the code before issue 15's
+#: numpy running sums): the oracle the numpy version must equal, row for row
+_WINDOW_ROUNDING = """
+SELECT app_id, day, category, service, amount, currency, billing_period FROM (
+  SELECT app_id, day, category, service, currency, billing_period,
+         CAST(round(cum, 6) - round(cum - amount, 6) AS DECIMAL(38,6)) AS amount
+  FROM (SELECT *, SUM(amount) OVER (PARTITION BY bp_start, currency
+                                    ORDER BY hash(app_id, day, category, service), app_id, day, category, service
+                                    ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS cum
+        FROM agg WHERE billing_period = ?) AS w
+) AS r WHERE amount <> 0 ORDER BY app_id, day, category, service
+"""
+
+
+def test_cumulative_rounding_equals_the_window_definition():
+    """Half-way cases both signs, credits that take a running sum below zero, two currencies and
+    two bill starts in one billing period, amounts that round to zero, and 3,000 random amounts
+    with 12 decimals: the numpy running sums give exactly the rows of the window definition."""
+    import random
+
+    from connectors.focus import aggregate
+
+    rng = random.Random(15)
+    rows = []
+    hand = ["0.0000005", "-0.0000005", "0.0000025", "-0.0000025", "-3.0000015", "0.0000004999", "-0.0000004999",
+            "1000000000.123456500000", "-1000000000.123456500001", "0.000000000001", "0"]  # fmt: skip
+    for i, a in enumerate(hand):
+        rows.append(("2026-01-01", "2026-01", "USD", f"app-{i}", f"2026-01-{1 + i:02d}", "infra", "s", a))
+    for i in range(3000):
+        start, cur = rng.choice([("2026-02-01", "USD"), ("2026-02-01", "EUR"), ("2026-02-15", "USD")])
+        amount = Decimal(rng.randint(-10**15, 10**15)).scaleb(-12) if i % 3 else Decimal(rng.randint(-10**6, 10**6)).scaleb(-12)
+        rows.append((start, "2026-02", cur, f"app-{i % 97}", f"2026-02-{1 + i % 28:02d}", rng.choice(["infra", "vendor"]), f"s{i}", str(amount)))
+    con = duckdb.connect()
+    con.execute(
+        "CREATE TEMP TABLE agg (bp_start DATE, billing_period VARCHAR, currency VARCHAR, app_id VARCHAR, day DATE, "
+        "category VARCHAR, service VARCHAR, amount DECIMAL(38,12))"
+    )
+    con.executemany("INSERT INTO agg VALUES (?, ?, ?, ?, ?, ?, ?, CAST(? AS DECIMAL(38,12)))", rows)
+    for bp in ("2026-01", "2026-02"):
+        want = con.execute(_WINDOW_ROUNDING, [bp]).fetchall()
+        got = [tuple(r.values()) for r in aggregate._rounded(con, bp).to_pylist()]
+        assert got == want and len(got) > 5
+        # and every bill still adds up to its exact total rounded once, half away from zero
+        for cur in ("USD", "EUR"):
+            for start in ("2026-01-01", "2026-02-01", "2026-02-15"):
+                exact = sum((Decimal(r[7]) for r in rows if r[1] == bp and r[2] == cur and r[0] == start), Decimal(0))
+                if not any(r[1] == bp and r[2] == cur and r[0] == start for r in rows):
+                    continue
+                rounded = exact.quantize(Decimal("0.000001"), rounding="ROUND_HALF_UP")
+                table = con.execute(
+                    "SELECT SUM(amount) FROM agg WHERE billing_period = ? AND currency = ? AND bp_start = ?", [bp, cur, start]
+                ).fetchone()
+                assert table is not None and Decimal(table[0]) == exact
+                # the rows of this bill (identified by their keys) sum to the rounded total
+                keys = {(r[3], r[4], r[5], r[6]) for r in rows if r[1] == bp and r[2] == cur and r[0] == start}
+                total = sum((g[4] for g in got if (g[0], str(g[1]), g[2], g[3]) in keys and g[5] == cur), Decimal(0))
+                assert total == rounded, (bp, cur, start)
