@@ -235,6 +235,7 @@ class FirstSyncCost:
         """Sum one frame (with its ``source`` column) to the rollup's grain."""
         if not self.exact:
             return
+        import numpy as np
         import pandas as pd
         import pyarrow as pa
         import pyarrow.compute as pc
@@ -247,42 +248,62 @@ class FirstSyncCost:
             self.exact, self.parts = False, []
             return
         days = day.array._pa_array  # type: ignore[attr-defined]
-        iso = pc.cast(days, pa.string())
+        number = pc.cast(days, pa.int32()).to_numpy(zero_copy_only=False)  # days since 1970: grouped as integers
         fields = records.CostRecord.model_fields
         keys = {
             k: frame[k] if k in frame.columns else pd.Series([fields[k].get_default(call_default_factory=True)] * len(frame), index=frame.index)
             for k in COST_KEYS
         }
-        model = keys["model"].astype(object).fillna("").astype(str)
         estimated = keys["estimated"].astype(bool)
         keys["estimated"] = estimated.astype("int64")  # as SQLite stores a boolean
-        daily = ((model != "") | estimated).to_numpy()
-        month = pc.cast(pc.floor_temporal(days, unit="month"), pa.string())
-        bucket = pc.if_else(pa.array(daily), iso, month)
+        named = keys["model"].notna() & (keys["model"] != "") if "model" in frame.columns else False
+        daily = (estimated | named).to_numpy(dtype=bool)
+        month = pc.cast(pc.floor_temporal(days, unit="month"), pa.int32()).to_numpy(zero_copy_only=False)
         part = pd.DataFrame(
             {
                 **{k: v.to_numpy() if k == "estimated" else v.array for k, v in keys.items()},
-                "day": pd.array(bucket, dtype=pd.ArrowDtype(pa.string())),
+                "day": np.where(daily, number, month),  # the bucket: the day itself, or its month's first
                 "amount": micro.to_numpy(),
-                "iso": pd.array(iso, dtype=pd.ArrowDtype(pa.string())),
+                "iso": number,
             }
         )
         self.parts.append(self._sum(part, rows=None))
 
     @staticmethod
     def _sum(part: Any, rows: str | None) -> Any:
-        grouped = part.groupby([*COST_KEYS, "day"], observed=True, dropna=False, sort=False)
+        """``part`` summed per rollup key (the COST_KEYS and the bucket ``day``), as a frame with
+        those columns. Keys holding one value in all of ``part`` (a bill's frame: its source,
+        currency, billing period, model, estimated flag, often its month) are left out of the
+        grouping and put back after: the same groups, grouped on three keys instead of nine."""
+        keys = [*COST_KEYS, "day"]
+        constant = []
+        for k in keys:
+            col = part[k]
+            if len(col) and not col.isna().any() and (col.iloc[0] == col).all():
+                constant.append(k)
+        by = [k for k in keys if k not in constant]
         if rows is None:  # daily rows: count them, their first and last ISO day
-            return grouped.agg(amount=("amount", "sum"), rows=("amount", "size"), first_day=("iso", "min"), last_day=("iso", "max"))
-        return grouped.agg(amount=("amount", "sum"), rows=("rows", "sum"), first_day=("first_day", "min"), last_day=("last_day", "max"))
+            spec = {"amount": ("amount", "sum"), "rows": ("amount", "size"), "first_day": ("iso", "min"), "last_day": ("iso", "max")}
+        else:
+            spec = {"amount": ("amount", "sum"), "rows": ("rows", "sum"), "first_day": ("first_day", "min"), "last_day": ("last_day", "max")}
+        if by:
+            out = part.groupby(by, observed=True, dropna=False, sort=False).agg(**spec).reset_index()
+        else:
+            out = part.assign(_all=0).groupby("_all").agg(**spec).reset_index(drop=True)
+        for k in constant:
+            out[k] = part[k].iloc[:1].repeat(len(out)).to_numpy() if len(out) else part[k].iloc[:0]
+        return out[[*keys, "amount", "rows", "first_day", "last_day"]]
 
     def rows(self) -> list[tuple[Any, ...]]:
         """The rollup rows, in COST_MONTH's column order, as SQLite stores them."""
         import pandas as pd
+        import pyarrow as pa
 
         if not self.parts:
             return []
-        whole = self._sum(pd.concat([p.reset_index() for p in self.parts], ignore_index=True), rows="rows").reset_index()
+        whole = self._sum(pd.concat(self.parts, ignore_index=True), rows="rows")
+        for c in ("day", "first_day", "last_day"):  # as SQLite stores a date: ISO text
+            whole[c] = pa.array(whole[c].to_numpy(dtype="int32")).cast(pa.date32()).cast(pa.string()).to_pylist()
         columns = [c.name for c in records.COST_MONTH.columns]
         out = []
         for c in columns:

@@ -420,9 +420,7 @@ def prepare_frame(dialect: sa.Dialect, model: type[SQLModel], frame: pd.DataFram
     if frame.empty:
         return "", []
     names = list(frame.columns)
-    unknown = set(names) - {c.name for c in _value_columns(model)}
-    if unknown:
-        raise StorageError(f"{model.__name__}: unknown columns {sorted(unknown)}")
+    check_columns(model, frame)
     table = table_of(model)
     columns: dict[str, Sequence[Any]] = {}
     bound = set()
@@ -434,6 +432,13 @@ def prepare_frame(dialect: sa.Dialect, model: type[SQLModel], frame: pd.DataFram
         else:
             columns[str(n)] = _python_values(frame[n])
     return prepare_columns(dialect, model, columns, len(frame), insert_only=insert_only, bound=frozenset(bound))
+
+
+def check_columns(model: type[SQLModel], frame: pd.DataFrame) -> None:
+    """Refuse a frame with a column ``model``'s table does not have."""
+    unknown = set(frame.columns) - {c.name for c in _value_columns(model)}
+    if unknown:
+        raise StorageError(f"{model.__name__}: unknown columns {sorted(unknown)}")
 
 
 def _bound_values(dialect: str, col: sa.Column[Any], series: pd.Series) -> list[Any] | None:

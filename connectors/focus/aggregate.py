@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -126,12 +126,16 @@ GROUP BY ALL
     known = {
         bp: partition_rows(records.CostRecord, "billing_period", bp, fp) for bp, fp in fingerprints.items()
     }
-    # Cumulative rounding: rows of one bill add up exactly to the bill's rounded total. Any fixed
-    # total order works; a hash first makes the sort compare integers, not strings (2x faster).
-    # Each period is rounded when it is built (unchanged ones never are), see _rounded.
+    # Cumulative rounding: rows of one bill add up exactly to the bill's rounded total; only the
+    # periods to build are read and rounded (unchanged ones never are), see _rounded.
+    rounded = _rounded(con, sorted(bp for bp, n in known.items() if n is None))
     for bp, fp in fingerprints.items():
         n = known[bp]
-        table = _rounded(con, bp) if n is None else None
+        table = None
+        if n is None:
+            got, table = next(rounded, (None, None))
+            if got != bp:  # cannot happen: both are in billing period order
+                raise ConnectorError(name, f"billing period {bp} was not rounded (got {got})")
         rows = table.num_rows if table is not None else n
         assert rows is not None
         partition = Partition(records.CostRecord, "billing_period", bp, fp, int(rows))
@@ -143,6 +147,7 @@ GROUP BY ALL
                 name, f"billing period {bp} was unchanged and is not any more: run the sync again"
             )
         yield from _rows(table.to_reader(CHUNK_ROWS))
+    rounded.close()  # the sorted read is done: its result closes before the table goes
     con.execute("DROP TABLE agg")
 
 
@@ -150,36 +155,54 @@ GROUP BY ALL
 _MICRO = 1_000_000
 
 
-def _rounded(con: duckdb.DuckDBPyConnection, bp: str) -> pa.Table:
-    """Billing period ``bp``'s rows with each amount rounded to 6 places cumulatively, rows whose
-    amount rounds to zero left out, in natural-key order (app_id, day, category, service: the
-    table is keyed by it, WITHOUT ROWID on SQLite, so the rows are appended to its B-tree instead
-    of scattered over it).
+def _rounded(con: duckdb.DuckDBPyConnection, periods: list[str]) -> Generator[tuple[str, pa.Table], None, None]:
+    """Per billing period of ``periods``, in their order: its rows with each amount rounded to 6
+    places cumulatively, rows whose amount rounds to zero left out, in natural-key order (app_id,
+    day, category, service: the table is keyed by it, WITHOUT ROWID on SQLite, so the rows are
+    appended to its B-tree instead of scattered over it).
 
-    The rounding: per bill (billing period start and currency), in a fixed order (a hash of the key,
-    then the key), a row's amount is round(cum, 6) - round(cum - amount, 6), cum the running sum of
-    the exact amounts, rounded half away from zero (as DuckDB rounds a DECIMAL). So the rows add up
-    exactly to the bill's total rounded once. DuckDB sorts; the running sums are numpy's, exact in
-    integers: each amount is split into whole micro-units and the 1e-12 units below one (0 to
-    999,999), both int64, whose running sums cannot overflow for any bill under 9 trillion.
+    The rounding: per bill (billing period start and currency), in a fixed order (a hash of the key
+    first, so the sort compares integers, then the key), a row's amount is round(cum, 6) -
+    round(cum - amount, 6), cum the running sum of the exact amounts, rounded half away from zero
+    (as DuckDB rounds a DECIMAL). So the rows add up exactly to the bill's total rounded once.
+    DuckDB sorts every period in one pass; the running sums are numpy's, one period at a time,
+    exact in integers: each amount is split into whole micro-units and the 1e-12 units below one
+    (0 to 999,999), both int64, whose running sums cannot overflow for any bill under 9 trillion.
     """
+    if not periods:
+        return
     rel = con.sql(
-        f"""SELECT app_id, day, category, service, currency, billing_period, bp_start AS bp,
+        f"""SELECT billing_period, app_id, day, category, service, currency, bp_start AS bp,
                    CAST(floor(amount * {_MICRO}) AS BIGINT) AS micro,
                    CAST((amount * {_MICRO} - floor(amount * {_MICRO})) * {_MICRO} AS BIGINT) AS pico
-            FROM agg WHERE billing_period = {lit(bp)}
-            ORDER BY bp_start, currency, hash(app_id, day, category, service), app_id, day, category, service"""
+            FROM agg WHERE billing_period IN ({", ".join(lit(p) for p in periods)})
+            ORDER BY billing_period, bp_start, currency, hash(app_id, day, category, service), app_id, day, category, service"""
     )
     assert rel is not None  # a SELECT always gives a relation
-    t = rel.to_arrow_table()
+    current: str | None = None
+    parts: list[pa.RecordBatch] = []
+    for batch in rel.to_arrow_reader(CHUNK_ROWS):
+        values = batch.column("billing_period").to_numpy(zero_copy_only=False)
+        cuts = [0, *(np.flatnonzero(values[1:] != values[:-1]) + 1).tolist(), len(values)]
+        for start, end in zip(cuts[:-1], cuts[1:], strict=True):
+            if values[start] != current:
+                if current is not None:
+                    yield current, _round_period(pa.Table.from_batches(parts))
+                current, parts = str(values[start]), []
+            parts.append(batch.slice(start, end - start))
+    if current is not None:
+        yield current, _round_period(pa.Table.from_batches(parts))
+
+
+def _round_period(t: pa.Table) -> pa.Table:
+    """One period's rows from :func:`_rounded`'s sort, rounded, in natural-key order."""
     n = t.num_rows
     micro = t.column("micro").to_numpy()
     pico = t.column("pico").to_numpy()
     starts = np.ones(n, dtype=bool)  # the first row of each bill
-    if n:
-        bill = t.column("bp").to_numpy()
-        currency = t.column("currency").combine_chunks().dictionary_encode().indices.to_numpy()
-        starts[1:] = (bill[1:] != bill[:-1]) | (currency[1:] != currency[:-1])
+    bill = t.column("bp").to_numpy()
+    currency = t.column("currency").combine_chunks().dictionary_encode().indices.to_numpy()
+    starts[1:] = (bill[1:] != bill[:-1]) | (currency[1:] != currency[:-1])
     first = np.flatnonzero(starts)
     which = np.cumsum(starts) - 1  # each row's bill
 
