@@ -76,7 +76,7 @@ LEASE_GRACE = timedelta(hours=1)
 #: tries to record a run's outcome while the database is locked by another writer
 SAVE_ATTEMPTS = 3
 #: staged writes stay in memory up to this many bytes, then spill to a temporary file
-STAGE_IN_MEMORY = 64 * 1024 * 1024
+STAGE_IN_MEMORY = 16 * 1024 * 1024
 
 #: allowed values of enumerated fields, checked before anything is written
 _ALLOWED: dict[type[SQLModel], dict[str, tuple[str, ...]]] = {

@@ -147,8 +147,9 @@ GROUP BY ALL
                 name, f"billing period {bp} was unchanged and is not any more: run the sync again"
             )
         yield from _rows(table.to_reader(CHUNK_ROWS))
-    rounded.close()  # the sorted read is done: its result closes before the table goes
-    con.execute("DROP TABLE agg")
+    rounded.close()  # the sorted read is done: its result closes before the tables go
+    con.execute("DROP TABLE IF EXISTS agg")
+    con.execute("DROP TABLE IF EXISTS rounding")
 
 
 #: micro-units (1e-6) in the 1e-12 units of the aggregate's DECIMAL(38, 12) amounts
@@ -171,27 +172,36 @@ def _rounded(con: duckdb.DuckDBPyConnection, periods: list[str]) -> Generator[tu
     """
     if not periods:
         return
-    rel = con.sql(
-        f"""SELECT billing_period, app_id, day, category, service, currency, bp_start AS bp,
+    # sorted into a table of its own and the aggregate dropped before the rows are streamed: DuckDB
+    # then holds one copy of the rows while the sync works on them, not the aggregate and the sort
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE rounding AS
+            SELECT billing_period, app_id, day, category, service, currency, bp_start AS bp,
                    CAST(floor(amount * {_MICRO}) AS BIGINT) AS micro,
                    CAST((amount * {_MICRO} - floor(amount * {_MICRO})) * {_MICRO} AS BIGINT) AS pico
             FROM agg WHERE billing_period IN ({", ".join(lit(p) for p in periods)})
             ORDER BY billing_period, bp_start, currency, hash(app_id, day, category, service), app_id, day, category, service"""
     )
+    con.execute("DROP TABLE agg")
+    rel = con.sql("SELECT * FROM rounding")  # in the table's order: the connection preserves insertion order
     assert rel is not None  # a SELECT always gives a relation
-    current: str | None = None
+    done: list[str] = []
     parts: list[pa.RecordBatch] = []
     for batch in rel.to_arrow_reader(CHUNK_ROWS):
         values = batch.column("billing_period").to_numpy(zero_copy_only=False)
         cuts = [0, *(np.flatnonzero(values[1:] != values[:-1]) + 1).tolist(), len(values)]
         for start, end in zip(cuts[:-1], cuts[1:], strict=True):
-            if values[start] != current:
-                if current is not None:
-                    yield current, _round_period(pa.Table.from_batches(parts))
-                current, parts = str(values[start]), []
+            if not done or values[start] != done[-1]:
+                if done:
+                    yield done[-1], _round_period(pa.Table.from_batches(parts))
+                if done and str(values[start]) <= done[-1]:  # the order was lost: the rounding would be too
+                    raise RuntimeError(f"billing period {values[start]} read out of order after {done[-1]}")
+                done.append(str(values[start]))
+                parts = []
             parts.append(batch.slice(start, end - start))
-    if current is not None:
-        yield current, _round_period(pa.Table.from_batches(parts))
+    if done:
+        yield done[-1], _round_period(pa.Table.from_batches(parts))
+    con.execute("DROP TABLE rounding")
 
 
 def _round_period(t: pa.Table) -> pa.Table:

@@ -73,6 +73,7 @@ def _duck(config: ConnectorConfig, threads: int | None = None) -> Iterator[duckd
     try:
         con.execute("SET TimeZone = 'UTC'")
         con.execute("SET enable_progress_bar = false")
+        con.execute("SET preserve_insertion_order = true")  # the default; aggregate._rounded relies on it
         con.execute(f"SET memory_limit = {lit(str(config.get('duckdb_memory_limit', '512MB')))}")
         con.execute(f"SET temp_directory = {lit(tmp)}")
         if threads or config.get("duckdb_threads"):
