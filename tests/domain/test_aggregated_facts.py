@@ -150,3 +150,58 @@ def test_the_app_page_reads_one_app_daily(demo_copy_url: str) -> None:
         stored = conn.execute(sa.select(sa.func.count()).select_from(t).where(t.c.app_id == "churn-predictor")).scalar()
     assert len(one.usage) == stored and one.usage["day"].nunique() > 300  # daily, every row
     assert len(one.apps) > 1  # the inventory stays whole
+
+
+def test_arrow_read_of_sqlite_gives_the_same_facts(demo_copy_url: str, db_backend: str, monkeypatch) -> None:
+    """Issue 15: on a SQLite file the aggregated facts are read straight into Arrow (ADBC's SQLite
+    driver, on a connection of its own); the frames are exactly those of the usual read, which a
+    caller's own connection (a writer's transaction) still gets."""
+    from portfolio import facts as facts_module
+
+    _extra_rows(demo_copy_url)
+    cfg = config.demo_config(demo_copy_url)
+    engine = storage.make_engine(demo_copy_url)
+    read: list[bool] = []
+    original = facts_module._arrow_frame
+    monkeypatch.setattr(facts_module, "_arrow_frame", lambda *a: (lambda r: (read.append(r is not None), r)[1])(original(*a)))
+    arrow = load_facts(engine, today=TODAY, cfg=cfg)
+    assert read and all(read) if db_backend == "sqlite" else read == []
+    read.clear()
+    with engine.connect() as conn:
+        usual = load_facts(conn, today=TODAY, cfg=cfg)  # a caller's connection: never read elsewhere
+    assert read == []
+    for name in ("costs", "usage", "uptime", "maintenance"):
+        a, u = getattr(arrow, name), getattr(usual, name)
+        pd.testing.assert_frame_equal(a, u, check_dtype=True, obj=name)
+        assert len(a) > 0, name
+
+
+def test_arrow_read_that_cannot_type_a_column_falls_back(tmp_path, monkeypatch) -> None:
+    """SQLite lets a number column hold a text written by hand, and the Arrow driver types a column
+    from the rows it looks at. A number column that comes back as text, or a column the driver
+    cannot type (told to look at one row only: NULL, then a float), is read the usual way: the
+    same rows as the usual read, never a number turned into text."""
+    from portfolio import facts as facts_module
+
+    path = tmp_path / "mixed.db"
+    engine = sa.create_engine(f"sqlite:///{path}")
+    t = sa.table("t", sa.column("app_id"), sa.column("hours"))
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE t (app_id TEXT, hours REAL)")
+        conn.exec_driver_sql("INSERT INTO t VALUES ('a', NULL), ('b', 2.5), ('c', 4)")
+    stmt = sa.select(t.c.app_id, t.c.hours).order_by(sa.text("rowid"))
+    cols = ["app_id", "hours"]
+    with engine.connect() as conn:
+        clean = facts_module._arrow_frame(str(path), conn, stmt, cols)
+        assert clean is not None and clean["hours"].tolist()[1:] == [2.5, 4.0]
+        pd.testing.assert_frame_equal(clean, facts_module._frames(conn, [stmt], cols))
+        monkeypatch.setattr(facts_module, "_ARROW_BATCH", 1)  # typed from the NULL: then 2.5 does not fit
+        assert facts_module._arrow_frame(str(path), conn, stmt, cols) is None
+        pd.testing.assert_frame_equal(facts_module._frames(conn, [stmt], cols, arrow=True), facts_module._frames(conn, [stmt], cols))
+        monkeypatch.undo()
+    with engine.begin() as conn:
+        conn.exec_driver_sql("INSERT INTO t VALUES ('d', 'abc')")  # text in the number column
+    with engine.connect() as conn:
+        assert facts_module._arrow_frame(str(path), conn, stmt, cols) is None
+        got = facts_module._frames(conn, [stmt], cols, arrow=True)
+    assert got["hours"].tolist()[1:] == [2.5, 4.0, "abc"]
