@@ -86,6 +86,13 @@ def _mapped(values: pd.Series, mapping: dict[str, str], default: str, categories
     return pd.Categorical.from_codes(target[codes], categories=pd.Index(categories))
 
 
+def _shared_objects(values: pd.Series) -> np.ndarray:
+    """``values`` as an object array whose equal values are one Python object: a ticket per row at
+    1,000 apps is 184,000 rows naming ~1,000 apps and three kinds, not 184,000 strings each."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=False)
+    return np.asarray(uniques, dtype=object)[codes]  # type: ignore[no-any-return]
+
+
 def _until(frame: pd.DataFrame, end: date) -> pd.DataFrame:
     if frame.empty or frame["ts"].max() <= pd.Timestamp(end):
         return frame
@@ -328,9 +335,9 @@ class Books:
         m = m[self.known_mask(m["app_id"])]
         out = pd.DataFrame(
             {
-                "app_id": m["app_id"].to_numpy(dtype=object),
+                "app_id": _shared_objects(m["app_id"]),
                 "ts": to_ts(m["day"]).to_numpy(),
-                "kind": m["kind"].fillna("klo").to_numpy(dtype=object),
+                "kind": _shared_objects(m["kind"].fillna("klo")),
                 "hours": pd.to_numeric(m["hours"], errors="coerce").fillna(0.0).to_numpy(),
                 "incidents": pd.to_numeric(m["incidents"], errors="coerce").fillna(0).to_numpy(),
                 "ttr_hours": pd.to_numeric(m["ttr_hours"], errors="coerce").to_numpy(),

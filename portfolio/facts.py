@@ -259,7 +259,10 @@ def _arrow_frame(path: str, conn: Connection, stmt: Any, columns: list[str]) -> 
         numeric = pa.types.is_integer(typ) or pa.types.is_floating(typ)
         if not (pa.types.is_null(typ) or (numeric if name in _NUMBERS else pa.types.is_string(typ))):
             return None  # e.g. a text written by hand into a number column: the usual read shows it as it is
-    return table.rename_columns(columns).to_pandas()
+    # the Arrow buffers are freed column by column as they become the frame's (peak: one copy)
+    frame = table.rename_columns(columns).to_pandas(split_blocks=True, self_destruct=True)
+    del table
+    return frame
 
 
 def _frames(conn: Connection, stmts: list[Any], columns: list[str], *, arrow: bool = False) -> pd.DataFrame:

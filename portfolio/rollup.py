@@ -231,8 +231,9 @@ class FirstSyncCost:
         self.parts: list[Any] = []
         self.exact = True
 
-    def add(self, frame: Any) -> None:
-        """Sum one frame (with its ``source`` column) to the rollup's grain."""
+    def add(self, frame: Any, micro: Any) -> None:
+        """Sum one frame (with its ``source`` column) to the rollup's grain; ``micro``: its amounts
+        as stored (:func:`portfolio.storage.micro_units`, None where that does not apply)."""
         if not self.exact:
             return
         import numpy as np
@@ -240,9 +241,6 @@ class FirstSyncCost:
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        from portfolio import storage
-
-        micro = storage.micro_units(frame["amount"]) if "amount" in frame.columns else None
         day = frame["day"] if "day" in frame.columns else None
         if micro is None or day is None or not (isinstance(day.dtype, pd.ArrowDtype) and pa.types.is_date32(day.dtype.pyarrow_dtype)):
             self.exact, self.parts = False, []

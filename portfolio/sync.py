@@ -423,7 +423,7 @@ class _Writer:
                 self.outcome_apps[str(app_id)].append((month, kind))
         fresh = self._is_fresh(model)
         if fresh and model is records.CostRecord and self.first_cost is not None:
-            self.first_cost.add(frame)
+            self.first_cost.add(frame, storage.micro_units(frame["amount"]) if "amount" in frame.columns else None)
         if self.stage is not None:  # staged as the frame: prepared when finish() writes it
             storage.check_columns(model, frame)  # an unknown column fails the pull, as a direct write does
             if not fresh:
