@@ -161,12 +161,10 @@ def load_facts(
             uptime = read(records.UptimeRecord, *of_app(records.UptimeRecord))
             maintenance = read(records.MaintenanceRecord, *of_app(records.MaintenanceRecord))
         else:
-            # a connection of our own holds no writes: the aggregates may be read on another (Arrow)
-            arrow = not isinstance(engine, Connection)
-            costs = _costs(conn, split_at, last_day, _retirement_windows(apps, trail), arrow=arrow)
-            usage = _usage(conn, split_at, last_day, arrow=arrow)
-            uptime = _uptime(conn, split_at, last_day, arrow=arrow)
-            maintenance = _tickets(conn, arrow=arrow)
+            costs = _costs(conn, split_at, last_day, _retirement_windows(apps, trail))
+            usage = _usage(conn, split_at, last_day)
+            uptime = _uptime(conn, split_at, last_day)
+            maintenance = _tickets(conn)
         return Facts(
             apps=apps,
             costs=costs,
@@ -206,8 +204,8 @@ def _bucket(conn: Connection, day: Any, split_at: date, last_day: date, daily: A
     return sa.type_coerce(sa.case((keep, day), (day >= split, recent), else_=month), sa.Date)
 
 
-def _frame(conn: Connection, stmt: Any, columns: list[str], *, arrow: bool = False) -> pd.DataFrame:
-    return _frames(conn, [stmt], columns, arrow=arrow)
+def _frame(conn: Connection, stmt: Any, columns: list[str]) -> pd.DataFrame:
+    return _frames(conn, [stmt], columns)
 
 
 #: columns read as days (SQLite hands them over as ISO text)
@@ -219,65 +217,12 @@ _DAY_COLUMNS = ("day", "first_day", "last_day")
 _CHUNK = 25_000
 
 
-#: rows the Arrow read of SQLite (:func:`_arrow_frame`) looks at to type each column: all of them
-_ARROW_BATCH = 50_000_000
-#: the columns of the aggregated reads that hold numbers (every other one holds text)
-_NUMBERS = frozenset({"amount", "estimated", "rows", "value", "availability", "samples", "days", "hours", "incidents", "ttr_hours"})
-
-
-def _sqlite_file(conn: Connection) -> str | None:
-    """The database file of a SQLite connection (None: another backend, or in memory)."""
-    if conn.dialect.name != "sqlite":
-        return None
-    name = conn.engine.url.database
-    if not name or name == ":memory:" or name.startswith("file:"):
-        return None
-    return name
-
-
-def _arrow_frame(path: str, conn: Connection, stmt: Any, columns: list[str]) -> pd.DataFrame | None:
-    """The rows of ``stmt`` read from the SQLite file ``path`` straight into Arrow by the ADBC SQLite
-    driver (C; issue 15: a 1,000-app portfolio's half a million aggregated rows no longer become
-    Python tuples first). None when the driver is not installed or cannot type a column (SQLite
-    lets one column hold integers in one row and text in another): the caller reads it the usual
-    way. The driver types each column from every row (its batch covers the whole result) and
-    widens integers to floats where both occur, as the usual read gives them."""
-    try:
-        import adbc_driver_sqlite.dbapi as adbc
-        import pyarrow as pa
-    except ImportError:
-        return None
-    sql = str(stmt.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
-    try:
-        with adbc.connect(path) as db, db.cursor() as cur:
-            cur.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(_ARROW_BATCH)})
-            cur.execute(sql)
-            table = cur.fetch_arrow_table()
-    except Exception:  # noqa: BLE001 - any failure of this fast path: the usual read decides
-        return None
-    for name, typ in zip(columns, table.schema.types, strict=True):
-        numeric = pa.types.is_integer(typ) or pa.types.is_floating(typ)
-        if not (pa.types.is_null(typ) or (numeric if name in _NUMBERS else pa.types.is_string(typ))):
-            return None  # e.g. a text written by hand into a number column: the usual read shows it as it is
-    # the Arrow buffers are freed column by column as they become the frame's (peak: one copy)
-    frame = table.rename_columns(columns).to_pandas(split_blocks=True, self_destruct=True)
-    del table
-    return frame
-
-
-def _frames(conn: Connection, stmts: list[Any], columns: list[str], *, arrow: bool = False) -> pd.DataFrame:
+def _frames(conn: Connection, stmts: list[Any], columns: list[str]) -> pd.DataFrame:
     """The rows of ``stmts`` as one frame, fetched as the driver gives them (no per-value result
     processing: hundreds of thousands of rows at scale) a chunk at a time; days become ``date``
-    once per distinct value, booleans ``bool``. ``arrow``: on a SQLite file, read through
-    :func:`_arrow_frame` (only where the caller's connection holds no uncommitted writes of its
-    own: the ADBC driver reads on a connection of its own)."""
+    once per distinct value, booleans ``bool``."""
     parts: list[pd.DataFrame] = []
-    path = _sqlite_file(conn) if arrow else None
     for stmt in stmts:
-        fast = _arrow_frame(path, conn, stmt, columns) if path is not None else None
-        if fast is not None:
-            parts.append(fast)
-            continue
         result = conn.execute(stmt)
         cursor = result.cursor
         while True:
@@ -323,9 +268,7 @@ def _retirement_windows(apps: pd.DataFrame, trail: pd.DataFrame) -> dict[str, da
     return {app: d - timedelta(days=RETIREMENT_DAYS_BEFORE) for app, d in dates.items()}
 
 
-def _costs(
-    conn: Connection, split_at: date, last_day: date, daily_from: dict[str, date] | None = None, *, arrow: bool = False
-) -> pd.DataFrame:
+def _costs(conn: Connection, split_at: date, last_day: date, daily_from: dict[str, date] | None = None) -> pd.DataFrame:
     """Cost rows: per source, app, category, service, currency, billing period, model, estimated and
     month part (GenAI rows daily, and a retiring or retired app's rows from ``daily_from`` on);
     money summed exactly in the database. Whole months before ``split_at``'s from the rollup."""
@@ -369,7 +312,7 @@ def _costs(
         stmts.append(recent(daily, lambda app: per_app(app, starts), m.c.app_id.in_(retiring)))
     names = ["source", "app_id", "category", "service", "currency", "billing_period", "model", "estimated", "day",
              "amount", "rows", "first_day", "last_day"]  # fmt: skip
-    frame = _frames(conn, stmts, names, arrow=arrow)
+    frame = _frames(conn, stmts, names)
     amount = pd.to_numeric(frame["amount"], errors="coerce").astype("float64")
     if sqlite:
         amount = amount / 1_000_000
@@ -378,7 +321,7 @@ def _costs(
     return frame[[*(c.name for c in t.columns), "rows", "first_day", "last_day"]]
 
 
-def _usage(conn: Connection, split_at: date, last_day: date, *, arrow: bool = False) -> pd.DataFrame:
+def _usage(conn: Connection, split_at: date, last_day: date) -> pd.DataFrame:
     """Usage rows: per source, app, metric, model and month part (rows naming a model daily);
     whole months before ``split_at``'s from the rollup."""
     t = storage.table_of(records.UsageRecord)
@@ -393,17 +336,14 @@ def _usage(conn: Connection, split_at: date, last_day: date, *, arrow: bool = Fa
         .group_by(*keys, bucket)
     )
     frame = _frames(
-        conn,
-        [stored.where(m.c.day < cut), recent],
-        ["source", "app_id", "metric", "model", "day", "value", "rows", "first_day", "last_day"],
-        arrow=arrow,
+        conn, [stored.where(m.c.day < cut), recent], ["source", "app_id", "metric", "model", "day", "value", "rows", "first_day", "last_day"]
     )
     frame["value"] = pd.to_numeric(frame["value"], errors="coerce").astype("float64")
     frame["id"] = None
     return frame[[*(c.name for c in t.columns), "rows", "first_day", "last_day"]]
 
 
-def _uptime(conn: Connection, split_at: date, last_day: date, *, arrow: bool = False) -> pd.DataFrame:
+def _uptime(conn: Connection, split_at: date, last_day: date) -> pd.DataFrame:
     """Availability: first the mean over sources per app and day (as :meth:`Books.uptime` does), then
     per app and month part its mean over the days (``days`` of them); whole months before
     ``split_at``'s from the rollup."""
@@ -415,10 +355,7 @@ def _uptime(conn: Connection, split_at: date, last_day: date, *, arrow: bool = F
     recent = sa.select(*rollup.uptime_columns(d, bucket)).group_by(d.app_id, bucket)
     stored = sa.select(*(m.c[c.name] for c in m.columns)).where(m.c.day < sa.literal(first, sa.Date))
     frame = _frames(
-        conn,
-        [stored, recent],
-        ["app_id", "day", "source", "availability", "samples", "days", "rows", "first_day", "last_day"],
-        arrow=arrow,
+        conn, [stored, recent], ["app_id", "day", "source", "availability", "samples", "days", "rows", "first_day", "last_day"]
     )
     frame["availability"] = pd.to_numeric(frame["availability"], errors="coerce").astype("float64")
     frame["days"] = pd.to_numeric(frame["days"], errors="coerce").astype("float64")
@@ -426,11 +363,11 @@ def _uptime(conn: Connection, split_at: date, last_day: date, *, arrow: bool = F
     return frame[[*(c.name for c in t.columns), "days", "rows", "first_day", "last_day"]]
 
 
-def _tickets(conn: Connection, *, arrow: bool = False) -> pd.DataFrame:
+def _tickets(conn: Connection) -> pd.DataFrame:
     """Maintenance rows, one per ticket, without ref, URL and title (the App page reads those per app)."""
     t = storage.table_of(records.MaintenanceRecord)
     wanted = ["source", "app_id", "day", "hours", "kind", "incidents", "ttr_hours"]
-    frame = _frame(conn, sa.select(*(t.c[c] for c in wanted)), wanted, arrow=arrow)
+    frame = _frame(conn, sa.select(*(t.c[c] for c in wanted)), wanted)
     for col in ("id", "ref", "url", "title"):
         frame[col] = None
     return frame[[c.name for c in t.columns]]
