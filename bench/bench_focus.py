@@ -14,6 +14,9 @@ Times, each as a whole process with its peak RSS (GNU time), best of ``--repeat`
 * ``scan``: a bare DuckDB scan (``count(*), sum(EffectiveCost), max(length(Tags))``);
 * ``sync``: ``mlportfolio --config ... sync bill`` into a fresh SQLite file (first sync);
 * ``again``: the same sync once more on the same files (the daily re-sync; nothing changed);
+* ``floor``: SQLite storing the same rows alone: a fresh file with the same fact and rollup tables
+  filled by ``INSERT ... SELECT`` from the synced one (no Python per row). Reference + floor is
+  what a sync writing these rows into this schema could take at best (its ratio is printed);
 * with ``--pg``: ``sync`` and ``again`` into a fresh database of a throw-away PostgreSQL cluster
   (Debian's server, started like the tests do: tests/servers.py, fsync off).
 
@@ -183,6 +186,28 @@ def pull_cmd(cfg: Path) -> list[str]:
     return [sys.executable, "-c", code, str(cfg)]
 
 
+#: SQLite's own cost of storing the rows a sync wrote, with no Python per row: a fresh file with the
+#: same two tables (the natural-key WITHOUT ROWID fact table, the monthly rollup and its index)
+#: filled by INSERT ... SELECT from the synced database, under the product's pragmas. No sync that
+#: writes these rows into this schema can be faster than this plus its reading and aggregating.
+FLOOR = """
+import sqlite3, sys
+src, dst = sys.argv[1], sys.argv[2]
+ddl = [r[0] for r in sqlite3.connect(src).execute(
+    "SELECT sql FROM sqlite_master WHERE tbl_name IN ('costrecord', 'costmonth') AND sql IS NOT NULL ORDER BY type DESC")]
+con = sqlite3.connect(dst, isolation_level=None)
+con.execute("PRAGMA journal_mode=WAL"); con.execute("PRAGMA synchronous=NORMAL")
+for statement in ddl:
+    con.execute(statement)
+con.execute("ATTACH ? AS s", (src,))
+con.execute("BEGIN")
+n = con.execute("INSERT INTO main.costrecord SELECT * FROM s.costrecord").rowcount
+m = con.execute("INSERT INTO main.costmonth SELECT * FROM s.costmonth").rowcount
+con.execute("COMMIT")
+print(n, "rows and", m, "rollup rows stored by SQLite alone")
+"""
+
+
 def _fresh_sqlite(db: Path) -> None:
     for suffix in ("", "-wal", "-shm"):
         Path(f"{db}{suffix}").unlink(missing_ok=True)
@@ -222,6 +247,12 @@ def bench(fmt: str, path: Path, repeat: int, pg: object | None) -> dict[str, flo
         sec, mib, out = timed(command, env)
         best("sync", sec, mib)
         print(f"  sync      {sec:7.2f}s  peak {mib:6.0f} MiB   {out}   [SQLite, first sync; {how}]", flush=True)
+        floor_db = OUT / f"floor-{fmt}.db"
+        _fresh_sqlite(floor_db)
+        sec, mib, out = timed([sys.executable, "-c", FLOOR, str(db), str(floor_db)], env)
+        _fresh_sqlite(floor_db)
+        best("floor", sec, mib)
+        print(f"  floor     {sec:7.2f}s  peak {mib:6.0f} MiB   {out}   [SQLite's insert of the same rows, no Python per row]", flush=True)
         sec, mib, out = timed(command, env)
         best("again", sec, mib)
         print(f"  again     {sec:7.2f}s  peak {mib:6.0f} MiB   {out}   [SQLite, same files again]", flush=True)
@@ -272,12 +303,13 @@ def main() -> None:
             pg.stop()
     print(f"\nbest of {args.repeat}; seconds (peak MiB); ratios against the reference measured in the same run")
     print(f"{'format':<8} {'lines':>11} {'rows out':>10} {'reference':>14} {'scan':>13} {'sync':>14} {'sync/ref':>8} "
-          f"{'again':>13} {'again/ref':>9} {'sync/scan':>9}")
+          f"{'again':>13} {'again/ref':>9} {'sync/scan':>9} {'floor':>7} {'(ref+floor)/ref':>15}")
     for fmt, r in results.items():
         print(
             f"{fmt:<8} {files[fmt][1]:>11,} {int(r['rows']):>10,} {r['ref_s']:7.2f} ({r['ref_mib']:4.0f}) "
             f"{r['scan_s']:6.2f} ({r['scan_mib']:4.0f}) {r['sync_s']:7.2f} ({r['sync_mib']:4.0f}) {r['sync_s'] / r['ref_s']:8.2f} "
-            f"{r['again_s']:6.2f} ({r['again_mib']:4.0f}) {r['again_s'] / r['ref_s']:9.2f} {r['sync_s'] / r['scan_s']:9.2f}"
+            f"{r['again_s']:6.2f} ({r['again_mib']:4.0f}) {r['again_s'] / r['ref_s']:9.2f} {r['sync_s'] / r['scan_s']:9.2f} "
+            f"{r['floor_s']:7.2f} {(r['ref_s'] + r['floor_s']) / r['ref_s']:15.2f}"
         )
         if "pg_s" in r:
             print(
