@@ -190,6 +190,7 @@ def refresh(
     *,
     days: tuple[date, date] | None = None,
     periods: Iterable[str] = (),
+    summed: FirstSyncCost | None = None,
 ) -> None:
     """Rewrite ``model``'s rollup rows for ``source`` (None: every source; uptime: always every
     source) in the whole months that ``days`` (first, last) touch and, for cost, the billing
@@ -198,12 +199,23 @@ def refresh(
     Run it in the transaction that wrote the daily rows. Two statements, both set-based: a DELETE
     of the rollup rows in scope and an ``INSERT ... SELECT ... GROUP BY`` of the daily rows in scope
     (uptime: the months of every source, since an app's availability is the mean over sources).
+    ``summed``: the rows of the scope are those a first sync's frames summed to (cost on SQLite,
+    see :class:`FirstSyncCost`): inserted instead of the ``INSERT ... SELECT``.
     """
     wanted = sorted({str(p) for p in periods})
     if model is records.UptimeRecord:  # an app's availability is the mean over sources: every source's months
         source, wanted = None, []
     rollup = ROLLUPS[model]
     conn.execute(sa.delete(rollup).where(_scope(model, rollup, source, days, wanted)))
+    if summed is not None:  # a first sync's rollup, summed from its frames (FirstSyncCost)
+        rows = summed.rows()
+        if rows:
+            q = conn.dialect.identifier_preparer.quote
+            names = [c.name for c in rollup.columns]
+            conn.exec_driver_sql(
+                f"INSERT INTO {q(rollup.name)} ({', '.join(map(q, names))}) VALUES ({', '.join('?' * len(names))})", rows
+            )
+        return
     where = _scope(model, _table(model), source, days, wanted)
     select = {
         records.CostRecord: _cost_select,
@@ -265,31 +277,28 @@ class FirstSyncCost:
                 "iso": number,
             }
         )
-        self.parts.append(self._sum(part, rows=None))
+        self.parts.append(self._sum(part, daily=True))
 
     @staticmethod
-    def _sum(part: Any, rows: str | None) -> Any:
-        """``part`` summed per rollup key (the COST_KEYS and the bucket ``day``), as a frame with
-        those columns. Keys holding one value in all of ``part`` (a bill's frame: its source,
-        currency, billing period, model, estimated flag, often its month) are left out of the
-        grouping and put back after: the same groups, grouped on three keys instead of nine."""
-        keys = [*COST_KEYS, "day"]
-        constant = []
-        for k in keys:
-            col = part[k]
-            if len(col) and not col.isna().any() and (col.iloc[0] == col).all():
-                constant.append(k)
-        by = [k for k in keys if k not in constant]
-        if rows is None:  # daily rows: count them, their first and last ISO day
+    def _sum(part: Any, daily: bool) -> Any:
+        """``part`` summed per rollup key (the COST_KEYS and the bucket ``day``): ``daily`` rows
+        (amount, iso day) counted, or partial sums (amount, rows, first_day, last_day) merged."""
+        if daily:
             spec = {"amount": ("amount", "sum"), "rows": ("amount", "size"), "first_day": ("iso", "min"), "last_day": ("iso", "max")}
         else:
             spec = {"amount": ("amount", "sum"), "rows": ("rows", "sum"), "first_day": ("first_day", "min"), "last_day": ("last_day", "max")}
+        # keys holding one value in all of ``part`` (a bill's frame: its source, currency, billing
+        # period, model, estimated flag, often its month) are put back after grouping on the others:
+        # the same groups, in less time and memory (10M lines: 17 s / 717 MiB against 20 s / 790 MiB)
+        keys = [*COST_KEYS, "day"]
+        constant = [k for k in keys if len(part) and not part[k].isna().any() and (part[k].iloc[0] == part[k]).all()]
+        by = [k for k in keys if k not in constant]
         if by:
             out = part.groupby(by, observed=True, dropna=False, sort=False).agg(**spec).reset_index()
         else:
             out = part.assign(_all=0).groupby("_all").agg(**spec).reset_index(drop=True)
         for k in constant:
-            out[k] = part[k].iloc[:1].repeat(len(out)).to_numpy() if len(out) else part[k].iloc[:0]
+            out[k] = part[k].iloc[:1].repeat(len(out)).to_numpy()
         return out[[*keys, "amount", "rows", "first_day", "last_day"]]
 
     def rows(self) -> list[tuple[Any, ...]]:
@@ -299,7 +308,7 @@ class FirstSyncCost:
 
         if not self.parts:
             return []
-        whole = self._sum(pd.concat(self.parts, ignore_index=True), rows="rows")
+        whole = self._sum(pd.concat(self.parts, ignore_index=True), daily=False)
         for c in ("day", "first_day", "last_day"):  # as SQLite stores a date: ISO text
             whole[c] = pa.array(whole[c].to_numpy(dtype="int32")).cast(pa.date32()).cast(pa.string()).to_pylist()
         columns = [c.name for c in records.COST_MONTH.columns]
@@ -308,21 +317,6 @@ class FirstSyncCost:
             values = whole[c].astype(object)
             out.append(values.where(whole[c].notna(), None).tolist())
         return list(zip(*out, strict=True))
-
-    def replace(self, conn: Connection, source: str, *, days: tuple[date, date] | None, periods: Iterable[str]) -> None:
-        """Rewrite ``source``'s cost rollup rows in the scope :func:`refresh` would (its DELETE),
-        with the rows summed from the frames instead of its ``INSERT ... SELECT``."""
-        if not self.exact:
-            raise ValueError("the frames' rollup is not exact: refresh from the daily table")
-        rollup = records.COST_MONTH
-        wanted = sorted({str(p) for p in periods})
-        conn.execute(sa.delete(rollup).where(_scope(records.CostRecord, rollup, source, days, wanted)))
-        rows = self.rows()
-        if rows:
-            columns = [c.name for c in rollup.columns]
-            q = conn.dialect.identifier_preparer.quote
-            sql = f"INSERT INTO {q(rollup.name)} ({', '.join(q(c) for c in columns)}) VALUES ({', '.join('?' * len(columns))})"
-            conn.exec_driver_sql(sql, rows)
 
 
 def refresh_written(conn: Connection, model: type[SQLModel], sources: Iterable[str], days: Iterable[Any]) -> None:

@@ -585,10 +585,8 @@ class _Writer:
             if whole:
                 days, periods = None, set()
             first = self.first_cost
-            if model is records.CostRecord and self.fresh.get(model) and first is not None and first.exact and first.parts:
-                first.replace(conn, self.source, days=days, periods=periods)
-            else:
-                rollup.refresh(conn, model, self.source, days=days, periods=periods)
+            summed = first if model is records.CostRecord and self.fresh.get(model) and first and first.exact and first.parts else None
+            rollup.refresh(conn, model, self.source, days=days, periods=periods, summed=summed)
 
     def known_apps(self, conn: Connection | None = None) -> set[str]:
         """The inventory as this run sees it: the App table (in ``conn``, the write transaction, else

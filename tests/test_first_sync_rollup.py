@@ -73,8 +73,8 @@ def _apps(engine: Any) -> None:
 def test_summed_from_the_frames_is_the_group_by_of_the_rows(engine, monkeypatch):
     _apps(engine)
     used: list[bool] = []
-    original = rollup.FirstSyncCost.replace
-    monkeypatch.setattr(rollup.FirstSyncCost, "replace", lambda self, *a, **k: (used.append(True), original(self, *a, **k))[1])
+    original = rollup.FirstSyncCost.rows  # what rollup.refresh stores instead of its GROUP BY
+    monkeypatch.setattr(rollup.FirstSyncCost, "rows", lambda self: (used.append(True), original(self))[1])
     written = sync.write_records(engine, "bill", [Rows(records.CostRecord, _frame(ROWS_1)), Rows(records.CostRecord, _frame(ROWS_2))])
     assert written.written == len(ROWS_1) + len(ROWS_2)
     with engine.begin() as conn:
@@ -101,8 +101,8 @@ def test_records_one_by_one_fall_back_to_the_group_by(engine, monkeypatch):
     """A fresh source that also yields records one by one: its rollup is read back from the rows."""
     _apps(engine)
     used: list[bool] = []
-    original = rollup.FirstSyncCost.replace
-    monkeypatch.setattr(rollup.FirstSyncCost, "replace", lambda self, *a, **k: (used.append(True), original(self, *a, **k))[1])
+    original = rollup.FirstSyncCost.rows  # what rollup.refresh stores instead of its GROUP BY
+    monkeypatch.setattr(rollup.FirstSyncCost, "rows", lambda self: (used.append(True), original(self))[1])
     one = records.CostRecord(
         source="", app_id="app-c", day=date(2026, 1, 9), category="infra", service="disk", amount=D("2"), currency="EUR",
         billing_period="2026-01",

@@ -817,13 +817,14 @@ def test_first_sync_rollup_summed_from_the_frames_equals_the_daily_rows(tmp_path
     SQLite), not by a GROUP BY over the rows just written; it must be row for row, value for value
     and storage class for storage class what that GROUP BY gives."""
     replaced: list[int] = []
-    original = rollup.FirstSyncCost.replace
+    original = rollup.FirstSyncCost.rows  # what rollup.refresh stores instead of its GROUP BY
 
-    def spy(self, *args, **kw):
-        replaced.append(len(self.rows()))
-        return original(self, *args, **kw)
+    def spy(self):
+        rows = original(self)
+        replaced.append(len(rows))
+        return rows
 
-    monkeypatch.setattr(rollup.FirstSyncCost, "replace", spy)
+    monkeypatch.setattr(rollup.FirstSyncCost, "rows", spy)
     sample = shared_data / "focus" / "focus-1.0-sample.csv"
     cfg = make_config(tmp_path, engine, f'path = "{sample}"\ncost_column = "EffectiveCost"\napp_tag_keys = ["application"]')
     assert run(cfg, engine).status == "success"
